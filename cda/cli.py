@@ -1,0 +1,186 @@
+"""Command line: `cda squeeze|recover|relabel|evaluate|run` over the same RunConfig as the notebooks.
+
+Every subcommand starts from a preset (`--preset cpu`), optionally a YAML file (`--config`), then
+dotted overrides (`--set recover.lr=0.1 --set ipcs=[1,10]`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .config import ConfigError, RunConfig, apply_overrides, parse_override, preset, to_dict
+
+
+def _load_config(args) -> RunConfig:
+    cfg = preset(args.preset)
+    if args.config:
+        import yaml
+
+        text = Path(args.config).read_text()
+        data = yaml.safe_load(text) or {}
+        cfg = apply_overrides(cfg, _flatten(data))
+    overrides = dict(parse_override(s) for s in args.set)
+    if args.device:
+        overrides["device"] = args.device
+    if args.data_root:
+        overrides["data.root"] = args.data_root
+    if getattr(args, "dataset", None):
+        overrides["data.name"] = args.dataset
+    return apply_overrides(cfg, overrides)
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="cpu", help="smoke, cpu (default) or paper")
+    p.add_argument("--config", help="YAML file of config fields (nested sections)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. recover.iterations=200 (repeatable)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N")
+    p.add_argument("--data-root", help="the dataset's folder")
+    p.add_argument("--dataset", help="dataset name (fashion_mnist, digits, cifar10, imagenet1k, ...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cda", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="the whole pipeline: teacher, every method and IPC, table and figures")
+    _common(p)
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and stop")
+
+    p = sub.add_parser("squeeze", help="train a teacher and save its checkpoint")
+    _common(p)
+    p.add_argument("--out", required=True, help="checkpoint path (.pt)")
+
+    p = sub.add_parser("recover", help="synthesize a distilled set with a teacher")
+    _common(p)
+    p.add_argument("--teacher", required=True, help="teacher checkpoint from `cda squeeze`")
+    p.add_argument("--method", default="cda", choices=["sre2l", "cda"])
+    p.add_argument("--ipc", type=int, required=True)
+    p.add_argument("--out", required=True, help="output folder (distilled.pt and images/ of PNGs)")
+
+    p = sub.add_parser("relabel", help="store FKD-style soft labels for a distilled set")
+    _common(p)
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--distilled", required=True, help="folder from `cda recover`")
+    p.add_argument("--out", required=True, help="labels folder")
+
+    p = sub.add_parser("evaluate", help="train a student on a distilled set and test it")
+    _common(p)
+    p.add_argument("--distilled", required=True, help="folder from `cda recover`")
+    p.add_argument("--teacher", help="teacher checkpoint (online soft labels)")
+    p.add_argument("--labels", help="stored labels folder from `cda relabel`")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = _load_config(args)
+    except (ConfigError, OSError) as err:
+        print(f"cda: configuration error: {err}", file=sys.stderr)
+        return 2
+    progress = not args.no_progress
+    try:
+        return _COMMANDS[args.command](args, cfg, progress)
+    except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
+        print(f"cda {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(args, cfg: RunConfig, progress: bool) -> int:
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return 0
+    from .pipeline import run
+
+    run(cfg, progress=progress)
+    return 0
+
+
+def _squeeze(args, cfg: RunConfig, progress: bool) -> int:
+    from .squeeze import squeeze
+
+    _, meta = squeeze(cfg.data, cfg.squeeze, cfg.device, args.out, progress)
+    print(f"teacher {cfg.squeeze.arch} on {cfg.data.name}: top-1 {meta['metrics']['top1']:.2f}% -> {args.out}")
+    return 0
+
+
+def _teacher(path, cfg: RunConfig):
+    from .checkpoint import load_checkpoint
+    from .data import dataset_info
+
+    return load_checkpoint(path, dataset_info(cfg.data.name), cfg.device)
+
+
+def _recover(args, cfg: RunConfig, progress: bool) -> int:
+    from .recover import recover
+
+    teacher, meta = _teacher(args.teacher, cfg)
+    from .data import dataset_info
+
+    info = dataset_info(cfg.data.name)
+    d = recover(teacher, info, cfg.recover_for(args.method, args.ipc), cfg.device, progress)
+    d.meta["method"] = args.method
+    d.save(args.out, info)
+    print(f"{args.method}: {len(d.images)} images in {d.meta['seconds']:.0f}s -> {args.out}")
+    return 0
+
+
+def _relabel(args, cfg: RunConfig, progress: bool) -> int:
+    from .config import RelabelConfig
+    from .recover import Distilled
+    from .relabel import relabel
+
+    teacher, _ = _teacher(args.teacher, cfg)
+    from .data import dataset_info
+
+    d = Distilled.load(args.distilled)
+    labels = relabel(teacher, d.images, dataset_info(cfg.data.name), RelabelConfig(aug=cfg.eval.aug), args.out,
+                     cfg.device, progress)
+    print(f"labels for {len(d.images)} images x {cfg.eval.aug.epochs} epochs: {labels.nbytes() / 1e6:.1f} MB "
+          f"-> {args.out}")
+    return 0
+
+
+def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
+    from .data import load_split
+    from .evaluate import evaluate
+    from .recover import Distilled
+    from .relabel import StoredLabels
+
+    d = Distilled.load(args.distilled)
+    e = cfg.eval
+    teacher = stored = None
+    if args.labels:
+        e, stored = replace(e, labels="stored"), StoredLabels(args.labels)
+    elif args.teacher:
+        teacher, _ = _teacher(args.teacher, cfg)
+    elif e.labels != "hard":
+        print("cda evaluate: soft labels need --teacher or --labels (or --set eval.labels=hard)", file=sys.stderr)
+        return 2
+    test = load_split(cfg.data, train=False)
+    metrics = evaluate(d, test, e, teacher, stored, cfg.device, progress)
+    print(f"student {e.arch}: top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['seconds']:.0f}s)")
+    return 0
+
+
+_COMMANDS = {"run": _run, "squeeze": _squeeze, "recover": _recover, "relabel": _relabel, "evaluate": _evaluate}
+
+if __name__ == "__main__":
+    sys.exit(main())

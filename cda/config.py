@@ -1,0 +1,379 @@
+"""Frozen, validated configuration shared by the command line, the notebooks and the tests.
+
+Every hyperparameter of every step is a field here, with the source of its default in a comment
+where the papers or the official code set it (see ../shared/research/papers.md, sections 5 and 6).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any
+
+CROP_SCHEDULES = ("none", "step", "linear", "cosine")
+MIX_KINDS = ("none", "mixup", "cutmix")
+LABEL_MODES = ("online", "stored", "hard")
+OPTIMIZERS = ("adamw", "sgd")
+METHODS = ("random", "sre2l", "cda")
+
+
+class ConfigError(ValueError):
+    """A configuration field has a value that cannot work."""
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _check_scale(name: str, scale: tuple[float, float]) -> None:
+    lo, hi = scale
+    _check(0 < lo <= 1 and 0 < hi <= 1, f"{name}={scale}: crop scales must lie in (0, 1]")
+    _check(lo <= hi, f"{name}={scale}: the lower scale must not exceed the upper one")
+
+
+def _check_positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        _check(value > 0, f"{type(obj).__name__}.{name}={value}: must be positive")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, where it lives, and an optional stratified subset (for tests and smoke runs)."""
+
+    name: str = "fashion_mnist"
+    root: str | None = None  # None: look in the usual places (see cda.data)
+    train_per_class: int | None = None  # None: the whole training set
+    test_per_class: int | None = None  # None: the whole test set
+    subset_seed: int = 0
+    download: bool = False  # torchvision's downloaders, where there is internet
+
+    def __post_init__(self):
+        for name in ("train_per_class", "test_per_class"):
+            value = getattr(self, name)
+            _check(value is None or value > 0, f"DataConfig.{name}={value}: must be positive or None")
+
+
+@dataclass(frozen=True)
+class SqueezeConfig:
+    """Training the teacher on the full training set (hard labels)."""
+
+    arch: str = "convnet3"
+    epochs: int = 5
+    batch_size: int = 256
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.0
+    crop_scale: tuple[float, float] = (0.5, 1.0)  # RandomResizedCrop scale during training
+    flip: bool = True
+    label_smoothing: float = 0.0
+    pretrained: str | None = None  # torchvision weights name, e.g. "IMAGENET1K_V1": no training
+    seed: int = 0
+
+    def __post_init__(self):
+        _check_positive(self, "batch_size", "lr")
+        _check(self.epochs > 0 or self.pretrained, f"SqueezeConfig.epochs={self.epochs}: must be positive")
+        _check(self.optimizer in OPTIMIZERS, f"SqueezeConfig.optimizer={self.optimizer!r}: choose one of {OPTIMIZERS}")
+        _check_scale("SqueezeConfig.crop_scale", self.crop_scale)
+
+
+@dataclass(frozen=True)
+class CurriculumConfig:
+    """CDA's crop curriculum: RandomResizedCrop's lower scale bound as a function of the iteration.
+
+    schedule "none" keeps the bound at `end_scale` throughout, which is SRe2L.
+    `reverse` runs the schedule backwards in time (hard to easy, the paper's RCL ablation).
+    """
+
+    schedule: str = "none"
+    milestone: float = 1.0  # fraction of the iterations after which the bound stays at end_scale
+    start_scale: float = 1.0
+    end_scale: float = 0.08
+    reverse: bool = False
+
+    def __post_init__(self):
+        _check(self.schedule in CROP_SCHEDULES,
+               f"CurriculumConfig.schedule={self.schedule!r}: choose one of {CROP_SCHEDULES}")
+        _check(0 <= self.milestone <= 1, f"CurriculumConfig.milestone={self.milestone}: must lie in [0, 1]")
+        _check_scale("CurriculumConfig (end_scale, start_scale)", (self.end_scale, self.start_scale))
+
+
+@dataclass(frozen=True)
+class RecoverConfig:
+    """Synthesis from noise by BatchNorm-statistics matching plus cross-entropy (SRe2L / CDA)."""
+
+    ipc: int = 10
+    iterations: int = 1000
+    lr: float = 0.25  # official ImageNet-1K and CIFAR scripts
+    betas: tuple[float, float] = (0.5, 0.9)
+    r_bn: float = 0.01
+    first_bn_multiplier: float = 10.0
+    jitter: int = 4  # circular shift by 0..jitter pixels (official small-data scripts: 4; ImageNet: 32)
+    flip: bool = True
+    crop: bool = True  # official CIFAR script: no crop at all, roll only
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    classes_per_group: int = 100  # one image per class per group; official batches 100 classes
+    groups_per_step: int = 0  # groups optimized together (BN statistics stay per group); 0: all
+    seed: int = 0
+    amp: bool = True  # bf16 autocast, only on CUDA
+
+    def __post_init__(self):
+        _check_positive(self, "ipc", "iterations", "lr", "classes_per_group")
+        _check(self.r_bn >= 0, f"RecoverConfig.r_bn={self.r_bn}: must not be negative")
+        _check(self.jitter >= 0, f"RecoverConfig.jitter={self.jitter}: must not be negative")
+        _check(self.groups_per_step >= 0, f"RecoverConfig.groups_per_step={self.groups_per_step}: must be >= 0")
+
+
+@dataclass(frozen=True)
+class AugConfig:
+    """The student's view of the distilled set: shared by relabeling and evaluation, so that stored
+    soft labels line up with the crops the student sees."""
+
+    epochs: int = 300
+    batch_size: int = 128
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    flip: bool = True
+    mix: str = "cutmix"
+    mix_alpha: float = 1.0  # cutmix Beta(1, 1); mixup in the official code uses 0.8
+    mix_prob: float = 1.0  # probability that a batch is mixed
+    seed: int = 42  # the official fkd_seed
+
+    def __post_init__(self):
+        _check_positive(self, "epochs", "batch_size")
+        _check_scale("AugConfig.crop_scale", self.crop_scale)
+        _check(self.mix in MIX_KINDS, f"AugConfig.mix={self.mix!r}: choose one of {MIX_KINDS}")
+        _check(self.mix == "none" or self.mix_alpha > 0, f"AugConfig.mix_alpha={self.mix_alpha}: must be positive")
+        _check(0 <= self.mix_prob <= 1, f"AugConfig.mix_prob={self.mix_prob}: must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
+class RelabelConfig:
+    """FKD-style stored soft labels: per batch, the augmentation parameters and the teacher's logits."""
+
+    aug: AugConfig = field(default_factory=AugConfig)
+    dtype: str = "float16"
+
+    def __post_init__(self):
+        _check(self.dtype in ("float16", "bfloat16", "float32"),
+               f"RelabelConfig.dtype={self.dtype!r}: choose float16, bfloat16 or float32")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Training a student on a distilled set and testing it on the real test set."""
+
+    arch: str = "convnet3"
+    aug: AugConfig = field(default_factory=AugConfig)
+    labels: str = "online"  # "online": teacher in the loop; "stored": FKD labels; "hard": class labels
+    temperature: float = 20.0  # official ImageNet scripts
+    t2_scale: bool = False  # official FKD/CIFAR code: no T^2 factor; the Tiny code multiplies by T^2
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    test_batch_size: int = 512
+    seed: int = 0
+    amp: bool = True  # bf16 autocast, only on CUDA
+
+    def __post_init__(self):
+        _check(self.labels in LABEL_MODES, f"EvalConfig.labels={self.labels!r}: choose one of {LABEL_MODES}")
+        _check(self.temperature > 0, f"EvalConfig.temperature={self.temperature}: must be positive")
+        _check(self.optimizer in OPTIMIZERS, f"EvalConfig.optimizer={self.optimizer!r}: choose one of {OPTIMIZERS}")
+        _check_positive(self, "lr", "test_batch_size")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The whole pipeline: squeeze a teacher, then for each IPC and method build a distilled set,
+    relabel it and evaluate students on it, plus the full-data reference."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    squeeze: SqueezeConfig = field(default_factory=SqueezeConfig)
+    recover: RecoverConfig = field(default_factory=RecoverConfig)
+    cda: CurriculumConfig = field(default_factory=lambda: CurriculumConfig(schedule="cosine", milestone=1.0))
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    ipcs: tuple[int, ...] = (1, 10, 50)
+    methods: tuple[str, ...] = METHODS
+    eval_seeds: tuple[int, ...] = (0,)
+    full_data: bool = True  # the teacher recipe on the student architecture, trained on all data
+    device: str = "cpu"
+    cache_dir: str = ".cache/cda"
+    out_dir: str = "runs/main"
+
+    def __post_init__(self):
+        _check(len(self.ipcs) > 0 and all(i > 0 for i in self.ipcs), f"RunConfig.ipcs={self.ipcs}: must be positive")
+        unknown = [m for m in self.methods if m not in METHODS]
+        _check(not unknown, f"RunConfig.methods: unknown {unknown}; choose from {METHODS}")
+        _check(len(self.eval_seeds) > 0, "RunConfig.eval_seeds: give at least one seed")
+
+    def recover_for(self, method: str, ipc: int) -> RecoverConfig:
+        """The recovery config of a synthesis method at one IPC."""
+        curriculum = self.cda if method == "cda" else CurriculumConfig(end_scale=self.cda.end_scale)
+        return replace(self.recover, ipc=ipc, curriculum=curriculum)
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets. "smoke" takes seconds (CI), "cpu" fits a 2-core machine on Fashion-MNIST, "paper" is
+# the papers' ImageNet-1K setting (needs a GPU and the data).
+
+def preset(name: str, **overrides: Any) -> RunConfig:
+    """A named RunConfig; `overrides` are dotted fields, e.g. {"recover.iterations": 10}."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return apply_overrides(PRESETS[name](), overrides)
+
+
+def _smoke() -> RunConfig:
+    return RunConfig(
+        data=DataConfig(train_per_class=30, test_per_class=20),
+        squeeze=SqueezeConfig(arch="convnet3_w16", epochs=2, batch_size=64),
+        recover=RecoverConfig(iterations=6, lr=0.1, r_bn=0.05),
+        eval=EvalConfig(arch="convnet3_w16", aug=AugConfig(epochs=3, batch_size=32, crop_scale=(0.5, 1.0))),
+        ipcs=(1, 2),
+        full_data=True,
+        out_dir="runs/smoke",
+    )
+
+
+def _cpu() -> RunConfig:
+    # Fashion-MNIST on a 2-core CPU. 28x28 crops below ~0.25 of the area keep too little of an
+    # object to classify, so the student's crop scale starts at 0.25 (the curriculum still ends at
+    # 0.08, as in CDA).
+    return RunConfig(
+        squeeze=SqueezeConfig(arch="convnet3", epochs=6, batch_size=256, lr=0.05),
+        recover=RecoverConfig(iterations=500, lr=0.1, r_bn=0.05, jitter=2),
+        eval=EvalConfig(arch="convnet3", aug=AugConfig(epochs=200, batch_size=64, crop_scale=(0.25, 1.0))),
+        ipcs=(1, 10, 50),
+        out_dir="runs/cpu",
+    )
+
+
+def _paper() -> RunConfig:
+    # CDA / SRe2L on ImageNet-1K, as the official README commands set them (papers.md section 5).
+    return RunConfig(
+        data=DataConfig(name="imagenet1k"),
+        squeeze=SqueezeConfig(arch="resnet18", pretrained="IMAGENET1K_V1"),
+        recover=RecoverConfig(iterations=4000, lr=0.25, r_bn=0.01, jitter=32, classes_per_group=100,
+                              groups_per_step=1),
+        eval=EvalConfig(arch="resnet18", labels="stored", temperature=20.0,
+                        aug=AugConfig(epochs=300, batch_size=1024, crop_scale=(0.08, 1.0), mix="cutmix")),
+        ipcs=(10, 50, 100),
+        device="cuda",
+        full_data=False,
+        out_dir="runs/paper",
+    )
+
+
+PRESETS = {"smoke": _smoke, "cpu": _cpu, "paper": _paper}
+
+
+# ---------------------------------------------------------------------------------------------
+# Serialization, overrides and hashing.
+
+def to_dict(cfg: Any) -> dict:
+    """A JSON-ready dict (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls: type, data: dict) -> Any:
+    """Rebuild a (nested) config dataclass from `to_dict` output, rejecting unknown keys."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{cls.__name__}.{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(hint, value)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is tuple:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = args[0] if args and (len(args) == 2 and args[1] is Ellipsis) else None
+        items = list(value)
+        if inner is None and args and len(args) != len(items):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {items!r}")
+        return tuple(_coerce(inner or args[i], v, where) for i, v in enumerate(items))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {value!r} does not fit {hint}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any] | None) -> Any:
+    """Replace dotted fields: {"recover.lr": 0.1, "ipcs": [1, 10]}. Values are validated."""
+    if not overrides:
+        return cfg
+    data = to_dict(cfg)
+    for key, value in overrides.items():
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"override {key!r}: {part!r} is not a config section")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ConfigError(f"override {key!r}: no field {parts[-1]!r}; known: {sorted(node)}")
+        node[parts[-1]] = value
+    return from_dict(type(cfg), data)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'recover.lr=0.1' -> ('recover.lr', 0.1); values are read as YAML scalars or lists."""
+    import yaml
+
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. recover.lr=0.1")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def config_hash(*parts: Any) -> str:
+    """A short stable hash of one or more configs (or plain JSON values)."""
+    payload = json.dumps([to_dict(p) if is_dataclass(p) else p for p in parts], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)

@@ -1,0 +1,333 @@
+"""Datasets by name. Small ones load into memory as uint8 tensors; large ones stream from ImageFolder trees.
+
+Both kinds of split answer the same questions: `len`, `labels`, `take(indices)` (uint8 images) and
+`batches(...)` (uint8 images and labels, ready for on-device augmentation and normalization).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .config import DataConfig
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The data is not where it was said to be."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int
+    image_size: int
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    in_memory: bool
+    classes: tuple[str, ...] = ()
+
+    def mean_std(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, self.channels, 1, 1)
+        mean = torch.tensor(self.mean, device=device, dtype=torch.float32).view(shape)
+        std = torch.tensor(self.std, device=device, dtype=torch.float32).view(shape)
+        return mean, std
+
+    def normalize(self, images_u8: torch.Tensor) -> torch.Tensor:
+        """uint8 [N, C, H, W] -> normalized float32."""
+        mean, std = self.mean_std(images_u8.device)
+        return (images_u8.float() / 255.0 - mean) / std
+
+    def to_uint8(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalized float -> uint8, rounding to the nearest level (PNG-exact)."""
+        mean, std = self.mean_std(x.device)
+        return ((x.float() * std + mean).clamp(0, 1) * 255).round().to(torch.uint8)
+
+    def pixel_bounds(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalized images of pixel values 0 and 1, per channel."""
+        mean, std = self.mean_std(device)
+        return -mean / std, (1 - mean) / std
+
+
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion_mnist": DatasetInfo("fashion_mnist", 10, 28, 1, (0.2861,), (0.3530,), True, FASHION_CLASSES),
+    "digits": DatasetInfo("digits", 10, 8, 1, (0.3080,), (0.3740,), True, tuple(str(i) for i in range(10))),
+    "cifar10": DatasetInfo("cifar10", 10, 32, 3, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True),
+    "cifar100": DatasetInfo("cifar100", 100, 32, 3, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), True),
+    "tiny_imagenet": DatasetInfo("tiny_imagenet", 200, 64, 3, (0.4802, 0.4481, 0.3975),
+                                 (0.2302, 0.2265, 0.2262), False),
+    "imagenet1k": DatasetInfo("imagenet1k", 1000, 224, 3, IMAGENET_MEAN, IMAGENET_STD, False),
+    # The ImageNet-21K-P teacher of CDA was trained without normalization (papers.md 5.1).
+    "imagenet21k": DatasetInfo("imagenet21k", 10450, 224, 3, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), False),
+    "imagefolder": DatasetInfo("imagefolder", 0, 224, 3, IMAGENET_MEAN, IMAGENET_STD, False),
+}
+
+_ENV_VARS = {"fashion_mnist": "CDA_FASHION_MNIST", "cifar10": "CDA_CIFAR10", "cifar100": "CDA_CIFAR100",
+             "tiny_imagenet": "CDA_TINY_IMAGENET", "imagenet1k": "CDA_IMAGENET", "imagenet21k": "CDA_IMAGENET21K",
+             "imagefolder": "CDA_IMAGEFOLDER"}
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+_FASHION_FILES = {True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+                  False: ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise KeyError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def download_dir() -> Path:
+    return Path(os.environ.get("CDA_DOWNLOAD_DIR", Path.home() / ".cache" / "cda" / "data"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits
+
+class TensorSplit:
+    """A split held in memory: uint8 images [N, C, H, W] and int64 labels [N]."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, info: DatasetInfo):
+        if images.dtype != torch.uint8 or images.dim() != 4:
+            raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.info = images, labels.long(), info
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, indices) -> torch.Tensor:
+        return self.images[torch.as_tensor(indices, dtype=torch.long)]
+
+    def to(self, device) -> "TensorSplit":
+        return TensorSplit(self.images.to(device), self.labels.to(device), self.info)
+
+    def batches(self, batch_size: int, shuffle: bool = False, rng: np.random.Generator | None = None,
+                device="cpu", drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = rng.permutation(len(self)) if shuffle else np.arange(len(self))
+        images, labels = self.images.to(device), self.labels.to(device)
+        order = torch.as_tensor(order, device=images.device)
+        stop = len(order) - (len(order) % batch_size if drop_last else 0)
+        for start in range(0, stop, batch_size):
+            idx = order[start:start + batch_size]
+            yield images[idx], labels[idx]
+
+
+class FolderSplit:
+    """An ImageFolder tree, decoded by DataLoader workers into uint8 tensors of the dataset's size.
+
+    Training batches are already randomly resized-cropped and flipped (torchvision's standard
+    recipe); evaluation batches are resized and center-cropped (ratio 0.875, as for ImageNet).
+    """
+
+    augmented_on_load = True
+
+    def __init__(self, root: Path, info: DatasetInfo, train: bool, workers: int | None = None):
+        from torchvision import datasets
+
+        self.root, self.info, self.train = root, info, train
+        self.workers = min(8, os.cpu_count() or 1) if workers is None else workers
+        self.folder = datasets.ImageFolder(str(root), loader=_open_rgb if info.channels == 3 else _open_gray)
+        self.labels = torch.as_tensor(self.folder.targets, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _transform(self, train: bool):
+        from torchvision.transforms import v2
+
+        size = self.info.image_size
+        if train:
+            ops = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
+        else:
+            ops = [v2.Resize(int(round(size / 0.875)), antialias=True), v2.CenterCrop(size)]
+        return v2.Compose([v2.PILToTensor(), *ops])
+
+    def take(self, indices) -> torch.Tensor:
+        tf = self._transform(train=False)
+        return torch.stack([tf(self.folder.loader(self.folder.samples[int(i)][0])) for i in indices])
+
+    def batches(self, batch_size: int, shuffle: bool = False, rng: np.random.Generator | None = None,
+                device="cpu", drop_last: bool = False):
+        from torch.utils.data import DataLoader, Subset
+
+        self.folder.transform = self._transform(self.train)
+        order = rng.permutation(len(self)).tolist() if shuffle else list(range(len(self)))
+        loader = DataLoader(Subset(self.folder, order), batch_size=batch_size, num_workers=self.workers,
+                            pin_memory=str(device).startswith("cuda"), drop_last=drop_last,
+                            persistent_workers=False)
+        for images, labels in loader:
+            yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+
+
+def _open_rgb(path):
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        return Image.open(f).convert("RGB")
+
+
+def _open_gray(path):
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        return Image.open(f).convert("L")
+
+
+Split = TensorSplit | FolderSplit
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+def load_split(cfg: DataConfig, train: bool) -> Split:
+    """Load one split of `cfg.name`, optionally a stratified subset of it."""
+    info = dataset_info(cfg.name)
+    loader = _LOADERS.get(cfg.name, _load_folder)
+    split = loader(cfg, info, train)
+    per_class = cfg.train_per_class if train else cfg.test_per_class
+    if per_class is not None:
+        idx = stratified_indices(split.labels, per_class, seed=cfg.subset_seed + (0 if train else 1))
+        split = TensorSplit(split.take(idx), split.labels[torch.as_tensor(idx)], split.info)
+    return split
+
+
+def stratified_indices(labels: torch.Tensor, per_class: int, seed: int) -> np.ndarray:
+    """Up to `per_class` random indices of each class (fewer where a class is smaller), sorted by class."""
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    chosen = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        chosen.append(np.sort(rng.choice(members, size=min(per_class, len(members)), replace=False)))
+    return np.concatenate(chosen)
+
+
+def _candidates(cfg: DataConfig, name: str, defaults: list[Path]) -> list[Path]:
+    paths = []
+    if cfg.root:
+        paths.append(Path(cfg.root).expanduser())
+    env = _ENV_VARS.get(name)
+    if env and os.environ.get(env):
+        paths.append(Path(os.environ[env]).expanduser())
+    return paths + defaults
+
+
+def _not_found(name: str, looked: list[Path], how: str) -> DatasetNotFoundError:
+    where = "\n".join(f"  - {p}" for p in looked) or "  (nowhere: no path was given)"
+    env = _ENV_VARS.get(name)
+    hint = f" or set ${env}" if env else ""
+    return DatasetNotFoundError(f"dataset {name!r} not found. Looked in:\n{where}\n"
+                                f"Pass its folder (DataConfig.root / --data-root){hint}. {how}")
+
+
+def _load_fashion_mnist(cfg: DataConfig, info: DatasetInfo, train: bool) -> TensorSplit:
+    image_file, label_file = _FASHION_FILES[train]
+    torchvision_raw = download_dir() / "FashionMNIST" / "raw"
+    # A given folder may hold the files itself or torchvision's FashionMNIST/raw layout.
+    given = _candidates(cfg, "fashion_mnist", [])
+    looked = [q for p in given for q in (p, p / "FashionMNIST" / "raw")] + [DEBIAN_FASHION_MNIST, torchvision_raw]
+    for folder in looked:
+        if (folder / image_file).is_file() and (folder / label_file).is_file():
+            return TensorSplit(_read_idx(folder / image_file).unsqueeze(1), _read_idx(folder / label_file).long(), info)
+    if cfg.download:
+        from torchvision.datasets import FashionMNIST
+
+        try:
+            FashionMNIST(str(download_dir()), train=train, download=True)
+        except Exception as err:  # no internet, most often
+            raise _not_found("fashion_mnist", looked, f"The download failed too: {err}") from err
+        return _load_fashion_mnist(cfg, info, train)
+    raise _not_found("fashion_mnist", looked,
+                     "On Debian/Ubuntu: `apt-get install dataset-fashion-mnist`; with internet: download=True "
+                     "(--download). The folder must hold the four idx .gz files.")
+
+
+def _read_idx(path: Path) -> torch.Tensor:
+    """Read an idx file (the MNIST format), gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+        zero, dtype, ndim = struct.unpack(">HBB", data[:4])
+        if zero != 0 or dtype != 0x08:
+            raise ValueError("not an unsigned-byte idx file")
+        shape = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
+        array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+        if array.size != int(np.prod(shape)):
+            raise ValueError(f"expected {int(np.prod(shape))} values, found {array.size}")
+    except (OSError, EOFError, ValueError, struct.error) as err:
+        raise DatasetNotFoundError(f"{path} is not a readable idx file ({err}); reinstall or re-download it") from err
+    return torch.from_numpy(array.reshape(shape).copy())
+
+
+def _load_digits(cfg: DataConfig, info: DatasetInfo, train: bool) -> TensorSplit:
+    """sklearn's 8x8 digits (values 0..16), split 75/25 stratified with a fixed seed."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    labels = bunch.target.astype(np.int64)
+    test_idx = stratified_indices(torch.as_tensor(labels), per_class=45, seed=1234)
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[test_idx] = True
+    keep = ~mask if train else mask
+    return TensorSplit(torch.from_numpy(images[keep]), torch.from_numpy(labels[keep]), info)
+
+
+def _load_cifar(cfg: DataConfig, info: DatasetInfo, train: bool) -> TensorSplit:
+    from torchvision import datasets
+
+    cls = datasets.CIFAR10 if info.name == "cifar10" else datasets.CIFAR100
+    looked = _candidates(cfg, info.name, [download_dir()])
+    for root in looked:
+        try:
+            ds = cls(str(root), train=train, download=False)
+        except RuntimeError:
+            continue
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        return TensorSplit(images, torch.as_tensor(ds.targets), info)
+    if cfg.download:
+        try:
+            cls(str(download_dir()), train=train, download=True)
+        except Exception as err:
+            raise _not_found(info.name, looked, f"The download failed too: {err}") from err
+        return _load_cifar(cfg, info, train)
+    raise _not_found(info.name, looked, "Use torchvision's layout (cifar-10-batches-py / cifar-100-python), "
+                                        "or download=True where there is internet.")
+
+
+def _load_folder(cfg: DataConfig, info: DatasetInfo, train: bool) -> FolderSplit:
+    """Tiny-ImageNet, ImageNet-1K/21K or any ImageFolder tree with `train/` and `val/` class folders."""
+    sub = "train" if train else "val"
+    looked = _candidates(cfg, info.name, [])
+    for root in looked:
+        folder = root / sub
+        if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
+            if info.name == "imagefolder":
+                classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+                info = DatasetInfo("imagefolder", len(classes), info.image_size, info.channels,
+                                   info.mean, info.std, False, tuple(classes))
+            split = FolderSplit(folder, info, train)
+            if info.num_classes and len(split.folder.classes) != info.num_classes:
+                raise DatasetNotFoundError(
+                    f"{folder} has {len(split.folder.classes)} class folders, but {info.name} has "
+                    f"{info.num_classes} classes: check the layout (one folder per class in train/ and val/)")
+            return split
+    raise _not_found(info.name, [p / sub for p in looked],
+                     "Expected <root>/train/<class>/*.JPEG and <root>/val/<class>/*.JPEG "
+                     "(Tiny-ImageNet's val/ must first be sorted into class folders).")
+
+
+_LOADERS = {"fashion_mnist": _load_fashion_mnist, "digits": _load_digits,
+            "cifar10": _load_cifar, "cifar100": _load_cifar}

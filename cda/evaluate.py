@@ -1,0 +1,90 @@
+"""Evaluate: train a student on a distilled set (soft or hard labels) and test it on the real test set."""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .config import EvalConfig
+from .data import DatasetInfo
+from .models import create_model
+from .recover import Distilled
+from .relabel import StoredLabels, batch_inputs, epoch_plan
+from .training import (autocast, check_finite, make_optimizer, resolve_device, seed_everything, set_lr,
+                       test_accuracy)
+
+
+def soft_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
+                    t2_scale: bool = False) -> torch.Tensor:
+    """KL(teacher || student) at temperature T, averaged over the batch (the official FKD loss)."""
+    t = temperature
+    loss = F.kl_div(F.log_softmax(student_logits.float() / t, dim=1), F.softmax(teacher_logits.float() / t, dim=1),
+                    reduction="batchmean")
+    return loss * t * t if t2_scale else loss
+
+
+def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.Module | None = None,
+                  stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
+                  desc: str = "student") -> nn.Module:
+    """Train a fresh `cfg.arch` on the distilled images, labelled as `cfg.labels` says."""
+    dev = resolve_device(device)
+    if cfg.labels == "online" and teacher is None:
+        raise ValueError("EvalConfig.labels='online' needs the teacher")
+    if cfg.labels == "stored":
+        if stored is None:
+            raise ValueError("EvalConfig.labels='stored' needs stored labels (cda relabel)")
+        stored.check_fits(cfg.aug, len(distilled.images))
+    if distilled.labels.max() >= info.num_classes:
+        raise ValueError(f"distilled labels reach {int(distilled.labels.max())}, beyond {info.num_classes} classes")
+    seed_everything(cfg.seed)
+    student = create_model(cfg.arch, info.num_classes, info.channels, info.image_size).to(dev).train()
+    if teacher is not None:
+        teacher = teacher.to(dev).eval()
+    optimizer = make_optimizer(student, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
+    images, labels = distilled.images.to(dev), distilled.labels.to(dev)
+    epochs = cfg.aug.epochs
+    bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
+    loss = torch.zeros(())
+    for epoch in range(epochs):
+        set_lr(optimizer, cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))  # per-epoch cosine
+        batches = (stored.epoch(epoch) if cfg.labels == "stored"
+                   else [(p, None) for p in epoch_plan(cfg.aug, len(images), info.image_size, epoch)])
+        for plan, target in batches:
+            x = batch_inputs(images, plan, info)
+            with autocast(dev, cfg.amp):
+                if cfg.labels == "online":
+                    with torch.no_grad():
+                        target = teacher(x)
+                out = student(x)
+            if cfg.labels == "hard":
+                y = labels[torch.as_tensor(plan.indices, device=dev)]
+                loss = F.cross_entropy(out.float(), y)
+                if plan.mix is not None:
+                    y2 = y[torch.as_tensor(plan.mix.perm, device=dev)]
+                    loss = plan.mix.lam * loss + (1 - plan.mix.lam) * F.cross_entropy(out.float(), y2)
+            else:
+                loss = soft_label_loss(out, target.to(dev), cfg.temperature, cfg.t2_scale)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        bar.update()
+        if (epoch + 1) % 20 == 0 or epoch + 1 == epochs:
+            check_finite(loss, desc)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    bar.close()
+    return student.eval()
+
+
+def evaluate(distilled: Distilled, test_split, cfg: EvalConfig, teacher: nn.Module | None = None,
+             stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
+             desc: str = "student") -> dict[str, float]:
+    """Train a student on `distilled` and return its top-1/top-5 (%) on the real test split."""
+    start = time.perf_counter()
+    student = train_student(distilled, test_split.info, cfg, teacher, stored, device, progress, desc)
+    metrics = test_accuracy(student, test_split, resolve_device(device), cfg.test_batch_size, cfg.amp)
+    metrics["seconds"] = time.perf_counter() - start
+    return metrics

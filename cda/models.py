@@ -1,0 +1,170 @@
+"""One model factory by name.
+
+Names:
+- `convnet{D}[_w{W}][_{bn|in|none}]`: the distillation ConvNet (D blocks of conv3x3-norm-ReLU-avgpool,
+  width W, default 64 and BatchNorm; recovery needs BatchNorm).
+- any torchvision classification model (`resnet18`, `mobilenet_v2`, `densenet121`, `efficientnet_b0`, ...);
+  append `_modified` for the small-image variant the papers use on small inputs (3x3 stride-1 stem,
+  no max-pool).
+- `timm/<name>` for any timm model (`timm/vit_tiny_patch16_224`, `timm/deit_tiny_patch16_224`, ...).
+
+Every model takes any number of input channels.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+import torch
+from torch import nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+class UnknownModelError(KeyError):
+    def __str__(self):
+        return self.args[0]
+
+
+class PretrainedWeightsError(RuntimeError):
+    """Pretrained weights were asked for and could not be had."""
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a model builder `fn(num_classes, in_channels, image_size) -> nn.Module` under its name."""
+    _REGISTRY[fn.__name__] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """The explicitly registered names, a ConvNet example and the torchvision families."""
+    return sorted(_REGISTRY) + ["convnet{D}_w{W}_{bn|in|none}", "<torchvision name>[_modified]", "timm/<name>"]
+
+
+_CONVNET = re.compile(r"^convnet(\d+)(?:_w(\d+))?(?:_(bn|in|none))?$")
+
+
+def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: int = 224,
+                 pretrained: str | None = None) -> nn.Module:
+    """Build the model `name` for `num_classes` outputs and `in_channels` input channels."""
+    if num_classes <= 0:
+        raise ValueError(f"num_classes={num_classes}: must be positive")
+    if name in _REGISTRY:
+        return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+    match = _CONVNET.match(name)
+    if match:
+        depth, width, norm = int(match[1]), int(match[2] or 64), match[3] or "bn"
+        return ConvNet(num_classes, in_channels, image_size, depth=depth, width=width, norm=norm)
+    if name.startswith("timm/"):
+        return _timm_model(name[5:], num_classes, in_channels, image_size, pretrained)
+    return _torchvision_model(name, num_classes, in_channels, pretrained)
+
+
+class ConvNet(nn.Module):
+    """The standard dataset-distillation ConvNet, with BatchNorm by default."""
+
+    def __init__(self, num_classes: int, in_channels: int = 3, image_size: int = 32, depth: int = 3,
+                 width: int = 64, norm: str = "bn"):
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"ConvNet depth={depth}, width={width}: both must be positive")
+        if image_size >> depth < 1:
+            raise ValueError(f"ConvNet of depth {depth} halves a {image_size}px image to nothing; use less depth")
+        layers, channels = [], in_channels
+        for _ in range(depth):
+            layers += [nn.Conv2d(channels, width, 3, padding=1, bias=norm == "none"), _norm(norm, width),
+                       nn.ReLU(inplace=True), nn.AvgPool2d(2)]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(width * (image_size >> depth) ** 2, num_classes)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def _norm(kind: str, width: int) -> nn.Module:
+    if kind == "bn":
+        return nn.BatchNorm2d(width)
+    if kind == "in":
+        return nn.GroupNorm(width, width, affine=True)  # instance norm with affine, as in DC's ConvNet
+    return nn.Identity()
+
+
+def _torchvision_model(name: str, num_classes: int, in_channels: int, pretrained: str | None) -> nn.Module:
+    from torchvision import models
+
+    small = name.endswith("_modified")
+    base = name[: -len("_modified")] if small else name
+    if base not in models.list_models(module=models):
+        raise UnknownModelError(f"unknown architecture {name!r}: not a ConvNet name, not a torchvision "
+                                f"classification model and not timm/<name>. Known: {list_models()[:8]}... "
+                                f"and torchvision's {models.list_models(module=models)[:6]}...")
+    if pretrained:
+        try:
+            model = models.get_model(base, weights=pretrained)
+        except Exception as err:
+            raise PretrainedWeightsError(
+                f"could not load torchvision weights {pretrained!r} for {base}: {err}. Weights are downloaded "
+                f"from the internet on first use; without internet, place the file in $TORCH_HOME/hub/checkpoints "
+                f"(torch.hub.get_dir()) or squeeze your own teacher (SqueezeConfig.pretrained=None).") from err
+        if num_classes != _out_features(model):
+            raise ValueError(f"pretrained {base} has {_out_features(model)} classes, not {num_classes}")
+    else:
+        model = models.get_model(base, weights=None, num_classes=num_classes)
+    if small:
+        _make_small_input(model, name)
+    if in_channels != 3:
+        _set_in_channels(model, in_channels)
+    return model
+
+
+def _out_features(model: nn.Module) -> int:
+    return [m for m in model.modules() if isinstance(m, nn.Linear)][-1].out_features
+
+
+def _first_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
+    for parent in model.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                return parent, child_name, child
+    raise ValueError(f"{type(model).__name__} has no Conv2d layer")
+
+
+def _make_small_input(model: nn.Module, name: str) -> None:
+    """3x3 stride-1 stem and no max-pool, for 32x32 and smaller inputs."""
+    parent, attr, conv = _first_conv(model)
+    setattr(parent, attr, nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=conv.bias is not None))
+    pools = [(p, n) for p in model.modules() for n, c in p.named_children() if isinstance(c, nn.MaxPool2d)]
+    if not hasattr(model, "maxpool") and not pools and "mobilenet" not in name and "efficientnet" not in name:
+        raise UnknownModelError(f"{name}: no small-input variant is defined for this family")
+    if pools:  # the stem's max-pool only (ResNet `maxpool`, DenseNet `pool0`)
+        p, n = pools[0]
+        setattr(p, n, nn.Identity())
+
+
+def _set_in_channels(model: nn.Module, in_channels: int) -> None:
+    parent, attr, conv = _first_conv(model)
+    setattr(parent, attr, nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                                    conv.padding, bias=conv.bias is not None))
+
+
+def _timm_model(name: str, num_classes: int, in_channels: int, image_size: int, pretrained) -> nn.Module:
+    try:
+        import timm
+    except ImportError as err:
+        raise UnknownModelError(f"timm/{name}: timm is not installed (pip install timm)") from err
+    if not timm.list_models(name):
+        raise UnknownModelError(f"unknown timm architecture {name!r}")
+    kwargs = dict(num_classes=num_classes, in_chans=in_channels, pretrained=bool(pretrained))
+    if any(k in name for k in ("vit", "deit", "mixer", "resmlp", "swin")):
+        kwargs["img_size"] = image_size
+    try:
+        return timm.create_model(name, **kwargs)
+    except Exception as err:
+        if pretrained:
+            raise PretrainedWeightsError(f"could not load timm weights for {name}: {err}") from err
+        raise
+
+
+def bn_layers(model: nn.Module) -> list[nn.BatchNorm2d]:
+    return [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]

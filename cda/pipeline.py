@@ -1,0 +1,159 @@
+"""The whole pipeline, with every artifact cached by the hash of the config that made it.
+
+Teachers, distilled sets, stored labels and evaluation results are each computed once; a rerun (or
+another notebook asking for the same thing) loads them, and an interrupted run resumes at the last
+finished artifact.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .cache import Cache, write_json
+from .checkpoint import load_checkpoint
+from .config import DataConfig, EvalConfig, RecoverConfig, RelabelConfig, RunConfig, SqueezeConfig
+from .data import DatasetInfo, load_split
+from .evaluate import evaluate
+from .recover import Distilled, real_subset, recover
+from .relabel import StoredLabels, relabel
+from .squeeze import squeeze
+
+
+class Workspace:
+    """Cached access to every artifact of a run: teacher, distilled sets, labels, evaluations."""
+
+    def __init__(self, cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = print):
+        self.cfg, self.progress, self.log = cfg, progress, log
+        self.cache = Cache(cfg.cache_dir)
+        self.train = load_split(cfg.data, train=True)
+        self.test = load_split(cfg.data, train=False)
+        self.info: DatasetInfo = self.train.info
+        self._teachers: dict[str, tuple[nn.Module, dict]] = {}
+
+    def teacher(self, squeeze_cfg: SqueezeConfig | None = None) -> tuple[nn.Module, dict]:
+        """A trained model and its checkpoint metadata (test accuracy, seconds)."""
+        s = squeeze_cfg or self.cfg.squeeze
+        key = self.cache.folder("teacher", self.cfg.data, s).name
+        if key not in self._teachers:
+            def make(folder: Path):
+                self.log(f"squeeze: training {s.arch} on {self.info.name} ({s.epochs} epochs)")
+                squeeze(self.cfg.data, s, self.cfg.device, folder / "teacher.pt", self.progress)
+
+            self._teachers[key] = self.cache.get_or_make(
+                "teacher", (self.cfg.data, s), make,
+                lambda folder: load_checkpoint(folder / "teacher.pt", self.info, self.cfg.device))
+        return self._teachers[key]
+
+    def distilled(self, method: str, ipc: int, recover_cfg: RecoverConfig | None = None,
+                  snapshot_at: tuple[int, ...] = ()) -> Distilled:
+        """The distilled set of a method at one IPC: 'random' real images, or a recovered set."""
+        if method == "random":
+            return real_subset(self.train, ipc, seed=self.cfg.recover.seed)
+        rcfg = recover_cfg or self.cfg.recover_for(method, ipc)
+        teacher, _ = self.teacher()
+
+        def make(folder: Path):
+            self.log(f"recover: {method} IPC {ipc}, {rcfg.iterations} iterations")
+            d = recover(teacher, self.info, rcfg, self.cfg.device, self.progress, snapshot_at, desc=f"{method} ipc{ipc}")
+            d.meta["method"] = method
+            d.save(folder, self.info)
+
+        return self.cache.get_or_make("distilled", (self.cfg.data, self.cfg.squeeze, rcfg, list(snapshot_at)),
+                                      make, Distilled.load)
+
+    def _source(self, method: str, ipc: int, rcfg: RecoverConfig | None) -> tuple:
+        """What identifies a distilled set: the data, the teacher and how the set was made."""
+        return (self.cfg.data, self.cfg.squeeze, method, ipc, rcfg, self.cfg.recover.seed)
+
+    def stored_labels(self, distilled: Distilled, source: tuple, eval_cfg: EvalConfig) -> StoredLabels:
+        teacher, _ = self.teacher()
+        rl = RelabelConfig(aug=eval_cfg.aug)
+        return self.cache.get_or_make(
+            "labels", (*source, rl),
+            lambda folder: relabel(teacher, distilled.images, self.info, rl, folder, self.cfg.device, self.progress),
+            StoredLabels)
+
+    def evaluation(self, method: str, ipc: int, eval_cfg: EvalConfig | None = None,
+                   recover_cfg: RecoverConfig | None = None) -> dict:
+        """Train and test a student on a distilled set; the metrics are cached."""
+        e = eval_cfg or self.cfg.eval
+        rcfg = None if method == "random" else (recover_cfg or self.cfg.recover_for(method, ipc))
+        source = self._source(method, ipc, rcfg)
+
+        def make(folder: Path):
+            d = self.distilled(method, ipc, rcfg)
+            teacher, _ = self.teacher()
+            stored = self.stored_labels(d, source, e) if e.labels == "stored" else None
+            self.log(f"evaluate: {e.arch} on {method} IPC {ipc} ({e.labels} labels, seed {e.seed})")
+            metrics = evaluate(d, self.test, e, teacher if e.labels == "online" else None, stored,
+                               self.cfg.device, self.progress, desc=f"student {method} ipc{ipc}")
+            metrics["recover_seconds"] = d.meta.get("seconds", 0.0)
+            write_json(metrics, folder / "metrics.json")
+
+        return self.cache.get_or_make("evaluation", (*source, e), make,
+                                      lambda folder: json.loads((folder / "metrics.json").read_text()))
+
+    def full_data(self) -> dict:
+        """The student architecture trained on all the training data with the teacher's recipe."""
+        s = replace(self.cfg.squeeze, arch=self.cfg.eval.arch, pretrained=None)
+        _, meta = self.teacher(s)
+        return meta["metrics"]
+
+
+def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = print) -> pd.DataFrame:
+    """Squeeze, recover, relabel and evaluate every method at every IPC; write results and figures."""
+    from .results import accuracy_table, write_results
+
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    ws = Workspace(cfg, progress, log)
+    out = Path(cfg.out_dir)
+    teacher_arch = cfg.squeeze.arch
+    _, tmeta = ws.teacher()
+    base = {"dataset": ws.info.name, "teacher": teacher_arch}
+    rows = [dict(base, method="teacher", ipc=None, student=teacher_arch, labels="hard", seed=cfg.squeeze.seed,
+                 metric=k, value=v) for k, v in tmeta["metrics"].items()]
+    log(f"teacher {teacher_arch}: top-1 {tmeta['metrics']['top1']:.2f}%")
+    for ipc in cfg.ipcs:
+        for method in cfg.methods:
+            for seed in cfg.eval_seeds:
+                e = replace(cfg.eval, seed=seed)
+                metrics = ws.evaluation(method, ipc, e)
+                log(f"{method:>6} IPC {ipc:>3} seed {seed}: top-1 {metrics['top1']:.2f}%")
+                rows += [dict(base, method=method, ipc=ipc, student=e.arch, labels=e.labels, seed=seed,
+                              metric=k, value=v) for k, v in metrics.items()]
+    if cfg.full_data:
+        metrics = ws.full_data()
+        rows += [dict(base, method="full", ipc=None, student=cfg.eval.arch, labels="hard", seed=cfg.squeeze.seed,
+                      metric=k, value=v) for k, v in metrics.items()]
+    wall = time.perf_counter() - start
+    df = write_results(rows, out / "results.csv", cfg, wall, cfg.device)
+    table = accuracy_table(df)
+    (out / "table.md").write_text(table.to_markdown() + "\n")
+    _figures(ws, cfg, df, out)
+    log(f"\nTop-1 (%) on the {ws.info.name} test set, student {cfg.eval.arch}, teacher {teacher_arch}:\n")
+    log(table.to_markdown())
+    log(f"\nwall time {wall / 60:.1f} min; results in {out}/")
+    return df
+
+
+def _figures(ws: Workspace, cfg: RunConfig, df: pd.DataFrame, out: Path) -> None:
+    from . import plots
+
+    plots.save_figure(plots.accuracy_vs_ipc(df, title=f"{ws.info.name}: student top-1"), out / "accuracy_vs_ipc")
+    ipc = max(i for i in cfg.ipcs if i <= 10) if min(cfg.ipcs) <= 10 else min(cfg.ipcs)
+    names = {"random": "Random real", "sre2l": "SRe2L", "cda": "CDA"}
+    sets = {}
+    for method in cfg.methods:
+        d = ws.distilled(method, ipc)
+        sets[names.get(method, method)] = (d.images, d.labels)
+    classes = ws.info.classes or tuple(str(i) for i in range(ws.info.num_classes))
+    fig = plots.distilled_grid(sets, classes, per_class=min(ipc, 4), title=f"{ws.info.name}, IPC {ipc}")
+    plots.save_figure(fig, out / "distilled_images")

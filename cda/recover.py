@@ -1,0 +1,242 @@
+"""Recover: synthesize images from noise by matching the teacher's BatchNorm statistics (SRe2L),
+optionally under CDA's crop curriculum.
+
+Images are optimized in *groups*: a group holds one image per class for a block of classes and one
+IPC index (the official code's batch). Several groups can share a forward pass; the BatchNorm
+statistics, the loss, the random initialization and the augmentation draws stay per group, so the
+result is the same as optimizing each group alone.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .augment import ViewParams, apply_views, sample_views
+from .cache import save_torch, load_torch, write_json
+from .config import CurriculumConfig, RecoverConfig, to_dict
+from .data import DatasetInfo
+from .models import bn_layers
+from .training import NonFiniteLossError, autocast, resolve_device
+
+
+def crop_lower_bound(cur: CurriculumConfig, it: int, total: int) -> float:
+    """RandomResizedCrop's lower scale bound at iteration `it` of `total` (papers.md 6.2).
+
+    Before the milestone the bound falls from `start_scale` to `end_scale` (step: stays at
+    `start_scale`); from the milestone on it is `end_scale`. `reverse` mirrors the schedule in time.
+    """
+    if cur.reverse:
+        it = total - 1 - it
+    if cur.schedule == "none":
+        return cur.end_scale
+    horizon = cur.milestone * total
+    if it >= horizon:
+        return cur.end_scale
+    frac = it / horizon
+    span = cur.start_scale - cur.end_scale
+    if cur.schedule == "step":
+        return cur.start_scale
+    if cur.schedule == "linear":
+        return cur.end_scale + span * (1 - frac)
+    return cur.end_scale + span * (1 + math.cos(math.pi * frac)) / 2  # cosine
+
+
+class BNStatsLoss:
+    """Forward hooks that measure, per group, how far a batch's BatchNorm input statistics are from
+    the layer's running statistics: ||mu - mu_run||_2 + ||var - var_run||_2 (biased variance), summed
+    over layers, the first layer weighted by `first_multiplier`."""
+
+    def __init__(self, model: nn.Module, first_multiplier: float = 10.0):
+        self.layers = bn_layers(model)
+        if not self.layers:
+            raise ValueError(f"{type(model).__name__} has no BatchNorm2d layer: recovery matches BatchNorm "
+                             f"statistics, so the teacher needs them (e.g. convnet3, resnet18)")
+        self.weights = [first_multiplier] + [1.0] * (len(self.layers) - 1)
+        self.group_size = 1
+        self.terms: list[torch.Tensor] = []
+        self.handles = [layer.register_forward_hook(self._hook) for layer in self.layers]
+
+    def _hook(self, module: nn.BatchNorm2d, inputs, output):
+        x = inputs[0].float()
+        n, c = x.shape[:2]
+        xg = x.reshape(n // self.group_size, self.group_size, c, -1)
+        mean = xg.mean(dim=(1, 3))
+        var = xg.var(dim=(1, 3), unbiased=False)
+        self.terms.append(torch.linalg.vector_norm(mean - module.running_mean, dim=1)
+                          + torch.linalg.vector_norm(var - module.running_var, dim=1))
+
+    def take(self) -> torch.Tensor:
+        """The per-group loss [groups] of the last forward pass."""
+        if len(self.terms) != len(self.layers):
+            raise RuntimeError(f"expected {len(self.layers)} BatchNorm terms, got {len(self.terms)}")
+        total = sum(w * t for w, t in zip(self.weights, self.terms))
+        self.terms = []
+        return total
+
+    def remove(self):
+        for h in self.handles:
+            h.remove()
+
+
+@dataclass
+class Distilled:
+    """A distilled set: uint8 images [N, C, H, W] and labels [N], plus how it was made."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    meta: dict = field(default_factory=dict)
+    history: dict = field(default_factory=dict)  # per-iteration losses, for convergence plots
+    snapshots: dict = field(default_factory=dict)  # iteration -> uint8 images
+
+    def save(self, folder: str | Path, info: DatasetInfo) -> None:
+        """One tensor file plus an ImageFolder tree of PNGs (so that other tools can read the set)."""
+        from PIL import Image
+
+        folder = Path(folder)
+        save_torch({"images": self.images.cpu(), "labels": self.labels.cpu(),
+                    "history": {k: torch.as_tensor(v) for k, v in self.history.items()},
+                    "snapshots": {str(k): v.cpu() for k, v in self.snapshots.items()}}, folder / "distilled.pt")
+        write_json(self.meta, folder / "meta.json")
+        counts: dict[int, int] = {}
+        for image, label in zip(self.images.cpu(), self.labels.tolist()):
+            k = counts.get(label, 0)
+            counts[label] = k + 1
+            path = folder / "images" / f"{label:03d}" / f"{k:03d}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            array = image.permute(1, 2, 0).numpy()
+            Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path)
+
+    @staticmethod
+    def load(folder: str | Path) -> "Distilled":
+        import json
+
+        folder = Path(folder)
+        blob = load_torch(folder / "distilled.pt", what="distilled set")
+        meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() else {}
+        return Distilled(blob["images"], blob["labels"], meta,
+                         {k: v.tolist() for k, v in blob.get("history", {}).items()},
+                         {int(k): v for k, v in blob.get("snapshots", {}).items()})
+
+
+def _groups(num_classes: int, cfg: RecoverConfig) -> list[tuple[int, np.ndarray]]:
+    """(ipc index, classes) of every group, IPC-major as the official loop."""
+    blocks = [np.arange(s, min(s + cfg.classes_per_group, num_classes))
+              for s in range(0, num_classes, cfg.classes_per_group)]
+    return [(ipc_id, block) for ipc_id in range(cfg.ipc) for block in blocks]
+
+
+def _steps(groups, per_step: int) -> list[list]:
+    """Batch consecutive groups of equal size, at most `per_step` (0: unlimited) at a time."""
+    steps: list[list] = []
+    for g in groups:
+        if steps and len(steps[-1][0][1]) == len(g[1]) and (per_step == 0 or len(steps[-1]) < per_step):
+            steps[-1].append(g)
+        else:
+            steps.append([g])
+    return steps
+
+
+def _group_seed(seed: int, ipc_id: int, first_class: int) -> list[int]:
+    return [seed, ipc_id, first_class]
+
+
+def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: str = "cpu",
+            progress: bool = True, snapshot_at: tuple[int, ...] = (), desc: str = "recover") -> Distilled:
+    """Synthesize `cfg.ipc` images per class from Gaussian noise. Deterministic for `cfg.seed`."""
+    dev = resolve_device(device)
+    teacher = teacher.to(dev).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    hooks = BNStatsLoss(teacher, cfg.first_bn_multiplier)
+    lo, hi = info.pixel_bounds(dev)
+    size, total = info.image_size, cfg.iterations
+    out_images = torch.empty(cfg.ipc * info.num_classes, info.channels, size, size, dtype=torch.uint8)
+    out_labels = torch.empty(cfg.ipc * info.num_classes, dtype=torch.long)
+    snapshots = {it: out_images.clone() for it in snapshot_at}
+    loss_sum = torch.zeros(total, device=dev)
+    ce_sum = torch.zeros(total, device=dev)
+    steps = _steps(_groups(info.num_classes, cfg), cfg.groups_per_step)
+    start = time.perf_counter()
+    bar = tqdm(total=len(steps) * total, desc=desc, disable=not progress, leave=False)
+    try:
+        for step_groups in steps:
+            gsize = len(step_groups[0][1])
+            hooks.group_size = gsize
+            rngs = [np.random.default_rng(_group_seed(cfg.seed, i, int(b[0]))) for i, b in step_groups]
+            inits = []
+            for ipc_id, block in step_groups:
+                gen = torch.Generator().manual_seed(int(np.random.SeedSequence(
+                    _group_seed(cfg.seed, ipc_id, int(block[0]))).generate_state(1)[0]))
+                inits.append(torch.randn(gsize, info.channels, size, size, generator=gen))
+            x = torch.cat(inits).to(dev).requires_grad_(True)
+            y = torch.as_tensor(np.concatenate([b for _, b in step_groups]), device=dev)
+            optimizer = torch.optim.Adam([x], lr=cfg.lr, betas=cfg.betas, eps=1e-8)
+            for it in range(total):
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / total))
+                scale = (crop_lower_bound(cfg.curriculum, it, total), 1.0) if cfg.crop else None
+                # One view per group, shared by its images (the official whole-batch transform).
+                views = [sample_views(r, 1, size, scale, cfg.flip, cfg.jitter) for r in rngs]
+                params = ViewParams(np.repeat(np.concatenate([v.boxes for v in views]), gsize, axis=0),
+                                    np.repeat(np.concatenate([v.flips for v in views]), gsize),
+                                    np.repeat(np.concatenate([v.shifts for v in views]), gsize, axis=0))
+                with autocast(dev, cfg.amp):
+                    logits = teacher(apply_views(x, params))
+                ce = F.cross_entropy(logits.float(), y, reduction="sum") / gsize
+                bn = hooks.take().sum()
+                loss = ce + cfg.r_bn * bn
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    x.data = torch.maximum(torch.minimum(x, hi), lo)
+                loss_sum[it] += loss.detach()
+                ce_sum[it] += ce.detach()
+                if it + 1 in snapshots:
+                    _place(snapshots[it + 1], info.to_uint8(x.detach()).cpu(), step_groups, info.num_classes)
+                bar.update()
+                if (it + 1) % 100 == 0 or it + 1 == total:
+                    value = loss.item()  # one sync per 100 iterations
+                    if not math.isfinite(value):
+                        raise NonFiniteLossError(f"non-finite recovery loss at iteration {it + 1}; lower the lr "
+                                                 f"(RecoverConfig.lr={cfg.lr}) or r_bn ({cfg.r_bn})")
+                    bar.set_postfix(loss=f"{value / len(step_groups):.3f}")
+            _place(out_images, info.to_uint8(x.detach()).cpu(), step_groups, info.num_classes)
+            _place(out_labels, y.cpu(), step_groups, info.num_classes)
+    finally:
+        bar.close()
+        hooks.remove()
+    n_groups = len(_groups(info.num_classes, cfg))
+    history = {"loss": (loss_sum / n_groups).cpu().tolist(), "ce": (ce_sum / n_groups).cpu().tolist()}
+    meta = {"method": "cda" if cfg.curriculum.schedule != "none" else "sre2l", "recover": to_dict(cfg),
+            "dataset": info.name, "seconds": time.perf_counter() - start, "device": str(dev)}
+    return Distilled(out_images, out_labels, meta, history, snapshots)
+
+
+def _place(out: torch.Tensor, values: torch.Tensor, step_groups, num_classes: int) -> None:
+    """Write a step's rows into the class-major output (all of class 0's images first)."""
+    row = 0
+    for ipc_id, block in step_groups:
+        index = torch.as_tensor(block) * (len(out) // num_classes) + ipc_id
+        out[index] = values[row:row + len(block)]
+        row += len(block)
+
+
+def real_subset(split, ipc: int, seed: int = 0) -> Distilled:
+    """IPC random real training images per class: the honest baseline for soft-label methods."""
+    from .data import stratified_indices
+
+    counts = torch.bincount(split.labels, minlength=split.info.num_classes)
+    if int(counts.min()) < ipc:
+        raise ValueError(f"IPC {ipc} exceeds the smallest class ({int(counts.min())} training images)")
+    idx = stratified_indices(split.labels, ipc, seed)
+    return Distilled(split.take(idx), split.labels[torch.as_tensor(idx)].clone(),
+                     {"method": "random", "ipc": ipc, "seed": seed, "dataset": split.info.name})

@@ -1,0 +1,88 @@
+"""Results as a long-format CSV (one row per run and metric) with a provenance JSON beside it."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .cache import atomic_path, write_json
+from .config import to_dict
+
+COLUMNS = ["dataset", "method", "ipc", "teacher", "student", "labels", "seed", "metric", "value"]
+PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "matplotlib", "cda")
+
+
+def git_commit(path: str | os.PathLike = ".") -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def provenance(config: Any, wall_seconds: float, device: str) -> dict:
+    import torch
+
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    hardware = torch.cuda.get_device_name(0) if device.startswith("cuda") else (platform.processor() or platform.machine())
+    return {"config": to_dict(config) if hasattr(config, "__dataclass_fields__") else config,
+            "git_commit": git_commit(Path(__file__).parent), "versions": versions, "python": platform.python_version(),
+            "device": device, "hardware": hardware, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "wall_seconds": round(wall_seconds, 1),
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def write_results(rows: list[dict] | pd.DataFrame, path: str | os.PathLike, config: Any, wall_seconds: float,
+                  device: str) -> pd.DataFrame:
+    """Write `path` (CSV) and `path`.json (provenance), each atomically."""
+    df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"results lack the columns {missing}")
+    df = df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    write_json(provenance(config, wall_seconds, device), path.with_suffix(".json"))
+    return df
+
+
+def read_results(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no results at {path}; run the experiment first")
+    df = pd.read_csv(path)
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} is not a cda results file: it lacks the columns {missing}")
+    return df
+
+
+def accuracy_table(df: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
+    """Method x IPC table of 'mean ± std' over seeds (just the mean where there is one seed)."""
+    sub = df[df.metric == metric]
+    stats = sub.groupby(["method", "ipc"], dropna=False)["value"].agg(["mean", "std", "count"]).reset_index()
+
+    def fmt(r):
+        return f"{r['mean']:.1f}" if r["count"] < 2 else f"{r['mean']:.1f} ± {r['std']:.1f}"
+
+    stats["cell"] = stats.apply(fmt, axis=1)
+    stats["ipc"] = stats["ipc"].apply(lambda v: "all" if pd.isna(v) else str(int(v)))
+    order = [m for m in ("random", "sre2l", "cda", "cudd", "full", "teacher") if m in set(stats.method)]
+    order += sorted(set(stats.method) - set(order))
+    table = stats.pivot(index="method", columns="ipc", values="cell").reindex(order)
+    cols = sorted([c for c in table.columns if c != "all"], key=int) + (["all"] if "all" in table.columns else [])
+    return table[cols].fillna("")

@@ -1,0 +1,107 @@
+import gzip
+
+import pytest
+import torch
+
+from cda.checkpoint import CheckpointError, load_checkpoint
+from cda.config import DataConfig
+from cda.data import DatasetNotFoundError, dataset_info, load_split
+from cda.models import UnknownModelError, create_model
+
+
+def test_fashion_mnist_loads_as_uint8(tiny_data):
+    train, test = tiny_data
+    assert train.images.dtype == torch.uint8 and train.images.shape[1:] == (1, 28, 28)
+    assert len(train) == 400 and len(test) == 200
+    assert torch.bincount(train.labels).tolist() == [40] * 10
+
+
+def test_full_fashion_mnist_sizes():
+    train = load_split(DataConfig(), train=True)
+    assert len(train) == 60000 and train.info.num_classes == 10
+
+
+def test_digits_loads_with_a_fixed_split():
+    train, test = load_split(DataConfig(name="digits"), True), load_split(DataConfig(name="digits"), False)
+    assert train.images.shape[1:] == (1, 8, 8) and len(train) + len(test) == 1797
+    assert int(train.images.max()) == 255
+
+
+def test_missing_data_folder_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setattr("cda.data.DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
+    monkeypatch.setenv("CDA_DOWNLOAD_DIR", str(tmp_path / "dl"))
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_split(DataConfig(root=str(tmp_path / "missing")), train=True)
+    text = str(err.value)
+    assert str(tmp_path / "missing") in text and "apt-get install dataset-fashion-mnist" in text
+
+
+def test_truncated_idx_file_is_reported(tmp_path):
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        with gzip.open(tmp_path / name, "wb") as f:
+            f.write(b"\x00\x00\x08\x03\x00\x00\x00\x05")  # header promising data that is not there
+    with pytest.raises(DatasetNotFoundError, match="not a readable idx file"):
+        load_split(DataConfig(root=str(tmp_path)), train=True)
+
+
+def test_imagenet_folder_missing_is_explained(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="train/<class>"):
+        load_split(DataConfig(name="imagenet1k", root=str(tmp_path)), train=True)
+
+
+def test_unknown_dataset_and_architecture():
+    with pytest.raises(KeyError, match="unknown dataset"):
+        dataset_info("mnist-9000")
+    with pytest.raises(UnknownModelError, match="unknown architecture 'resnet9000'"):
+        create_model("resnet9000", 10)
+
+
+@pytest.mark.parametrize("name, channels, size", [
+    ("convnet3", 1, 28), ("convnet4_w32_in", 3, 32), ("resnet18_modified", 1, 28), ("resnet18", 3, 64),
+    ("mobilenet_v2_modified", 1, 28), ("densenet121_modified", 3, 32), ("timm/vit_tiny_patch16_224", 1, 32),
+])
+def test_models_take_any_channel_count(name, channels, size):
+    model = create_model(name, 7, channels, size).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, channels, size, size))
+    assert out.shape == (2, 7)
+
+
+def test_small_input_variant_keeps_resolution():
+    model = create_model("resnet18_modified", 10, 3, 32)
+    assert model.conv1.stride == (1, 1) and model.conv1.kernel_size == (3, 3)
+    assert isinstance(model.maxpool, torch.nn.Identity)
+
+
+def test_pretrained_weights_without_internet_fail_plainly(monkeypatch, tmp_path):
+    from cda.models import PretrainedWeightsError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr("torch.hub.load_state_dict_from_url",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError("network is unreachable")))
+    with pytest.raises(PretrainedWeightsError, match="without internet"):
+        create_model("resnet18", 1000, pretrained="IMAGENET1K_V1")
+
+
+def test_checkpoint_round_trip_and_bad_checkpoints(tiny_teacher, tmp_path):
+    model, meta, path = tiny_teacher
+    back, back_meta = load_checkpoint(path, dataset_info("fashion_mnist"))
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), model.eval()(x))
+    assert back_meta["arch"] == "convnet3_w16" and back_meta["metrics"]["top1"] == meta["metrics"]["top1"]
+    # A teacher whose class count or channels differ from the dataset's.
+    with pytest.raises(CheckpointError, match="10 classes, but cifar100 has 100"):
+        load_checkpoint(path, dataset_info("cifar100"))
+    with pytest.raises(CheckpointError, match="1 input channels, but cifar10 images have 3"):
+        load_checkpoint(path, dataset_info("cifar10"))
+    # Truncated.
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_checkpoint(cut)
+    # Foreign: a plain state dict.
+    foreign = tmp_path / "foreign.pt"
+    torch.save(model.state_dict(), foreign)
+    with pytest.raises(CheckpointError, match="not a cda checkpoint"):
+        load_checkpoint(foreign)

@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+
+from cda.augment import ViewParams, apply_views, sample_crop_boxes
+from cda.config import AugConfig, EvalConfig, RelabelConfig
+from cda.data import dataset_info
+from cda.evaluate import evaluate, soft_label_loss, train_student
+from cda.recover import real_subset
+from cda.relabel import StoredLabels, batch_inputs, epoch_plan, relabel
+
+INFO = dataset_info("fashion_mnist")
+AUG = AugConfig(epochs=3, batch_size=16, crop_scale=(0.3, 1.0), mix="cutmix")
+
+
+def test_identity_view_is_exact_and_flip_mirrors():
+    x = torch.randn(3, 2, 8, 8)
+    torch.testing.assert_close(apply_views(x, ViewParams.identity(3)), x)
+    p = ViewParams.identity(3)
+    p.flips[:] = True
+    torch.testing.assert_close(apply_views(x, p), x.flip(-1))
+    p = ViewParams.identity(3)
+    p.shifts[:] = [2, 3]
+    torch.testing.assert_close(apply_views(x, p), x.roll((2, 3), dims=(-2, -1)))
+
+
+def test_crop_boxes_respect_the_scale():
+    boxes = sample_crop_boxes(np.random.default_rng(0), 2000, 28, 28, (0.25, 0.5))
+    area = boxes[:, 2] * boxes[:, 3]
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, :2] + boxes[:, 2:] <= 1 + 1e-6).all()
+    assert area.min() > 0.2 and area.max() < 0.56
+
+
+def test_stored_and_online_labels_agree(tiny_teacher, tiny_data, tmp_path):
+    teacher = tiny_teacher[0]
+    images = real_subset(tiny_data[0], 5).images
+    stored = relabel(teacher, images, INFO, RelabelConfig(aug=AUG), tmp_path, progress=False)
+    assert len(list(tmp_path.glob("epoch_*.pt"))) == 3
+    for e in range(3):
+        online_plans = epoch_plan(AUG, len(images), 28, e)
+        stored_batches = stored.epoch(e)
+        assert len(stored_batches) == len(online_plans)
+        for plan, (splan, logits) in zip(online_plans, stored_batches):
+            assert np.array_equal(plan.indices, splan.indices)
+            x_online, x_stored = batch_inputs(images, plan, INFO), batch_inputs(images, splan, INFO)
+            torch.testing.assert_close(x_online, x_stored)
+            with torch.no_grad():
+                expected = teacher(x_online)
+            assert logits.dtype == torch.float16
+            torch.testing.assert_close(logits.float(), expected, rtol=2e-3, atol=2e-3)
+    # A student trained from stored labels follows the online one closely (labels differ by fp16 rounding).
+    d = real_subset(tiny_data[0], 5)
+    cfg = EvalConfig(arch="convnet3_w8", aug=AUG)
+    online = train_student(d, INFO, cfg, teacher=teacher, progress=False)
+    offline = train_student(d, INFO, EvalConfig(arch="convnet3_w8", aug=AUG, labels="stored"), stored=stored,
+                            progress=False)
+    for a, b in zip(online.parameters(), offline.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-2, atol=1e-3)
+
+
+def test_stored_labels_refuse_another_plan(tiny_teacher, tiny_data, tmp_path):
+    images = real_subset(tiny_data[0], 2).images
+    stored = relabel(tiny_teacher[0], images, INFO, RelabelConfig(aug=AUG), tmp_path, progress=False)
+    with pytest.raises(Exception, match="does not fit"):
+        stored.check_fits(AugConfig(epochs=3, batch_size=8, crop_scale=(0.3, 1.0)), len(images))
+    with pytest.raises(Exception, match="does not fit"):
+        stored.check_fits(AugConfig(epochs=5, batch_size=16, crop_scale=(0.3, 1.0)), len(images))
+
+
+def test_soft_label_loss_is_zero_for_equal_logits_and_scales_with_t2():
+    s = torch.randn(4, 10)
+    assert soft_label_loss(s, s, 4.0).abs() < 1e-6
+    t = torch.randn(4, 10)
+    torch.testing.assert_close(soft_label_loss(s, t, 4.0, t2_scale=True), 16 * soft_label_loss(s, t, 4.0))
+
+
+def test_soft_labels_beat_chance_on_real_subset(tiny_teacher, tiny_data):
+    train, test = tiny_data
+    d = real_subset(train, 10)
+    metrics = evaluate(d, test, EvalConfig(arch="convnet3_w16", aug=AugConfig(epochs=30, batch_size=32,
+                                                                              crop_scale=(0.5, 1.0))),
+                       teacher=tiny_teacher[0], progress=False)
+    assert 0 <= metrics["top1"] <= metrics["top5"] <= 100
+    assert metrics["top1"] > 30  # chance is 10%
+
+
+def test_hard_labels_train_without_a_teacher(tiny_data):
+    train, test = tiny_data
+    metrics = evaluate(real_subset(train, 10), test,
+                       EvalConfig(arch="convnet3_w16", labels="hard", aug=AugConfig(epochs=20, batch_size=32)),
+                       progress=False)
+    assert metrics["top1"] > 20
+
+
+def test_online_labels_need_a_teacher(tiny_data):
+    with pytest.raises(ValueError, match="needs the teacher"):
+        train_student(real_subset(tiny_data[0], 1), INFO, EvalConfig(), progress=False)
