@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
@@ -51,11 +50,14 @@ class DataConfig:
     test_per_class: int | None = None  # None: the whole test set
     subset_seed: int = 0
     download: bool = False  # torchvision's downloaders, where there is internet
+    image_size: int | None = None  # folder datasets only: resize to this (None: the dataset's own size)
+    workers: int | None = None  # folder datasets only: DataLoader workers (None: up to 8)
 
     def __post_init__(self):
         for name in ("train_per_class", "test_per_class"):
             value = getattr(self, name)
             _check(value is None or value > 0, f"DataConfig.{name}={value}: must be positive or None")
+        _check(self.image_size is None or self.image_size > 0, f"DataConfig.image_size={self.image_size}: must be positive")
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ class RunConfig:
     full_data: bool = True  # the teacher recipe on the student architecture, trained on all data
     device: str = "cpu"
     cache_dir: str = ".cache/cda"
-    out_dir: str = "runs/main"
+    out_dir: str = "results/main/custom"
 
     def __post_init__(self):
         _check(len(self.ipcs) > 0 and all(i > 0 for i in self.ipcs), f"RunConfig.ipcs={self.ipcs}: must be positive")
@@ -237,7 +239,7 @@ def _smoke() -> RunConfig:
         eval=EvalConfig(arch="convnet3_w16", aug=AugConfig(epochs=3, batch_size=32, crop_scale=(0.5, 1.0))),
         ipcs=(1, 2),
         full_data=True,
-        out_dir="runs/smoke",
+        out_dir="results/main/smoke",
     )
 
 
@@ -250,7 +252,7 @@ def _cpu() -> RunConfig:
         recover=RecoverConfig(iterations=500, lr=0.1, r_bn=0.05, jitter=2),
         eval=EvalConfig(arch="convnet3", aug=AugConfig(epochs=200, batch_size=64, crop_scale=(0.25, 1.0))),
         ipcs=(1, 10, 50),
-        out_dir="runs/cpu",
+        out_dir="results/main/cpu",
     )
 
 
@@ -266,7 +268,7 @@ def _paper() -> RunConfig:
         ipcs=(10, 50, 100),
         device="cuda",
         full_data=False,
-        out_dir="runs/paper",
+        out_dir="results/main/paper",
     )
 
 
@@ -374,6 +376,3 @@ def config_hash(*parts: Any) -> str:
     payload = json.dumps([to_dict(p) if is_dataclass(p) else p for p in parts], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
-
-def _finite(x: float) -> bool:
-    return math.isfinite(x)

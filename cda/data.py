@@ -8,7 +8,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -310,15 +310,16 @@ def _load_cifar(cfg: DataConfig, info: DatasetInfo, train: bool) -> TensorSplit:
 def _load_folder(cfg: DataConfig, info: DatasetInfo, train: bool) -> FolderSplit:
     """Tiny-ImageNet, ImageNet-1K/21K or any ImageFolder tree with `train/` and `val/` class folders."""
     sub = "train" if train else "val"
+    if cfg.image_size:
+        info = replace(info, image_size=cfg.image_size)
     looked = _candidates(cfg, info.name, [])
     for root in looked:
         folder = root / sub
         if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
             if info.name == "imagefolder":
                 classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-                info = DatasetInfo("imagefolder", len(classes), info.image_size, info.channels,
-                                   info.mean, info.std, False, tuple(classes))
-            split = FolderSplit(folder, info, train)
+                info = replace(info, num_classes=len(classes), classes=tuple(classes))
+            split = FolderSplit(folder, info, train, cfg.workers)
             if info.num_classes and len(split.folder.classes) != info.num_classes:
                 raise DatasetNotFoundError(
                     f"{folder} has {len(split.folder.classes)} class folders, but {info.name} has "

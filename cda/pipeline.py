@@ -109,7 +109,7 @@ class Workspace:
 
 def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = print) -> pd.DataFrame:
     """Squeeze, recover, relabel and evaluate every method at every IPC; write results and figures."""
-    from .results import accuracy_table, write_results
+    from .results import accuracy_table, timing_table, write_results
 
     start = time.perf_counter()
     torch.manual_seed(0)
@@ -135,11 +135,13 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
                       metric=k, value=v) for k, v in metrics.items()]
     wall = time.perf_counter() - start
     df = write_results(rows, out / "results.csv", cfg, wall, cfg.device)
-    table = accuracy_table(df)
-    (out / "table.md").write_text(table.to_markdown() + "\n")
+    table, timing = accuracy_table(df), timing_table(df)
+    (out / "table.md").write_text(table.to_markdown() + "\n\nWall time per step (s):\n\n" + timing.to_markdown() + "\n")
     _figures(ws, cfg, df, out)
     log(f"\nTop-1 (%) on the {ws.info.name} test set, student {cfg.eval.arch}, teacher {teacher_arch}:\n")
     log(table.to_markdown())
+    log("\nWall time per step (s; random real images need no recovery):\n")
+    log(timing.to_markdown())
     log(f"\nwall time {wall / 60:.1f} min; results in {out}/")
     return df
 

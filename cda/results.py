@@ -86,3 +86,17 @@ def accuracy_table(df: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
     table = stats.pivot(index="method", columns="ipc", values="cell").reindex(order)
     cols = sorted([c for c in table.columns if c != "all"], key=int) + (["all"] if "all" in table.columns else [])
     return table[cols].fillna("")
+
+
+def timing_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Wall seconds of each step: recovery and student training per method and IPC, and the teacher."""
+    rows = []
+    for (method, ipc), g in df.groupby(["method", "ipc"], dropna=False, sort=False):
+        values = dict(zip(g.metric, g.value))
+        step = {"teacher": "squeeze (teacher)", "full": "full-data student"}.get(method, f"{method} IPC {ipc:.0f}"
+                                                                                if not pd.isna(ipc) else method)
+        rows.append({"step": step,
+                     "recover / train (s)": values.get("recover_seconds", values.get("train_seconds", float("nan"))),
+                     "student (s)": g[g.metric == "seconds"]["value"].mean() if "seconds" in set(g.metric)
+                     else float("nan")})
+    return pd.DataFrame(rows).set_index("step").round(0)

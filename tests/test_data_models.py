@@ -105,3 +105,27 @@ def test_checkpoint_round_trip_and_bad_checkpoints(tiny_teacher, tmp_path):
     torch.save(model.state_dict(), foreign)
     with pytest.raises(CheckpointError, match="not a cda checkpoint"):
         load_checkpoint(foreign)
+
+
+def test_imagefolder_tree_streams_and_trains(tmp_path, tiny_data):
+    """A train/ and val/ ImageFolder tree (made of real Fashion-MNIST images) goes through the folder path."""
+    from PIL import Image
+
+    from cda.config import SqueezeConfig
+    from cda.squeeze import squeeze
+
+    train, _ = tiny_data
+    for sub in ("train", "val"):
+        for k in range(3):
+            folder = tmp_path / sub / f"class{k}"
+            folder.mkdir(parents=True)
+            for i, image in enumerate(train.images[train.labels == k][:8]):
+                Image.fromarray(image[0].numpy()).save(folder / f"{i}.png")
+    data = DataConfig(name="imagefolder", root=str(tmp_path), image_size=28, workers=0)
+    split = load_split(data, train=True)
+    assert split.info.num_classes == 3 and split.info.classes == ("class0", "class1", "class2")
+    images, labels = next(split.batches(5))
+    assert images.dtype == torch.uint8 and images.shape == (5, 3, 28, 28)
+    assert torch.equal(split.take([0]), load_split(data, train=False).take([0]))  # same first image, center view
+    _, meta = squeeze(data, SqueezeConfig(arch="convnet2_w8", epochs=1, batch_size=8), progress=False)
+    assert 0 <= meta["metrics"]["top1"] <= 100
