@@ -1,15 +1,18 @@
 """Evaluate: train a student on a distilled set (soft or hard labels) and test it on the real test set."""
 from __future__ import annotations
 
+import hashlib
 import math
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import EvalConfig
+from .cache import load_progress, save_progress
+from .config import EvalConfig, config_hash
 from .data import DatasetInfo
 from .models import create_model
 from .recover import Distilled
@@ -27,10 +30,18 @@ def soft_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
     return loss * t * t if t2_scale else loss
 
 
+PROGRESS_FILE = "student_progress.pt"
+
+
 def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.Module | None = None,
                   stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
-                  desc: str = "student") -> nn.Module:
-    """Train a fresh `cfg.arch` on the distilled images, labelled as `cfg.labels` says."""
+                  desc: str = "student", progress_dir=None, checkpoint_every: int = 0) -> nn.Module:
+    """Train a fresh `cfg.arch` on the distilled images, labelled as `cfg.labels` says.
+
+    With `progress_dir`, the student, optimizer and random state are saved every `checkpoint_every`
+    epochs (0: about 20 times per run); the same call after an interruption resumes from there and
+    ends with the same weights as an uninterrupted run.
+    """
     dev = resolve_device(device)
     if cfg.labels == "online" and teacher is None:
         raise ValueError("EvalConfig.labels='online' needs the teacher")
@@ -47,9 +58,19 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
     optimizer = make_optimizer(student, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     images, labels = distilled.images.to(dev), distilled.labels.to(dev)
     epochs = cfg.aug.epochs
-    bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
+    every = checkpoint_every or max(1, epochs // 20)
+    path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
+    key = config_hash(cfg, info.name, hashlib.sha256(distilled.images.numpy().tobytes()).hexdigest())
+    first = 0
+    saved = load_progress(path, key) if path is not None else None
+    if saved is not None:
+        student.load_state_dict(saved["student"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["torch_rng"])
+        first = saved["epoch"]
+    bar = tqdm(total=epochs, initial=first, desc=desc, disable=not progress, leave=False)
     loss = torch.zeros(())
-    for epoch in range(epochs):
+    for epoch in range(first, epochs):
         set_lr(optimizer, cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))  # per-epoch cosine
         batches = (stored.epoch(epoch) if cfg.labels == "stored"
                    else [(p, None) for p in epoch_plan(cfg.aug, len(images), info.image_size, epoch)])
@@ -75,16 +96,20 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
         if (epoch + 1) % 20 == 0 or epoch + 1 == epochs:
             check_finite(loss, desc)
             bar.set_postfix(loss=f"{loss.item():.4f}")
+        if path is not None and (epoch + 1) % every == 0 and epoch + 1 < epochs:
+            check_finite(loss, desc)  # never checkpoint a diverged student
+            save_progress(path, key, {"epoch": epoch + 1, "student": student.state_dict(),
+                                      "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()})
     bar.close()
     return student.eval()
 
 
 def evaluate(distilled: Distilled, test_split, cfg: EvalConfig, teacher: nn.Module | None = None,
              stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
-             desc: str = "student") -> dict[str, float]:
+             desc: str = "student", progress_dir=None) -> dict[str, float]:
     """Train a student on `distilled` and return its top-1/top-5 (%) on the real test split."""
     start = time.perf_counter()
-    student = train_student(distilled, test_split.info, cfg, teacher, stored, device, progress, desc)
+    student = train_student(distilled, test_split.info, cfg, teacher, stored, device, progress, desc, progress_dir)
     metrics = test_accuracy(student, test_split, resolve_device(device), cfg.test_batch_size, cfg.amp)
     metrics["seconds"] = time.perf_counter() - start
     return metrics

@@ -44,7 +44,8 @@ class Workspace:
         if key not in self._teachers:
             def make(folder: Path):
                 self.log(f"squeeze: training {s.arch} on {self.info.name} ({s.epochs} epochs)")
-                squeeze(self.cfg.data, s, self.cfg.device, folder / "teacher.pt", self.progress)
+                squeeze(self.cfg.data, s, self.cfg.device, folder / "teacher.pt", self.progress, progress_dir=folder)
+                (folder / "squeeze_progress.pt").unlink(missing_ok=True)
 
             self._teachers[key] = self.cache.get_or_make(
                 "teacher", (self.cfg.data, s), make,
@@ -61,9 +62,11 @@ class Workspace:
 
         def make(folder: Path):
             self.log(f"recover: {method} IPC {ipc}, {rcfg.iterations} iterations")
-            d = recover(teacher, self.info, rcfg, self.cfg.device, self.progress, snapshot_at, desc=f"{method} ipc{ipc}")
+            d = recover(teacher, self.info, rcfg, self.cfg.device, self.progress, snapshot_at,
+                        desc=f"{method} ipc{ipc}", progress_dir=folder)
             d.meta["method"] = method
             d.save(folder, self.info)
+            (folder / "recover_progress.pt").unlink(missing_ok=True)
 
         return self.cache.get_or_make("distilled", (self.cfg.data, self.cfg.squeeze, rcfg, list(snapshot_at)),
                                       make, Distilled.load)
@@ -93,7 +96,8 @@ class Workspace:
             stored = self.stored_labels(d, source, e) if e.labels == "stored" else None
             self.log(f"evaluate: {e.arch} on {method} IPC {ipc} ({e.labels} labels, seed {e.seed})")
             metrics = evaluate(d, self.test, e, teacher if e.labels == "online" else None, stored,
-                               self.cfg.device, self.progress, desc=f"student {method} ipc{ipc}")
+                               self.cfg.device, self.progress, desc=f"student {method} ipc{ipc}", progress_dir=folder)
+            (folder / "student_progress.pt").unlink(missing_ok=True)
             metrics["recover_seconds"] = d.meta.get("seconds", 0.0)
             write_json(metrics, folder / "metrics.json")
 

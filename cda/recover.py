@@ -8,6 +8,7 @@ result is the same as optimizing each group alone.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .augment import ViewParams, apply_views, sample_views
-from .cache import save_torch, load_torch, write_json
-from .config import CurriculumConfig, RecoverConfig, to_dict
+from .cache import load_progress, load_torch, save_progress, save_torch, write_json
+from .config import CurriculumConfig, RecoverConfig, config_hash, to_dict
 from .data import DatasetInfo
 from .models import bn_layers
 from .training import NonFiniteLossError, autocast, resolve_device
@@ -116,7 +117,6 @@ class Distilled:
 
     @staticmethod
     def load(folder: str | Path) -> "Distilled":
-        import json
 
         folder = Path(folder)
         blob = load_torch(folder / "distilled.pt", what="distilled set")
@@ -148,38 +148,68 @@ def _group_seed(seed: int, ipc_id: int, first_class: int) -> list[int]:
     return [seed, ipc_id, first_class]
 
 
+PROGRESS_FILE = "recover_progress.pt"
+
+
 def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: str = "cpu",
-            progress: bool = True, snapshot_at: tuple[int, ...] = (), desc: str = "recover") -> Distilled:
-    """Synthesize `cfg.ipc` images per class from Gaussian noise. Deterministic for `cfg.seed`."""
+            progress: bool = True, snapshot_at: tuple[int, ...] = (), desc: str = "recover",
+            progress_dir: str | Path | None = None, checkpoint_every: int = 100) -> Distilled:
+    """Synthesize `cfg.ipc` images per class from Gaussian noise. Deterministic for `cfg.seed`.
+
+    With `progress_dir`, the state (images, optimizer, random streams) is saved every
+    `checkpoint_every` iterations and after each batch of groups; the same call after an
+    interruption continues from there and gives the same images as an uninterrupted run.
+    """
     dev = resolve_device(device)
     teacher = teacher.to(dev).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    hooks = BNStatsLoss(teacher, cfg.first_bn_multiplier)
     lo, hi = info.pixel_bounds(dev)
     size, total = info.image_size, cfg.iterations
-    out_images = torch.empty(cfg.ipc * info.num_classes, info.channels, size, size, dtype=torch.uint8)
-    out_labels = torch.empty(cfg.ipc * info.num_classes, dtype=torch.long)
-    snapshots = {it: out_images.clone() for it in snapshot_at}
-    loss_sum = torch.zeros(total, device=dev)
-    ce_sum = torch.zeros(total, device=dev)
     steps = _steps(_groups(info.num_classes, cfg), cfg.groups_per_step)
-    start = time.perf_counter()
-    bar = tqdm(total=len(steps) * total, desc=desc, disable=not progress, leave=False)
+    n = cfg.ipc * info.num_classes
+    state = {"step": 0, "iteration": 0, "x": None, "adam": None, "rngs": None,
+             "images": torch.zeros(n, info.channels, size, size, dtype=torch.uint8),
+             "labels": torch.zeros(n, dtype=torch.long), "loss_sum": torch.zeros(total),
+             "ce_sum": torch.zeros(total), "seconds": 0.0,
+             "snapshots": {str(it): torch.zeros(n, info.channels, size, size, dtype=torch.uint8)
+                           for it in snapshot_at}}
+    path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
+    key = config_hash(cfg, info.name, sorted(snapshot_at))
+    if path is not None:
+        state = load_progress(path, key) or state
+    loss_sum, ce_sum = state["loss_sum"].to(dev), state["ce_sum"].to(dev)
+    hooks = BNStatsLoss(teacher, cfg.first_bn_multiplier)
+    start = time.perf_counter() - state["seconds"]
+
+    def checkpoint(step: int, iteration: int, x=None, optimizer=None, rngs=None):
+        if path is not None:
+            state.update(step=step, iteration=iteration, x=None if x is None else x.detach().cpu(),
+                         adam=None if optimizer is None else optimizer.state_dict(),
+                         rngs=None if rngs is None else json.dumps([r.bit_generator.state for r in rngs]),
+                         loss_sum=loss_sum.cpu(), ce_sum=ce_sum.cpu(), seconds=time.perf_counter() - start)
+            save_progress(path, key, state)
+
+    bar = tqdm(total=len(steps) * total, initial=state["step"] * total + state["iteration"], desc=desc,
+               disable=not progress, leave=False)
     try:
-        for step_groups in steps:
+        for s_index in range(state["step"], len(steps)):
+            step_groups = steps[s_index]
             gsize = len(step_groups[0][1])
             hooks.group_size = gsize
-            rngs = [np.random.default_rng(_group_seed(cfg.seed, i, int(b[0]))) for i, b in step_groups]
-            inits = []
-            for ipc_id, block in step_groups:
-                gen = torch.Generator().manual_seed(int(np.random.SeedSequence(
-                    _group_seed(cfg.seed, ipc_id, int(block[0]))).generate_state(1)[0]))
-                inits.append(torch.randn(gsize, info.channels, size, size, generator=gen))
-            x = torch.cat(inits).to(dev).requires_grad_(True)
             y = torch.as_tensor(np.concatenate([b for _, b in step_groups]), device=dev)
+            rngs = [np.random.default_rng(_group_seed(cfg.seed, i, int(b[0]))) for i, b in step_groups]
+            if state["x"] is None:
+                x = torch.cat([_init_noise(cfg.seed, i, int(b[0]), gsize, info) for i, b in step_groups])
+            else:  # resuming inside this step
+                x = state["x"]
+                for r, saved in zip(rngs, json.loads(state["rngs"])):
+                    r.bit_generator.state = saved
+            x = x.to(dev).requires_grad_(True)
             optimizer = torch.optim.Adam([x], lr=cfg.lr, betas=cfg.betas, eps=1e-8)
-            for it in range(total):
+            if state["adam"] is not None:
+                optimizer.load_state_dict(state["adam"])
+            for it in range(state["iteration"], total):
                 for group in optimizer.param_groups:
                     group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / total))
                 scale = (crop_lower_bound(cfg.curriculum, it, total), 1.0) if cfg.crop else None
@@ -191,8 +221,7 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
                 with autocast(dev, cfg.amp):
                     logits = teacher(apply_views(x, params))
                 ce = F.cross_entropy(logits.float(), y, reduction="sum") / gsize
-                bn = hooks.take().sum()
-                loss = ce + cfg.r_bn * bn
+                loss = ce + cfg.r_bn * hooks.take().sum()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -200,17 +229,24 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
                     x.data = torch.maximum(torch.minimum(x, hi), lo)
                 loss_sum[it] += loss.detach()
                 ce_sum[it] += ce.detach()
-                if it + 1 in snapshots:
-                    _place(snapshots[it + 1], info.to_uint8(x.detach()).cpu(), step_groups, info.num_classes)
+                if str(it + 1) in state["snapshots"]:
+                    _place(state["snapshots"][str(it + 1)], info.to_uint8(x.detach()).cpu(), step_groups,
+                           info.num_classes)
                 bar.update()
                 if (it + 1) % 100 == 0 or it + 1 == total:
                     value = loss.item()  # one sync per 100 iterations
                     if not math.isfinite(value):
-                        raise NonFiniteLossError(f"non-finite recovery loss at iteration {it + 1}; lower the lr "
-                                                 f"(RecoverConfig.lr={cfg.lr}) or r_bn ({cfg.r_bn})")
+                        raise NonFiniteLossError(
+                            f"non-finite recovery loss at iteration {it + 1}; lower the lr (RecoverConfig.lr="
+                            f"{cfg.lr}) or r_bn ({cfg.r_bn})" + (f". Progress up to the last checkpoint is kept "
+                                                                  f"in {path}" if path else ""))
                     bar.set_postfix(loss=f"{value / len(step_groups):.3f}")
-            _place(out_images, info.to_uint8(x.detach()).cpu(), step_groups, info.num_classes)
-            _place(out_labels, y.cpu(), step_groups, info.num_classes)
+                if checkpoint_every and (it + 1) % checkpoint_every == 0 and it + 1 < total:
+                    checkpoint(s_index, it + 1, x, optimizer, rngs)
+            _place(state["images"], info.to_uint8(x.detach()).cpu(), step_groups, info.num_classes)
+            _place(state["labels"], y.cpu(), step_groups, info.num_classes)
+            state["iteration"], state["adam"] = 0, None
+            checkpoint(s_index + 1, 0)
     finally:
         bar.close()
         hooks.remove()
@@ -218,7 +254,15 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
     history = {"loss": (loss_sum / n_groups).cpu().tolist(), "ce": (ce_sum / n_groups).cpu().tolist()}
     meta = {"method": "cda" if cfg.curriculum.schedule != "none" else "sre2l", "recover": to_dict(cfg),
             "dataset": info.name, "seconds": time.perf_counter() - start, "device": str(dev)}
-    return Distilled(out_images, out_labels, meta, history, snapshots)
+    return Distilled(state["images"], state["labels"], meta, history,
+                     {int(k): v for k, v in state["snapshots"].items()})
+
+
+def _init_noise(seed: int, ipc_id: int, first_class: int, n: int, info: DatasetInfo) -> torch.Tensor:
+    """A group's Gaussian initialization, from its own generator (the same on every device)."""
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence(_group_seed(seed, ipc_id, first_class))
+                                            .generate_state(1)[0]))
+    return torch.randn(n, info.channels, info.image_size, info.image_size, generator=gen)
 
 
 def _place(out: torch.Tensor, values: torch.Tensor, step_groups, num_classes: int) -> None:

@@ -1,34 +1,52 @@
 """Squeeze: train a teacher on the full training set with hard labels, and checkpoint it."""
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .augment import sample_views, apply_views
+from .augment import apply_views, sample_views
+from .cache import load_progress, save_progress
 from .checkpoint import save_checkpoint
-from .config import DataConfig, SqueezeConfig, to_dict
+from .config import DataConfig, SqueezeConfig, config_hash, to_dict
 from .data import TensorSplit, load_split
 from .models import create_model
 from .training import (autocast, check_finite, cosine_lr, make_optimizer, resolve_device, set_lr,
                        seed_everything, test_accuracy)
 
 
+PROGRESS_FILE = "squeeze_progress.pt"
+
+
 def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, progress: bool = True,
-                     desc: str = "squeeze"):
-    """Plain supervised training: random resized crops and flips on the device, SGD or AdamW, cosine LR."""
+                     desc: str = "squeeze", progress_dir=None):
+    """Plain supervised training: random resized crops and flips on the device, SGD or AdamW, cosine LR.
+
+    With `progress_dir`, the state is saved after every epoch and an interrupted run resumes from it.
+    """
     rng = seed_everything(cfg.seed)
     model.to(device).train()
     info = train.info
     optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
-    step = 0
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
-    for _ in range(cfg.epochs):
+    path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
+    key = config_hash(cfg, info.name, len(train))
+    first = 0
+    saved = load_progress(path, key) if path is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        rng.bit_generator.state = json.loads(saved["rng"])
+        torch.set_rng_state(saved["torch_rng"])
+        first = saved["epoch"]
+    step = first * steps_per_epoch
+    bar = tqdm(total=total, initial=step, desc=desc, disable=not progress, leave=False)
+    for epoch in range(first, cfg.epochs):
         for images, labels in train.batches(cfg.batch_size, shuffle=True, rng=rng, device=device):
             x = info.normalize(images)
             if isinstance(train, TensorSplit):  # folder splits arrive augmented by their loader
@@ -44,11 +62,17 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
             if step % 50 == 0 or step == total:
                 check_finite(loss, desc)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
+        if path is not None and epoch + 1 < cfg.epochs:
+            check_finite(loss, desc)
+            save_progress(path, key, {"epoch": epoch + 1, "model": model.state_dict(),
+                                      "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+                                      "rng": json.dumps(rng.bit_generator.state)})
     bar.close()
     return model.eval()
 
 
-def squeeze(data: DataConfig, cfg: SqueezeConfig, device: str = "cpu", out_path=None, progress: bool = True):
+def squeeze(data: DataConfig, cfg: SqueezeConfig, device: str = "cpu", out_path=None, progress: bool = True,
+            progress_dir=None):
     """Train (or fetch pretrained) a teacher, test it, and optionally save a checkpoint.
 
     Returns (model, meta) where meta holds the test accuracy and the wall time.
@@ -59,7 +83,7 @@ def squeeze(data: DataConfig, cfg: SqueezeConfig, device: str = "cpu", out_path=
     start = time.perf_counter()
     model = create_model(cfg.arch, info.num_classes, info.channels, info.image_size, pretrained=cfg.pretrained)
     if not cfg.pretrained:
-        train_classifier(model, train, cfg, dev, progress)
+        train_classifier(model, train, cfg, dev, progress, progress_dir=progress_dir)
     model.to(dev).eval()
     metrics = test_accuracy(model, test, dev)
     metrics["train_seconds"] = time.perf_counter() - start

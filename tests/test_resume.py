@@ -1,0 +1,157 @@
+"""Faults: a process killed with SIGKILL resumes to the same result; failed writes keep what was there."""
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cda.cache import Cache, OutputError, load_progress, save_torch
+from cda.checkpoint import load_checkpoint
+from cda.config import AugConfig, EvalConfig, RecoverConfig
+from cda.data import dataset_info
+from cda.evaluate import train_student
+from cda.recover import PROGRESS_FILE, real_subset, recover
+from cda.training import NonFiniteLossError, resolve_device
+
+INFO = dataset_info("fashion_mnist")
+RECOVER = RecoverConfig(ipc=2, iterations=1500, lr=0.1)
+STUDENT = EvalConfig(arch="convnet3_w8", aug=AugConfig(epochs=400, batch_size=16, crop_scale=(0.3, 1.0)))
+
+CHILD = textwrap.dedent("""
+    import sys, torch
+    torch.set_num_threads(2)
+    from cda.checkpoint import load_checkpoint
+    from cda.data import DataConfig, dataset_info, load_split
+    from tests.test_resume import RECOVER, STUDENT, INFO, subset
+    from cda.recover import recover
+    from cda.evaluate import train_student
+    teacher, _ = load_checkpoint(sys.argv[2])
+    if sys.argv[1] == "recover":
+        recover(teacher, INFO, RECOVER, progress=False, progress_dir=sys.argv[3], checkpoint_every=25)
+    else:
+        train_student(subset(), INFO, STUDENT, teacher=teacher, progress=False, progress_dir=sys.argv[3],
+                      checkpoint_every=3)
+    print("finished")
+""")
+
+
+def subset():
+    from cda.data import DataConfig, load_split
+
+    return real_subset(load_split(DataConfig(train_per_class=40, test_per_class=20), train=True), 5)
+
+
+def _kill_after_first_checkpoint(kind: str, teacher_path: Path, folder: Path, progress_file: str) -> dict:
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(teacher_path), str(folder)], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
+    deadline = time.time() + 120
+    while not (folder / progress_file).exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"child ended before its first checkpoint: {proc.stderr.read().decode()}")
+        assert time.time() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.005)
+    time.sleep(0.3)  # let it run on, and perhaps die in the middle of a later save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert b"finished" not in proc.stdout.read()
+    return torch.load(folder / progress_file, weights_only=True)
+
+
+def test_killed_recovery_resumes_to_the_same_images(tiny_teacher, tmp_path):
+    teacher, _, path = tiny_teacher
+    state = _kill_after_first_checkpoint("recover", path, tmp_path, PROGRESS_FILE)
+    assert state["step"] == 0 and 0 < state["iteration"] < RECOVER.iterations  # killed part-way
+    teacher, _ = load_checkpoint(path)
+    resumed = recover(teacher, INFO, RECOVER, progress=False, progress_dir=tmp_path, checkpoint_every=25)
+    straight = recover(teacher, INFO, RECOVER, progress=False)
+    assert torch.equal(resumed.images, straight.images)
+    assert resumed.history["loss"] == pytest.approx(straight.history["loss"], rel=1e-6)
+    assert not list(tmp_path.glob(".*.tmp"))  # no half-written file survives the kill
+
+
+def test_killed_student_training_resumes_across_an_epoch_boundary(tiny_teacher, tmp_path):
+    from cda.evaluate import PROGRESS_FILE as STUDENT_FILE
+
+    _, _, path = tiny_teacher
+    state = _kill_after_first_checkpoint("student", path, tmp_path, STUDENT_FILE)
+    assert 0 < state["epoch"] < STUDENT.aug.epochs and state["epoch"] % 3 == 0
+    teacher, _ = load_checkpoint(path)
+    resumed = train_student(subset(), INFO, STUDENT, teacher=teacher, progress=False, progress_dir=tmp_path,
+                            checkpoint_every=3)
+    straight = train_student(subset(), INFO, STUDENT, teacher=teacher, progress=False)
+    for a, b in zip(resumed.state_dict().values(), straight.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_progress_of_another_config_is_refused(tiny_teacher, tmp_path):
+    teacher = tiny_teacher[0]
+    recover(teacher, INFO, RecoverConfig(ipc=1, iterations=4), progress=False, progress_dir=tmp_path)
+    with pytest.raises(Exception, match="another config"):
+        recover(teacher, INFO, RecoverConfig(ipc=1, iterations=5), progress=False, progress_dir=tmp_path)
+
+
+def test_interrupted_cache_entry_is_never_taken_for_finished(tmp_path):
+    cache = Cache(tmp_path)
+    calls = []
+
+    def broken(folder):
+        (folder / "half.txt").write_text("half")
+        calls.append(folder)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache.get_or_make("thing", ({"a": 1},), broken, lambda f: "loaded")
+    assert not (cache.folder("thing", {"a": 1}) / "done.json").exists()
+
+    def finish(folder):
+        assert (folder / "half.txt").read_text() == "half"  # the partial work is there to resume from
+        (folder / "result.txt").write_text("ok")
+
+    assert cache.get_or_make("thing", ({"a": 1},), finish, lambda f: (f / "result.txt").read_text()) == "ok"
+    assert cache.get_or_make("thing", ({"a": 1},), broken, lambda f: (f / "result.txt").read_text()) == "ok"
+
+
+def test_disk_full_keeps_the_earlier_file(tmp_path, monkeypatch):
+    target = tmp_path / "labels.pt"
+    save_torch({"v": torch.ones(3)}, target)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OutputError, match="No space left on device.*free space"):
+        save_torch({"v": torch.zeros(3)}, target)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(target, weights_only=True)["v"], torch.ones(3))
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_unwritable_output_folder_is_named(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(OutputError, match="cannot write .*not-a-folder"):
+        save_torch({}, blocker / "x.pt")
+
+
+def test_non_finite_recovery_loss_stops_with_advice(tiny_teacher):
+    import copy
+
+    teacher = copy.deepcopy(tiny_teacher[0])
+    bn = [m for m in teacher.modules() if isinstance(m, torch.nn.BatchNorm2d)][0]
+    bn.running_var.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match="lower the lr"):
+        recover(teacher, INFO, RecoverConfig(ipc=1, iterations=3), progress=False)
+
+
+def test_cuda_asked_for_without_a_device():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        resolve_device("cuda")
