@@ -29,8 +29,9 @@ def soft_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
 
 def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.Module | None = None,
                   stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
-                  desc: str = "student") -> nn.Module:
-    """Train a fresh `cfg.arch` on the distilled images, labelled as `cfg.labels` says."""
+                  desc: str = "student", init: nn.Module | None = None) -> nn.Module:
+    """Train a fresh `cfg.arch` (or continue training `init`, in place) on the distilled images,
+    labelled as `cfg.labels` says."""
     dev = resolve_device(device)
     if cfg.labels == "online" and teacher is None:
         raise ValueError("EvalConfig.labels='online' needs the teacher")
@@ -41,7 +42,8 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
     if distilled.labels.max() >= info.num_classes:
         raise ValueError(f"distilled labels reach {int(distilled.labels.max())}, beyond {info.num_classes} classes")
     seed_everything(cfg.seed)
-    student = create_model(cfg.arch, info.num_classes, info.channels, info.image_size).to(dev).train()
+    student = init if init is not None else create_model(cfg.arch, info.num_classes, info.channels, info.image_size)
+    student = student.to(dev).train()
     if teacher is not None:
         teacher = teacher.to(dev).eval()
     optimizer = make_optimizer(student, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
