@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recover", help="synthesize a distilled set with a teacher")
     _common(p)
     p.add_argument("--teacher", required=True, help="teacher checkpoint from `cda squeeze`")
-    p.add_argument("--method", default="cda", choices=["sre2l", "cda"])
+    p.add_argument("--method", default="cda", choices=["sre2l", "cda", "cudd"],
+                   help="cudd: staged, from real images, with curriculum students (settings in cudd.*)")
     p.add_argument("--ipc", type=int, required=True)
     p.add_argument("--out", required=True, help="output folder (distilled.pt and images/ of PNGs)")
 
@@ -135,8 +136,14 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
     from .data import dataset_info
 
     info = dataset_info(cfg.data.name)
-    d = recover(teacher, info, cfg.recover_for(args.method, args.ipc), cfg.device, progress)
-    d.meta["method"] = args.method
+    if args.method == "cudd":
+        from .cudd import distill_cudd
+        from .data import load_split
+
+        d = distill_cudd(teacher, load_split(cfg.data, train=True), info, cfg.cudd_for(args.ipc), cfg.device, progress)
+    else:
+        d = recover(teacher, info, cfg.recover_for(args.method, args.ipc), cfg.device, progress)
+        d.meta["method"] = args.method
     d.save(args.out, info)
     print(f"{args.method}: {len(d.images)} images in {d.meta['seconds']:.0f}s -> {args.out}")
     return 0

@@ -16,7 +16,7 @@ CROP_SCHEDULES = ("none", "step", "linear", "cosine")
 MIX_KINDS = ("none", "mixup", "cutmix")
 LABEL_MODES = ("online", "stored", "hard")
 OPTIMIZERS = ("adamw", "sgd")
-METHODS = ("random", "sre2l", "cda")
+METHODS = ("random", "sre2l", "cda", "cudd")
 
 
 class ConfigError(ValueError):
@@ -191,6 +191,54 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class CuddConfig:
+    """CUDD: the distilled set is synthesized in stages of IPC slots, each stage initialized from
+    real images that the previous stage's student finds hard, and optimized with SRe2L's CE + BN
+    loss plus an L2 pull to the initial image and an adversarial term against that student
+    (papers.md 6.5-6.7).
+
+    `stages` are IPC boundaries: (1, 3) makes slots 0..0 in stage 1 and slots 1..2 in stage 2.
+    `recover` holds the shared synthesis settings (lr, r_bn, iterations, views; a crop curriculum
+    there gives CUDD+CDA) and `student` the curriculum students' recipe, whose `aug.epochs` is
+    replaced by `student_epochs`. In a RunConfig, `recover`, `student` and `stages` may stay unset
+    (None, ()): `RunConfig.cudd_for(ipc)` fills them in from the run.
+    """
+
+    recover: RecoverConfig | None = None
+    student: EvalConfig | None = None
+    stages: tuple[int, ...] = ()
+    l2: float = 1.0  # official: MSE between the views of x and x0
+    adv: float = 1.0  # official weight of the non-saturating adversarial term
+    label_smoothing: float = 0.0  # official default: one-hot adversarial target
+    real_init: bool = True  # False: Gaussian noise init (ablation); the L2 term then pulls to that noise
+    student_epochs: int = 50  # per curriculum student; the official 150 is half of the final 300
+    student_lr_warm: float = 5e-4  # official: halved lr when continuing from the previous student
+    warm_start: bool = True
+    init_seed: int = 0
+
+    def __post_init__(self):
+        st = self.stages
+        _check(all(s > 0 for s in st), f"CuddConfig.stages={st}: IPC boundaries must be positive")
+        _check(all(a < b for a, b in zip(st, st[1:])), f"CuddConfig.stages={st}: boundaries must strictly increase")
+        if st and self.recover is not None:
+            _check(st[-1] == self.recover.ipc, f"CuddConfig.stages={st} must end at recover.ipc={self.recover.ipc}")
+        _check(self.l2 >= 0 and self.adv >= 0, f"CuddConfig: l2={self.l2} and adv={self.adv} must not be negative")
+        _check(0 <= self.label_smoothing < 1, f"CuddConfig.label_smoothing={self.label_smoothing}: must lie in [0, 1)")
+        _check_positive(self, "student_epochs", "student_lr_warm")
+        _check(self.student is None or self.student.labels != "stored",
+               "CuddConfig.student.labels='stored': curriculum students use online soft labels or hard labels")
+
+    def stage_ranges(self) -> list[tuple[int, int]]:
+        """The [start, stop) IPC slots of each stage."""
+        return list(zip((0,) + self.stages[:-1], self.stages))
+
+
+# Stage boundaries as fractions of the IPC when RunConfig.cudd.stages is unset: the official
+# README's one example is IPC 20 -> 50, i.e. 0.4 of the final IPC in the first stage.
+CUDD_STAGE_FRACTIONS = (0.4, 1.0)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """The whole pipeline: squeeze a teacher, then for each IPC and method build a distilled set,
     relabel it and evaluate students on it, plus the full-data reference."""
@@ -200,8 +248,9 @@ class RunConfig:
     recover: RecoverConfig = field(default_factory=RecoverConfig)
     cda: CurriculumConfig = field(default_factory=lambda: CurriculumConfig(schedule="cosine", milestone=1.0))
     eval: EvalConfig = field(default_factory=EvalConfig)
+    cudd: CuddConfig = field(default_factory=CuddConfig)
     ipcs: tuple[int, ...] = (1, 10, 50)
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = ("random", "sre2l", "cda")  # "cudd" on request: it trains students per stage
     eval_seeds: tuple[int, ...] = (0,)
     full_data: bool = True  # the teacher recipe on the student architecture, trained on all data
     device: str = "cpu"
@@ -218,6 +267,17 @@ class RunConfig:
         """The recovery config of a synthesis method at one IPC."""
         curriculum = self.cda if method == "cda" else CurriculumConfig(end_scale=self.cda.end_scale)
         return replace(self.recover, ipc=ipc, curriculum=curriculum)
+
+    def cudd_for(self, ipc: int) -> CuddConfig:
+        """The complete CUDD config at one IPC. Unset parts come from the run: `recover` from SRe2L's
+        recovery config (CUDD schedules no crops), `student` from `eval`, and `stages` from
+        CUDD_STAGE_FRACTIONS of the IPC (IPC 50: (20, 50); IPC 1: a single stage)."""
+        c = self.cudd
+        stages = c.stages or tuple(sorted({max(1, round(f * ipc)) for f in CUDD_STAGE_FRACTIONS}))
+        _check(stages[-1] == ipc, f"RunConfig.cudd.stages={stages} must end at the IPC asked for ({ipc}); "
+                                  f"leave it empty to derive the stages from the IPC")
+        return replace(c, recover=replace(c.recover or self.recover_for("sre2l", ipc), ipc=ipc),
+                       student=c.student or self.eval, stages=stages)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +297,7 @@ def _smoke() -> RunConfig:
         squeeze=SqueezeConfig(arch="convnet3_w16", epochs=2, batch_size=64),
         recover=RecoverConfig(iterations=6, lr=0.1, r_bn=0.05),
         eval=EvalConfig(arch="convnet3_w16", aug=AugConfig(epochs=3, batch_size=32, crop_scale=(0.5, 1.0))),
+        cudd=CuddConfig(student_epochs=2),
         ipcs=(1, 2),
         full_data=True,
         out_dir="results/main/smoke",

@@ -35,8 +35,10 @@ PROGRESS_FILE = "student_progress.pt"
 
 def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.Module | None = None,
                   stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
-                  desc: str = "student", progress_dir=None, checkpoint_every: int = 0) -> nn.Module:
-    """Train a fresh `cfg.arch` on the distilled images, labelled as `cfg.labels` says.
+                  desc: str = "student", progress_dir=None, checkpoint_every: int = 0,
+                  init: nn.Module | None = None) -> nn.Module:
+    """Train a fresh `cfg.arch` (or continue training `init`, in place) on the distilled images,
+    labelled as `cfg.labels` says.
 
     With `progress_dir`, the student, optimizer and random state are saved every `checkpoint_every`
     epochs (0: about 20 times per run); the same call after an interruption resumes from there and
@@ -52,7 +54,8 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
     if distilled.labels.max() >= info.num_classes:
         raise ValueError(f"distilled labels reach {int(distilled.labels.max())}, beyond {info.num_classes} classes")
     seed_everything(cfg.seed)
-    student = create_model(cfg.arch, info.num_classes, info.channels, info.image_size).to(dev).train()
+    student = init if init is not None else create_model(cfg.arch, info.num_classes, info.channels, info.image_size)
+    student = student.to(dev).train()
     if teacher is not None:
         teacher = teacher.to(dev).eval()
     optimizer = make_optimizer(student, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)

@@ -18,7 +18,8 @@ from torch import nn
 
 from .cache import Cache, write_json
 from .checkpoint import load_checkpoint
-from .config import DataConfig, EvalConfig, RecoverConfig, RelabelConfig, RunConfig, SqueezeConfig
+from .config import CuddConfig, DataConfig, EvalConfig, RecoverConfig, RelabelConfig, RunConfig, SqueezeConfig
+from .cudd import distill_cudd
 from .data import DatasetInfo, load_split
 from .evaluate import evaluate
 from .recover import Distilled, real_subset, recover
@@ -52,13 +53,24 @@ class Workspace:
                 lambda folder: load_checkpoint(folder / "teacher.pt", self.info, self.cfg.device))
         return self._teachers[key]
 
-    def distilled(self, method: str, ipc: int, recover_cfg: RecoverConfig | None = None,
+    def _made_by(self, method: str, ipc: int) -> RecoverConfig | CuddConfig | None:
+        """The config that synthesizes a method's set at one IPC (None for random real images)."""
+        if method == "random":
+            return None
+        return self.cfg.cudd_for(ipc) if method == "cudd" else self.cfg.recover_for(method, ipc)
+
+    def distilled(self, method: str, ipc: int, recover_cfg: RecoverConfig | CuddConfig | None = None,
                   snapshot_at: tuple[int, ...] = ()) -> Distilled:
-        """The distilled set of a method at one IPC: 'random' real images, or a recovered set."""
+        """The distilled set of a method at one IPC: 'random' real images, a recovered set, or a
+        CUDD set (`recover_cfg` is then a CuddConfig)."""
         if method == "random":
             return real_subset(self.train, ipc, seed=self.cfg.recover.seed)
-        rcfg = recover_cfg or self.cfg.recover_for(method, ipc)
+        rcfg = recover_cfg or self._made_by(method, ipc)
         teacher, _ = self.teacher()
+        if method == "cudd":
+            if snapshot_at:
+                raise ValueError("CUDD sets record no snapshots; leave snapshot_at empty")
+            return self._cudd(teacher, rcfg)
 
         def make(folder: Path):
             self.log(f"recover: {method} IPC {ipc}, {rcfg.iterations} iterations")
@@ -71,7 +83,17 @@ class Workspace:
         return self.cache.get_or_make("distilled", (self.cfg.data, self.cfg.squeeze, rcfg, list(snapshot_at)),
                                       make, Distilled.load)
 
-    def _source(self, method: str, ipc: int, rcfg: RecoverConfig | None) -> tuple:
+    def _cudd(self, teacher: nn.Module, cudd_cfg: CuddConfig) -> Distilled:
+        def make(folder: Path):
+            self.log(f"recover: cudd IPC {cudd_cfg.stages[-1]}, stages {cudd_cfg.stages}, "
+                     f"{cudd_cfg.recover.iterations} iterations")
+            d = distill_cudd(teacher, self.train, self.info, cudd_cfg, self.cfg.device, self.progress)
+            d.save(folder, self.info)
+
+        return self.cache.get_or_make("distilled", (self.cfg.data, self.cfg.squeeze, cudd_cfg), make,
+                                      Distilled.load)
+
+    def _source(self, method: str, ipc: int, rcfg: RecoverConfig | CuddConfig | None) -> tuple:
         """What identifies a distilled set: the data, the teacher and how the set was made."""
         return (self.cfg.data, self.cfg.squeeze, method, ipc, rcfg, self.cfg.recover.seed)
 
@@ -84,10 +106,10 @@ class Workspace:
             StoredLabels)
 
     def evaluation(self, method: str, ipc: int, eval_cfg: EvalConfig | None = None,
-                   recover_cfg: RecoverConfig | None = None) -> dict:
+                   recover_cfg: RecoverConfig | CuddConfig | None = None) -> dict:
         """Train and test a student on a distilled set; the metrics are cached."""
         e = eval_cfg or self.cfg.eval
-        rcfg = None if method == "random" else (recover_cfg or self.cfg.recover_for(method, ipc))
+        rcfg = None if method == "random" else (recover_cfg or self._made_by(method, ipc))
         source = self._source(method, ipc, rcfg)
 
         def make(folder: Path):
@@ -155,7 +177,7 @@ def _figures(ws: Workspace, cfg: RunConfig, df: pd.DataFrame, out: Path) -> None
 
     plots.save_figure(plots.accuracy_vs_ipc(df, title=f"{ws.info.name}: student top-1"), out / "accuracy_vs_ipc")
     ipc = max(i for i in cfg.ipcs if i <= 10) if min(cfg.ipcs) <= 10 else min(cfg.ipcs)
-    names = {"random": "Random real", "sre2l": "SRe2L", "cda": "CDA"}
+    names = {"random": "Random real", "sre2l": "SRe2L", "cda": "CDA", "cudd": "CUDD"}
     sets = {}
     for method in cfg.methods:
         d = ws.distilled(method, ipc)

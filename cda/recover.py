@@ -151,6 +151,17 @@ def _group_seed(seed: int, ipc_id: int, first_class: int) -> list[int]:
 PROGRESS_FILE = "recover_progress.pt"
 
 
+def group_views(rngs: list[np.random.Generator], group_size: int, size: int, cfg: RecoverConfig,
+                it: int) -> ViewParams:
+    """One view per group, shared by its images (the official whole-batch transform), with the crop
+    scale of iteration `it` under the curriculum."""
+    scale = (crop_lower_bound(cfg.curriculum, it, cfg.iterations), 1.0) if cfg.crop else None
+    views = [sample_views(r, 1, size, scale, cfg.flip, cfg.jitter) for r in rngs]
+    return ViewParams(np.repeat(np.concatenate([v.boxes for v in views]), group_size, axis=0),
+                      np.repeat(np.concatenate([v.flips for v in views]), group_size),
+                      np.repeat(np.concatenate([v.shifts for v in views]), group_size, axis=0))
+
+
 def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: str = "cpu",
             progress: bool = True, snapshot_at: tuple[int, ...] = (), desc: str = "recover",
             progress_dir: str | Path | None = None, checkpoint_every: int = 100) -> Distilled:
@@ -212,12 +223,7 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
             for it in range(state["iteration"], total):
                 for group in optimizer.param_groups:
                     group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / total))
-                scale = (crop_lower_bound(cfg.curriculum, it, total), 1.0) if cfg.crop else None
-                # One view per group, shared by its images (the official whole-batch transform).
-                views = [sample_views(r, 1, size, scale, cfg.flip, cfg.jitter) for r in rngs]
-                params = ViewParams(np.repeat(np.concatenate([v.boxes for v in views]), gsize, axis=0),
-                                    np.repeat(np.concatenate([v.flips for v in views]), gsize),
-                                    np.repeat(np.concatenate([v.shifts for v in views]), gsize, axis=0))
+                params = group_views(rngs, gsize, size, cfg, it)
                 with autocast(dev, cfg.amp):
                     logits = teacher(apply_views(x, params))
                 ce = F.cross_entropy(logits.float(), y, reduction="sum") / gsize
