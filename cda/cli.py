@@ -50,6 +50,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="the dataset's folder")
     p.add_argument("--dataset", help="dataset name (fashion_mnist, digits, cifar10, imagenet1k, ...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an output made with another config (otherwise an error)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,10 +116,31 @@ def _run(args, cfg: RunConfig, progress: bool) -> int:
     return 0
 
 
+def _claim(folder: Path, made_by: dict, overwrite: bool) -> None:
+    """Refuse to reuse an output folder made with another config, unless asked to overwrite."""
+    import json
+    import shutil
+
+    from .cache import write_json
+
+    stamp = folder / "cda-config.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) != made_by:
+        if not overwrite:
+            raise ValueError(f"{folder} holds the output of another config; pass --overwrite to replace it, "
+                             f"or choose another --out")
+        shutil.rmtree(folder)
+    write_json(made_by, stamp)
+
+
 def _squeeze(args, cfg: RunConfig, progress: bool) -> int:
     from .squeeze import squeeze
 
-    _, meta = squeeze(cfg.data, cfg.squeeze, cfg.device, args.out, progress)
+    work = Path(args.out).with_suffix(".progress")
+    _claim(work, {"data": to_dict(cfg.data), "squeeze": to_dict(cfg.squeeze)}, args.overwrite)
+    _, meta = squeeze(cfg.data, cfg.squeeze, cfg.device, args.out, progress, progress_dir=work)
+    import shutil
+
+    shutil.rmtree(work)
     print(f"teacher {cfg.squeeze.arch} on {cfg.data.name}: top-1 {meta['metrics']['top1']:.2f}% -> {args.out}")
     return 0
 
@@ -136,15 +159,21 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
     from .data import dataset_info
 
     info = dataset_info(cfg.data.name)
+    out = Path(args.out)
+    made_by = {"teacher": str(Path(args.teacher).resolve()), "method": args.method, "ipc": args.ipc,
+               "recover": to_dict(cfg.recover_for(args.method, args.ipc)),
+               "cudd": to_dict(cfg.cudd_for(args.ipc)) if args.method == "cudd" else None}
+    _claim(out, made_by, args.overwrite)
     if args.method == "cudd":
         from .cudd import distill_cudd
         from .data import load_split
 
         d = distill_cudd(teacher, load_split(cfg.data, train=True), info, cfg.cudd_for(args.ipc), cfg.device, progress)
     else:
-        d = recover(teacher, info, cfg.recover_for(args.method, args.ipc), cfg.device, progress)
+        d = recover(teacher, info, cfg.recover_for(args.method, args.ipc), cfg.device, progress, progress_dir=out)
         d.meta["method"] = args.method
-    d.save(args.out, info)
+    d.save(out, info)
+    (out / "recover_progress.pt").unlink(missing_ok=True)
     print(f"{args.method}: {len(d.images)} images in {d.meta['seconds']:.0f}s -> {args.out}")
     return 0
 

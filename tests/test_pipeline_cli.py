@@ -66,3 +66,17 @@ def test_cli_reports_bad_input(tmp_path, capsys):
                  "--out", str(tmp_path / "d")]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert main(["run", "--preset", "smoke", "--device", "cuda:0"]) == 1 or __import__("torch").cuda.is_available()
+
+
+def test_cli_refuses_to_reuse_an_output_of_another_config(tmp_path, capsys):
+    common = ["--preset", "smoke", "--no-progress"]
+    teacher = str(tmp_path / "t.pt")
+    assert main(["squeeze", *common, "--out", teacher]) == 0
+    out = str(tmp_path / "d")
+    assert main(["recover", *common, "--teacher", teacher, "--method", "sre2l", "--ipc", "1", "--out", out]) == 0
+    first = (tmp_path / "d" / "distilled.pt").read_bytes()
+    assert main(["recover", *common, "--teacher", teacher, "--method", "sre2l", "--ipc", "2", "--out", out]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "d" / "distilled.pt").read_bytes() == first  # nothing lost
+    assert main(["recover", *common, "--teacher", teacher, "--method", "sre2l", "--ipc", "2", "--out", out,
+                 "--overwrite"]) == 0
