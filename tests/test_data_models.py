@@ -129,3 +129,13 @@ def test_imagefolder_tree_streams_and_trains(tmp_path, tiny_data):
     assert torch.equal(split.take([0]), load_split(data, train=False).take([0]))  # same first image, center view
     _, meta = squeeze(data, SqueezeConfig(arch="convnet2_w8", epochs=1, batch_size=8), progress=False)
     assert 0 <= meta["metrics"]["top1"] <= 100
+
+
+def test_wrong_folder_layout_is_explained(tmp_path):
+    from PIL import Image
+
+    for k in range(3):  # an "ImageNet-1K" train folder with 3 classes
+        (tmp_path / "train" / f"n{k:08d}").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "train" / f"n{k:08d}" / "a.png")
+    with pytest.raises(DatasetNotFoundError, match="has 3 class folders, but imagenet1k has 1000 classes"):
+        load_split(DataConfig(name="imagenet1k", root=str(tmp_path)), train=True)
