@@ -18,7 +18,7 @@ from torch import nn
 
 from .cache import Cache, write_json
 from .checkpoint import load_checkpoint
-from .config import CuddConfig, DataConfig, EvalConfig, RecoverConfig, RelabelConfig, RunConfig, SqueezeConfig
+from .config import CuddConfig, EvalConfig, RecoverConfig, RelabelConfig, RunConfig, SqueezeConfig
 from .cudd import distill_cudd
 from .data import DatasetInfo, load_split
 from .evaluate import evaluate

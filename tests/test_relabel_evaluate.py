@@ -7,7 +7,7 @@ from cda.config import AugConfig, EvalConfig, RelabelConfig
 from cda.data import dataset_info
 from cda.evaluate import evaluate, soft_label_loss, train_student
 from cda.recover import real_subset
-from cda.relabel import StoredLabels, batch_inputs, epoch_plan, relabel
+from cda.relabel import batch_inputs, epoch_plan, relabel
 
 INFO = dataset_info("fashion_mnist")
 AUG = AugConfig(epochs=3, batch_size=16, crop_scale=(0.3, 1.0), mix="cutmix")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cda.cache import Cache, OutputError, load_progress, save_torch
+from cda.cache import Cache, OutputError, save_torch
 from cda.checkpoint import load_checkpoint
 from cda.config import AugConfig, EvalConfig, RecoverConfig
 from cda.data import dataset_info
