@@ -6,6 +6,7 @@ dotted overrides (`--set recover.lr=0.1 --set ipcs=[1,10]`).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -119,7 +120,6 @@ def _run(args, cfg: RunConfig, progress: bool) -> int:
 def _claim(folder: Path, made_by: dict, overwrite: bool) -> None:
     """Refuse to reuse an output folder made with another config, unless asked to overwrite."""
     import json
-    import shutil
 
     from .cache import write_json
 
@@ -138,8 +138,6 @@ def _squeeze(args, cfg: RunConfig, progress: bool) -> int:
     work = Path(args.out).with_suffix(".progress")
     _claim(work, {"data": to_dict(cfg.data), "squeeze": to_dict(cfg.squeeze)}, args.overwrite)
     _, meta = squeeze(cfg.data, cfg.squeeze, cfg.device, args.out, progress, progress_dir=work)
-    import shutil
-
     shutil.rmtree(work)
     print(f"teacher {cfg.squeeze.arch} on {cfg.data.name}: top-1 {meta['metrics']['top1']:.2f}% -> {args.out}")
     return 0
@@ -153,11 +151,10 @@ def _teacher(path, cfg: RunConfig):
 
 
 def _recover(args, cfg: RunConfig, progress: bool) -> int:
+    from .data import dataset_info
     from .recover import recover
 
-    teacher, meta = _teacher(args.teacher, cfg)
-    from .data import dataset_info
-
+    teacher, _ = _teacher(args.teacher, cfg)
     info = dataset_info(cfg.data.name)
     out = Path(args.out)
     made_by = {"teacher": str(Path(args.teacher).resolve()), "method": args.method, "ipc": args.ipc,
@@ -180,12 +177,11 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
 
 def _relabel(args, cfg: RunConfig, progress: bool) -> int:
     from .config import RelabelConfig
+    from .data import dataset_info
     from .recover import Distilled
     from .relabel import relabel
 
     teacher, _ = _teacher(args.teacher, cfg)
-    from .data import dataset_info
-
     d = Distilled.load(args.distilled)
     labels = relabel(teacher, d.images, dataset_info(cfg.data.name), RelabelConfig(aug=cfg.eval.aug), args.out,
                      cfg.device, progress)
