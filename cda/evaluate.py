@@ -63,9 +63,10 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
     epochs = cfg.aug.epochs
     every = checkpoint_every or max(1, epochs // 20)
     path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
-    key = config_hash(cfg, info.name, hashlib.sha256(distilled.images.numpy().tobytes()).hexdigest())
-    first = 0
-    saved = load_progress(path, key) if path is not None else None
+    first, saved, key = 0, None, None
+    if path is not None:  # hashing the images is only worth it when resuming is possible
+        key = config_hash(cfg, info.name, hashlib.sha256(distilled.images.cpu().numpy().tobytes()).hexdigest())
+        saved = load_progress(path, key)
     if saved is not None:
         student.load_state_dict(saved["student"])
         optimizer.load_state_dict(saved["optimizer"])

@@ -117,7 +117,6 @@ class Distilled:
 
     @staticmethod
     def load(folder: str | Path) -> "Distilled":
-
         folder = Path(folder)
         blob = load_torch(folder / "distilled.pt", what="distilled set")
         meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() else {}
@@ -239,15 +238,16 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
                     _place(state["snapshots"][str(it + 1)], info.to_uint8(x.detach()).cpu(), step_groups,
                            info.num_classes)
                 bar.update()
-                if (it + 1) % 100 == 0 or it + 1 == total:
-                    value = loss.item()  # one sync per 100 iterations
+                checkpoint_due = checkpoint_every and (it + 1) % checkpoint_every == 0 and it + 1 < total
+                if (it + 1) % 100 == 0 or it + 1 == total or (checkpoint_due and path is not None):
+                    value = loss.item()  # one sync per 100 iterations, and before saving a checkpoint
                     if not math.isfinite(value):
                         raise NonFiniteLossError(
                             f"non-finite recovery loss at iteration {it + 1}; lower the lr (RecoverConfig.lr="
                             f"{cfg.lr}) or r_bn ({cfg.r_bn})" + (f". Progress up to the last checkpoint is kept "
                                                                   f"in {path}" if path else ""))
                     bar.set_postfix(loss=f"{value / len(step_groups):.3f}")
-                if checkpoint_every and (it + 1) % checkpoint_every == 0 and it + 1 < total:
+                if checkpoint_due:  # never checkpoint a diverged state: the check above ran first
                     checkpoint(s_index, it + 1, x, optimizer, rngs)
             _place(state["images"], info.to_uint8(x.detach()).cpu(), step_groups, info.num_classes)
             _place(state["labels"], y.cpu(), step_groups, info.num_classes)
