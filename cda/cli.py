@@ -1,4 +1,6 @@
-"""Command line: `cda squeeze|recover|relabel|evaluate|run` over the same RunConfig as the notebooks.
+"""Command line: `cda squeeze|recover|relabel|evaluate|run` over the same RunConfig as the notebooks,
+`cda study NAME` for one paper table or figure, `cda notebooks` to execute every notebook with
+papermill, and `cda figures` to redraw every figure from the saved results.
 
 Every subcommand starts from a preset (`--preset cpu`), optionally a YAML file (`--config`), then
 dotted overrides (`--set recover.lr=0.1 --set ipcs=[1,10]`).
@@ -87,11 +89,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distilled", required=True, help="folder from `cda recover`")
     p.add_argument("--teacher", help="teacher checkpoint (online soft labels)")
     p.add_argument("--labels", help="stored labels folder from `cda relabel`")
+
+    p = sub.add_parser("study", help="one paper table or figure (what its notebook runs), without Jupyter")
+    p.add_argument("name", help="study name, e.g. cda_ablation_scheduler (see `cda study list`)")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a study parameter, e.g. milestones=[0.25,0.5,1.0] (repeatable)")
+    p.add_argument("--output-root", help="folder for results/ and figures/ (default: the project folder)")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("notebooks", help="execute every notebook with papermill at a preset")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="just these notebooks")
+    p.add_argument("--output-root", help="folder for results/ and figures/ (default: the project folder)")
+    p.add_argument("--executed-dir", help="where the executed copies go (default: build/executed)")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser("figures", help="redraw every figure from the saved results, computing nothing")
+    p.add_argument("--preset", default="cpu")
+    p.add_argument("--only", nargs="+", metavar="NAME")
+    p.add_argument("--output-root", help="folder holding results/ (default: the project folder)")
     return parser
+
+
+def _paper_companion(args) -> int:
+    """The study, notebooks and figures subcommands, which take a preset but no RunConfig flags."""
+    from . import notebooks, studies
+
+    try:
+        if args.command == "study":
+            if args.name == "list":
+                for name, st in studies.STUDIES.items():
+                    print(f"{name:32} {st.title}")
+                return 0
+            overrides = dict(parse_override(s) for s in args.set)
+            params = dict(parse_override(s) for s in args.param)
+            studies.run(args.name, args.preset, overrides, args.output_root, not args.no_progress, **params)
+            for caption, table in studies.tables(args.name, studies.load(args.name, args.preset, args.output_root),
+                                                 args.output_root):
+                print(f"\n{caption}\n\n{table.to_markdown()}")
+        elif args.command == "notebooks":
+            notebooks.run_notebooks(args.preset, args.only, executed_dir=args.executed_dir,
+                                    output_root=args.output_root, progress=not args.no_progress)
+        else:
+            notebooks.redraw_all(args.preset, args.only, args.output_root)
+        return 0
+    except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError, TypeError) as err:
+        print(f"cda {args.command}: error: {err}", file=sys.stderr)
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("study", "notebooks", "figures"):
+        return _paper_companion(args)
     try:
         cfg = _load_config(args)
     except (ConfigError, OSError) as err:

@@ -117,3 +117,28 @@ def evaluate(distilled: Distilled, test_split, cfg: EvalConfig, teacher: nn.Modu
     metrics = test_accuracy(student, test_split, resolve_device(device), cfg.test_batch_size, cfg.amp)
     metrics["seconds"] = time.perf_counter() - start
     return metrics
+
+
+@torch.no_grad()
+def noisy_accuracy(model: nn.Module, split, sigma: float, device: str = "cpu", seed: int = 0,
+                   batch_size: int = 512, amp: bool = True) -> dict[str, float]:
+    """Top-1 and top-5 (%) on test images with Gaussian pixel noise of std `sigma` (pixels in [0, 1]),
+    clipped back to [0, 1]. The noise is drawn from `seed`, so every model sees the same noisy images."""
+    if sigma < 0:
+        raise ValueError(f"noise sigma={sigma}: must not be negative")
+    dev = resolve_device(device)
+    gen = torch.Generator().manual_seed(seed)
+    model.eval()
+    correct1 = correct5 = total = 0
+    k = min(5, split.info.num_classes)
+    for images, labels in split.batches(batch_size, device="cpu"):
+        x = images.float() / 255.0
+        x = (x + sigma * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+        x = (x * 255).round().to(torch.uint8).to(dev)
+        with autocast(dev, amp):
+            logits = model(split.info.normalize(x))
+        hits = logits.float().topk(k, dim=1).indices == labels.to(dev)[:, None]
+        correct1 += hits[:, 0].sum().item()
+        correct5 += hits.any(dim=1).sum().item()
+        total += len(labels)
+    return {"top1": 100.0 * correct1 / total, "top5": 100.0 * correct5 / total}

@@ -7,6 +7,8 @@ Names:
   append `_modified` for the small-image variant the papers use on small inputs (3x3 stride-1 stem,
   no max-pool).
 - `timm/<name>` for any timm model (`timm/vit_tiny_patch16_224`, `timm/deit_tiny_patch16_224`, ...).
+- `vit_p{P}_d{D}_w{W}`: a small ViT (timm's VisionTransformer) with patch P, depth D and width W, for
+  small images, where a 16-pixel patch would leave one token (e.g. `vit_p4_d4_w128` on 28x28).
 
 Every model takes any number of input channels.
 """
@@ -42,6 +44,7 @@ def list_models() -> list[str]:
 
 
 _CONVNET = re.compile(r"^convnet(\d+)(?:_w(\d+))?(?:_(bn|in|none))?$")
+_VIT = re.compile(r"^vit_p(\d+)_d(\d+)_w(\d+)$")
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: int = 224,
@@ -55,6 +58,9 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: 
     if match:
         depth, width, norm = int(match[1]), int(match[2] or 64), match[3] or "bn"
         return ConvNet(num_classes, in_channels, image_size, depth=depth, width=width, norm=norm)
+    match = _VIT.match(name)
+    if match:
+        return _small_vit(num_classes, in_channels, image_size, *(int(g) for g in match.groups()))
     if name.startswith("timm/"):
         return _timm_model(name[5:], num_classes, in_channels, image_size, pretrained)
     return _torchvision_model(name, num_classes, in_channels, pretrained)
@@ -164,6 +170,19 @@ def _timm_model(name: str, num_classes: int, in_channels: int, image_size: int, 
         if pretrained:
             raise PretrainedWeightsError(f"could not load timm weights for {name}: {err}") from err
         raise
+
+
+def _small_vit(num_classes: int, in_channels: int, image_size: int, patch: int, depth: int,
+               width: int) -> nn.Module:
+    try:
+        from timm.models.vision_transformer import VisionTransformer
+    except ImportError as err:
+        raise UnknownModelError(f"vit_p{patch}_d{depth}_w{width}: timm is not installed (pip install timm)") from err
+    if image_size % patch:
+        raise ValueError(f"vit_p{patch}: the patch size must divide the image size {image_size}")
+    heads = max(1, width // 32)  # 32-dimensional heads, as in DeiT-Tiny (192 wide, 3 heads of 64) scaled down
+    return VisionTransformer(img_size=image_size, patch_size=patch, in_chans=in_channels, num_classes=num_classes,
+                             embed_dim=width, depth=depth, num_heads=heads)
 
 
 def bn_layers(model: nn.Module) -> list[nn.BatchNorm2d]:

@@ -21,7 +21,7 @@ from .checkpoint import load_checkpoint
 from .config import CuddConfig, EvalConfig, RecoverConfig, RelabelConfig, RunConfig, SqueezeConfig
 from .cudd import distill_cudd
 from .data import DatasetInfo, load_split
-from .evaluate import evaluate
+from .evaluate import evaluate, noisy_accuracy, train_student
 from .recover import Distilled, real_subset, recover
 from .relabel import StoredLabels, relabel
 from .squeeze import squeeze
@@ -125,6 +125,29 @@ class Workspace:
 
         return self.cache.get_or_make("evaluation", (*source, e), make,
                                       lambda folder: json.loads((folder / "metrics.json").read_text()))
+
+    def robustness(self, method: str, ipc: int, sigmas: tuple[float, ...], eval_cfg: EvalConfig | None = None,
+                   recover_cfg: RecoverConfig | CuddConfig | None = None) -> dict[float, dict]:
+        """Train a student on a distilled set, then test it on the test set with Gaussian pixel noise
+        of each std in `sigmas`; {sigma: {"top1": .., "top5": ..}}, cached."""
+        e = eval_cfg or self.cfg.eval
+        rcfg = None if method == "random" else (recover_cfg or self._made_by(method, ipc))
+        source = self._source(method, ipc, rcfg)
+
+        def make(folder: Path):
+            d = self.distilled(method, ipc, rcfg)
+            teacher, _ = self.teacher()
+            stored = self.stored_labels(d, source, e) if e.labels == "stored" else None
+            self.log(f"robustness: {e.arch} on {method} IPC {ipc}, noise std {list(sigmas)}")
+            student = train_student(d, self.info, e, teacher if e.labels == "online" else None, stored,
+                                    self.cfg.device, self.progress, f"student {method} ipc{ipc}", progress_dir=folder)
+            (folder / "student_progress.pt").unlink(missing_ok=True)
+            out = {str(s): noisy_accuracy(student, self.test, s, self.cfg.device, amp=e.amp) for s in sigmas}
+            write_json(out, folder / "noise.json")
+
+        blob = self.cache.get_or_make("robustness", (*source, e, list(sigmas)), make,
+                                      lambda folder: json.loads((folder / "noise.json").read_text()))
+        return {float(k): v for k, v in blob.items()}
 
     def full_data(self) -> dict:
         """The student architecture trained on all the training data with the teacher's recipe."""

@@ -97,3 +97,140 @@ def loss_curves(histories: dict[str, list[float]], title: str | None = None, yla
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def _tags(df: pd.DataFrame, column: str) -> list:
+    return list(dict.fromkeys(df[column].tolist()))
+
+
+def synthesis_steps(snapshots: dict[str, torch.Tensor], class_names) -> plt.Figure:
+    """Rows of one synthesized image per class, one row per (method, recovery step)."""
+    rows = list(snapshots)
+    n = len(class_names)
+    fig, axes = plt.subplots(len(rows), n, figsize=(0.9 * n + 1.6, 0.9 * len(rows) + 0.4), squeeze=False)
+    for r, name in enumerate(rows):
+        for k in range(n):
+            ax = axes[r, k]
+            image = snapshots[name][k].permute(1, 2, 0).numpy()
+            ax.imshow(image[:, :, 0] if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(class_names[k], fontsize=7)
+            if k == 0:
+                ax.set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def crop_schedules(curricula: dict, total: int = 1000) -> plt.Figure:
+    """RandomResizedCrop's lower scale bound against the recovery iteration, per curriculum."""
+    from .recover import crop_lower_bound
+
+    setup()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    its = np.arange(total)
+    for i, (name, cur) in enumerate(curricula.items()):
+        ax.plot(its / total, [crop_lower_bound(cur, int(t), total) for t in its], label=name, lw=1.4,
+                ls="-" if cur.schedule != "none" else "--", color=f"C{i % 10}")
+    ax.set_xlabel("recovery progress (iteration / total)")
+    ax.set_ylabel("crop scale lower bound")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def scheduler_ablation(df: pd.DataFrame, metric: str = "top1") -> plt.Figure:
+    """Top-1 against the milestone, one line per schedule, SRe2L as a dashed line."""
+    setup()
+    sub = df[df.metric == metric]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for schedule, g in sub[sub.schedule != "none"].groupby("schedule", sort=False):
+        stats = g.groupby("milestone")["value"].agg(["mean", "std"]).reset_index()
+        ax.errorbar(stats["milestone"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
+                    label=schedule)
+    base = sub[sub.schedule == "none"]["value"]
+    if len(base):
+        ax.axhline(base.mean(), ls="--", color="gray", lw=1, label="SRe2L (no curriculum)")
+    ax.set_xlabel("milestone (fraction of the iterations)")
+    ax.set_ylabel(f"student {metric} (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def bar_top1(df: pd.DataFrame, column: str, title: str | None = None, metric: str = "top1") -> plt.Figure:
+    """Horizontal bars of mean top-1 (with the spread over seeds), one per value of `column`."""
+    setup()
+    sub = df[df.metric == metric]
+    stats = sub.groupby(column, sort=False)["value"].agg(["mean", "std"])
+    fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(stats) + 0.9))
+    ax.barh(range(len(stats)), stats["mean"], xerr=stats["std"].fillna(0), color=[f"C{i % 10}" for i in range(len(stats))])
+    for i, v in enumerate(stats["mean"]):
+        ax.text(v, i, f" {v:.1f}", va="center", fontsize=7)
+    ax.set_yticks(range(len(stats)))
+    ax.set_yticklabels(stats.index, fontsize=7)
+    ax.invert_yaxis()
+    lo = stats["mean"].min()
+    ax.set_xlim(max(0, lo - 10), min(100, stats["mean"].max() + 5))
+    ax.set_xlabel(f"student {metric} (%)")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def line_top1(df: pd.DataFrame, x: str, hue: str, xlabel: str, logx: bool = False, metric: str = "top1") -> plt.Figure:
+    """Mean top-1 against `x`, one line per value of `hue` (spread over seeds as error bars)."""
+    setup()
+    sub = df[df.metric == metric]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, g in sub.groupby(hue, sort=False):
+        stats = g.groupby(x)["value"].agg(["mean", "std"]).reset_index()
+        ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=str(name))
+    if logx:
+        ax.set_xscale("log")
+        values = sorted(sub[x].unique())
+        ax.set_xticks(values)
+        ax.set_xticklabels([f"{v:g}" for v in values])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"student {metric} (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def recovery_curves(df: pd.DataFrame) -> plt.Figure:
+    """Recovery loss (total and cross-entropy) against the iteration, per method and budget."""
+    setup()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, term in zip(axes, ("loss", "ce")):
+        sub = df[df.metric == f"curve_{term}"]
+        budgets = sorted(sub.iterations.unique())
+        for (method, its), g in sub.groupby(["method", "iterations"], sort=False):
+            shade = 0.35 + 0.65 * budgets.index(its) / max(1, len(budgets) - 1)
+            color = plt.get_cmap("Blues" if method == "sre2l" else "Oranges")(shade)
+            ax.plot(g["step"], g["value"], color=color, lw=1, label=f"{method}, {its:g} it")
+        ax.set_yscale("log")
+        ax.set_xscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel({"loss": "total recovery loss", "ce": "teacher cross-entropy"}[term])
+    axes[1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(table: pd.DataFrame, xlabel: str, title: str | None = None) -> plt.Figure:
+    """A method x architecture table of top-1 as an annotated heatmap."""
+    import seaborn as sns
+
+    setup()
+    fig, ax = plt.subplots(figsize=(1.3 * table.shape[1] + 1.8, 0.55 * table.shape[0] + 1.2))
+    sns.heatmap(table.astype(float), annot=True, fmt=".1f", cmap="viridis", cbar_kws={"label": "top-1 (%)"}, ax=ax)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

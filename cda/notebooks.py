@@ -1,0 +1,63 @@
+"""Run the paper notebooks with papermill, or redraw their figures from the saved results alone."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from .studies import STUDIES, project_root, redraw, results_path
+
+
+def notebook_paths(root: str | os.PathLike | None = None, names: list[str] | None = None) -> list[Path]:
+    """The notebooks in <root>/notebooks, one per study, in the studies' order (or just `names`)."""
+    folder = Path(root or project_root()) / "notebooks"
+    wanted = list(names or STUDIES)
+    unknown = [n for n in wanted if n not in STUDIES]
+    if unknown:
+        raise KeyError(f"unknown notebook(s) {unknown}; choose from {sorted(STUDIES)}")
+    paths = [folder / f"{n}.ipynb" for n in wanted]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"notebooks not found: {missing}")
+    return paths
+
+
+def run_notebooks(preset: str = "cpu", names: list[str] | None = None, root: str | os.PathLike | None = None,
+                  executed_dir: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
+                  progress: bool = True, log: Callable[[str], None] = print) -> dict[str, float]:
+    """Execute each notebook with papermill at `preset`; the executed copies go to
+    build/executed/<name>-<preset>.ipynb (never over the source notebooks). Returns seconds per notebook."""
+    import papermill as pm
+
+    root = Path(root or project_root())
+    out = Path(executed_dir or root / "build" / "executed")
+    out.mkdir(parents=True, exist_ok=True)
+    params = {"preset": preset}
+    if output_root is not None:
+        params["output_root"] = str(output_root)
+    seconds = {}
+    total = time.perf_counter()
+    for path in notebook_paths(root, names):
+        start = time.perf_counter()
+        log(f"notebook {path.name} ({preset})")
+        pm.execute_notebook(str(path), str(out / f"{path.stem}-{preset}.ipynb"), parameters=params,
+                            kernel_name="python3", progress_bar=progress, cwd=str(path.parent))
+        seconds[path.stem] = time.perf_counter() - start
+        log(f"  done in {seconds[path.stem]:.0f} s")
+    log(f"{len(seconds)} notebooks in {(time.perf_counter() - total) / 60:.1f} min; executed copies in {out}")
+    return seconds
+
+
+def redraw_all(preset: str = "cpu", names: list[str] | None = None, root: str | os.PathLike | None = None,
+               log: Callable[[str], None] = print) -> list[Path]:
+    """Regenerate every figure from results/<study>/<preset>.csv, computing nothing."""
+    paths = []
+    for name in names or STUDIES:
+        if not results_path(name, preset, root).is_file():
+            log(f"skip {name}: no results for preset {preset!r} yet")
+            continue
+        drawn = redraw(name, preset, root)
+        log(f"{name}: {len(drawn) // 2} figures")
+        paths += drawn
+    return paths
