@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True)
     p.add_argument("--distilled", required=True, help="folder from `cda recover`")
     p.add_argument("--out", required=True, help="labels folder")
+    p.add_argument("--topk", type=int, default=0,
+                   help="compact labels: keep the k largest logits per view (0: every logit, FKD-style)")
+    p.add_argument("--quant", default="int8", choices=["int8", "fp16"], help="compact labels: value encoding")
 
     p = sub.add_parser("evaluate", help="train a student on a distilled set and test it")
     _common(p)
@@ -183,10 +186,10 @@ def _relabel(args, cfg: RunConfig, progress: bool) -> int:
 
     teacher, _ = _teacher(args.teacher, cfg)
     d = Distilled.load(args.distilled)
-    labels = relabel(teacher, d.images, dataset_info(cfg.data.name), RelabelConfig(aug=cfg.eval.aug), args.out,
-                     cfg.device, progress)
+    rl = RelabelConfig(aug=cfg.eval.aug, topk=args.topk, quant=args.quant, fill_temperature=cfg.eval.temperature)
+    labels = relabel(teacher, d.images, dataset_info(cfg.data.name), rl, args.out, cfg.device, progress)
     print(f"labels for {len(d.images)} images x {cfg.eval.aug.epochs} epochs: {labels.nbytes() / 1e6:.1f} MB "
-          f"-> {args.out}")
+          f"({labels.bytes_per_view():.1f} B per image-epoch) -> {args.out}")
     return 0
 
 
