@@ -155,7 +155,11 @@ def _teacher(path, cfg: RunConfig):
 
 def _recover(args, cfg: RunConfig, progress: bool) -> int:
     from .data import dataset_info
+    from .distributed import env_world_size
     from .recover import recover
+
+    if env_world_size() > 1:
+        return _recover_distributed(args, cfg, progress)
 
     teacher, _ = _teacher(args.teacher, cfg)
     info = dataset_info(cfg.data.name)
@@ -175,6 +179,41 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
     d.save(out, info)
     (out / "recover_progress.pt").unlink(missing_ok=True)
     print(f"{args.method}: {len(d.images)} images in {d.meta['seconds']:.0f}s -> {args.out}")
+    return 0
+
+
+def _recover_distributed(args, cfg: RunConfig, progress: bool) -> int:
+    """`torchrun --nproc_per_node=N -m cda recover ...`: each rank recovers its share of the groups,
+    rank 0 writes the assembled set (the same images as one process with the same batching)."""
+    from . import distributed
+    from .data import dataset_info
+    from .recover import recover
+
+    if args.method == "cudd":
+        raise ValueError("cda recover --method cudd does not run under torchrun yet (its stages train students "
+                         "between syntheses); run it in a single process")
+    rank, world, device = distributed.init_from_env(cfg.device)
+    try:
+        teacher, _ = _teacher(args.teacher, replace(cfg, device=device))
+        info = dataset_info(cfg.data.name)
+        out = Path(args.out)
+        rcfg = cfg.recover_for(args.method, args.ipc)
+        made_by = {"teacher": str(Path(args.teacher).resolve()), "method": args.method, "ipc": args.ipc,
+                   "recover": to_dict(rcfg), "cudd": None}
+        if rank == 0:
+            _claim(out, made_by, args.overwrite)
+        distributed.barrier()
+        d = recover(teacher, info, rcfg, device, progress and rank == 0, progress_dir=out, rank=rank,
+                    world_size=world)
+        d.meta["method"] = args.method
+        (out / f"recover_progress.rank{rank}of{world}.pt").unlink(missing_ok=True)
+        if rank == 0:
+            d.save(out, info)
+            print(f"{args.method}: {len(d.images)} images in {d.meta['seconds']:.0f}s on {world} processes "
+                  f"-> {args.out}")
+        distributed.barrier()
+    finally:
+        distributed.cleanup()
     return 0
 
 
