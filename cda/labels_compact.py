@@ -75,6 +75,35 @@ def decompress(blob: dict, num_classes: int) -> torch.Tensor:
     return full.scatter_(1, blob["indices"].long(), values)
 
 
+def _fields(num_classes: int, topk: int, quant: str) -> list[tuple[str, torch.dtype, int]]:
+    """(name, dtype, values per row) of a compact row, in the order they are packed."""
+    values = [("values", torch.float16, topk)] if quant == "fp16" else \
+        [("codes", torch.uint8, topk), ("offset", torch.float16, 1), ("scale", torch.float16, 1)]
+    return values + [("indices", _index_dtype(num_classes), topk), ("fill", torch.float16, 1)]
+
+
+def to_rows(blob: dict, num_classes: int, topk: int, quant: str) -> torch.Tensor:
+    """Pack a `compress` result into one uint8 tensor [N, bytes per view]: one tensor per file keeps
+    torch.save's per-tensor overhead (hundreds of bytes) out of small label files."""
+    parts = [blob[name].reshape(len(blob["fill"]), -1).to(dtype).contiguous().view(torch.uint8)
+             for name, dtype, _ in _fields(num_classes, topk, quant)]
+    return torch.cat(parts, dim=1)
+
+
+def from_rows(rows: torch.Tensor, num_classes: int, topk: int, quant: str) -> dict:
+    """The inverse of `to_rows`."""
+    blob, col = {}, 0
+    for name, dtype, count in _fields(num_classes, topk, quant):
+        width = count * torch.empty((), dtype=dtype).element_size()
+        value = rows[:, col:col + width].contiguous().view(dtype)
+        blob[name] = value.squeeze(1) if name in ("offset", "scale", "fill") else value  # per-row scalars
+        col += width
+    if col != rows.shape[1]:
+        raise ValueError(f"compact label rows have {rows.shape[1]} bytes, expected {col} for top-{topk} {quant} "
+                         f"of {num_classes} classes")
+    return blob
+
+
 def plan_digest(plans) -> str:
     """A short hash of an epoch's plan (indices, crops, flips, mix), to check a regenerated plan."""
     h = hashlib.sha256()

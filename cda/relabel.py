@@ -129,9 +129,10 @@ class StoredLabels:
 
 
 def _pack_compact(plans: list[BatchPlan], logits: list[torch.Tensor], cfg: RelabelConfig) -> dict:
-    blob = labels_compact.compress(torch.cat(logits), cfg.topk, cfg.quant, cfg.fill_temperature)
-    blob["plan_digest"] = labels_compact.plan_digest(plans)
-    return blob
+    z = torch.cat(logits)
+    blob = labels_compact.compress(z, cfg.topk, cfg.quant, cfg.fill_temperature)
+    return {"rows": labels_compact.to_rows(blob, z.shape[1], cfg.topk, cfg.quant),
+            "plan_digest": labels_compact.plan_digest(plans)}
 
 
 def _unpack_compact(blob: dict, cfg: RelabelConfig, meta: dict, e: int, path: Path) -> list[tuple[BatchPlan, torch.Tensor]]:
@@ -139,7 +140,8 @@ def _unpack_compact(blob: dict, cfg: RelabelConfig, meta: dict, e: int, path: Pa
     if labels_compact.plan_digest(plans) != blob["plan_digest"]:
         raise ArtifactError(f"{path}: the regenerated augmentation plan differs from the one the labels were made "
                             f"for (another numpy version?); relabel, or use full labels (RelabelConfig.topk=0)")
-    logits = labels_compact.decompress(blob, meta["num_classes"]).half()
+    c = meta["num_classes"]
+    logits = labels_compact.decompress(labels_compact.from_rows(blob["rows"], c, cfg.topk, cfg.quant), c).half()
     out, start = [], 0
     for plan in plans:
         out.append((plan, logits[start:start + len(plan.indices)]))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from cda.config import AugConfig, EvalConfig, RelabelConfig
 from cda.data import dataset_info
 from cda.evaluate import train_student
-from cda.labels_compact import bytes_per_view, compress, decompress
+from cda.labels_compact import bytes_per_view, compress, decompress, from_rows, to_rows
 from cda.recover import real_subset
 from cda.relabel import _pack, epoch_plan, relabel
 
@@ -96,7 +96,16 @@ def test_bytes_per_view_layout_and_measured_for_1000_classes():
     z = _logits(n, c)
     plans = epoch_plan(AugConfig(batch_size=128), n, 224, 0)
     full_bytes = _saved_size(_pack(plans, [z[i:i + 128].half() for i in range(0, n, 128)]))
-    compact_bytes = _saved_size(compress(z, 10, "int8"))
+    blob = compress(z, 10, "int8")
+    rows = to_rows(blob, c, 10, "int8")
+    assert rows.shape == (n, bytes_per_view(c, 10, "int8"))
+    back = from_rows(rows, c, 10, "int8")
+    assert all(torch.equal(back[name], blob[name]) for name in blob)
+    for k, quant in [(1, "int8"), (1, "fp16"), (3, "fp16")]:  # k = 1 must keep its [N, 1] shape
+        small = compress(z[:8], k, quant)
+        assert torch.equal(decompress(from_rows(to_rows(small, c, k, quant), c, k, quant), c), decompress(small, c))
+    compact_bytes = _saved_size(rows)
+    assert compact_bytes / n == pytest.approx(bytes_per_view(c, 10, "int8"), rel=0.05)
     assert full_bytes / n == pytest.approx(bytes_per_view(c, 0, batch_size=128), rel=0.05)
     assert full_bytes / compact_bytes > 20
 
