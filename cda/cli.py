@@ -223,12 +223,21 @@ def _relabel(args, cfg: RunConfig, progress: bool) -> int:
     from .recover import Distilled
     from .relabel import relabel
 
-    teacher, _ = _teacher(args.teacher, cfg)
-    d = Distilled.load(args.distilled)
-    rl = RelabelConfig(aug=cfg.eval.aug, topk=args.topk, quant=args.quant, fill_temperature=cfg.eval.temperature)
-    labels = relabel(teacher, d.images, dataset_info(cfg.data.name), rl, args.out, cfg.device, progress)
-    print(f"labels for {len(d.images)} images x {cfg.eval.aug.epochs} epochs: {labels.nbytes() / 1e6:.1f} MB "
-          f"({labels.bytes_per_view():.1f} B per image-epoch) -> {args.out}")
+    from .distributed import cleanup, env_world_size, init_from_env
+
+    # Under torchrun each rank writes every world_size-th epoch into the same folder.
+    rank, world, device = init_from_env(cfg.device) if env_world_size() > 1 else (0, 1, cfg.device)
+    try:
+        teacher, _ = _teacher(args.teacher, replace(cfg, device=device))
+        d = Distilled.load(args.distilled)
+        rl = RelabelConfig(aug=cfg.eval.aug, topk=args.topk, quant=args.quant, fill_temperature=cfg.eval.temperature)
+        labels = relabel(teacher, d.images, dataset_info(cfg.data.name), rl, args.out, device, progress and rank == 0,
+                         rank=rank, world_size=world)
+        if rank == 0:
+            print(f"labels for {len(d.images)} images x {cfg.eval.aug.epochs} epochs: {labels.nbytes() / 1e6:.1f} MB "
+                  f"({labels.bytes_per_view():.1f} B per image-epoch) -> {args.out}")
+    finally:
+        cleanup()
     return 0
 
 

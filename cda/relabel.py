@@ -151,10 +151,13 @@ def _unpack_compact(blob: dict, cfg: RelabelConfig, meta: dict, e: int, path: Pa
 
 @torch.no_grad()
 def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: RelabelConfig, folder: str | Path,
-            device: str = "cpu", progress: bool = True) -> StoredLabels:
+            device: str = "cpu", progress: bool = True, rank: int = 0, world_size: int = 1) -> StoredLabels:
     """Run the teacher over every planned batch of every epoch and store plans and logits.
 
     Epoch files already present (from an interrupted run with the same config) are kept.
+    With `world_size` > 1 (torchrun), this process writes epochs rank, rank + world_size, ... into
+    the shared folder and waits for the others; epochs are independent, so the files are the same
+    as a single process writes.
     """
     dev = resolve_device(device)
     folder = Path(folder)
@@ -175,7 +178,7 @@ def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: Re
             raise ArtifactError(f"{folder} holds labels made with another config; use a new folder or delete it")
     write_json(meta, folder / "meta.json")
     start = time.perf_counter()
-    for e in tqdm(range(cfg.aug.epochs), desc="relabel", disable=not progress, leave=False):
+    for e in tqdm(range(rank, cfg.aug.epochs, world_size), desc="relabel", disable=not progress, leave=False):
         path = folder / f"epoch_{e:04d}.pt"
         if path.is_file():
             continue
@@ -185,6 +188,10 @@ def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: Re
             with autocast(dev, True):
                 logits.append(teacher(batch_inputs(images, plan, info)).to(dtype).cpu())
         save_torch(_pack_compact(plans, logits, cfg) if cfg.topk else _pack(plans, logits), path)
+    if world_size > 1:
+        from .distributed import barrier
+
+        barrier()  # every rank's epochs are on disk before anyone reads them
     labels = StoredLabels(folder)
     labels.meta["seconds"] = time.perf_counter() - start
     return labels

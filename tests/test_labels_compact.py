@@ -136,3 +136,20 @@ def test_compact_stored_labels_regenerate_the_plan_and_train_a_student(tiny_teac
 def test_topk_must_drop_something():
     with pytest.raises(ValueError, match="topk"):
         compress(torch.randn(2, 10), 10)
+
+
+def test_relabel_sharded_by_epochs_writes_the_same_files(tiny_teacher, tiny_data, tmp_path):
+    images = real_subset(tiny_data[0], 2).images
+    aug = AugConfig(epochs=3, batch_size=8, crop_scale=(0.3, 1.0))
+    for topk in (0, 3):
+        cfg = RelabelConfig(aug=aug, topk=topk)
+        single = relabel(tiny_teacher[0], images, INFO, cfg, tmp_path / f"one{topk}", progress=False)
+        for rank in range(2):  # what two torchrun ranks do, one after the other
+            relabel(tiny_teacher[0], images, INFO, cfg, tmp_path / f"two{topk}", progress=False, rank=rank,
+                    world_size=2)
+        for e in range(3):
+            a = torch.load(tmp_path / f"one{topk}" / f"epoch_{e:04d}.pt")
+            b = torch.load(tmp_path / f"two{topk}" / f"epoch_{e:04d}.pt")
+            assert a.keys() == b.keys() and all(
+                torch.equal(a[k], b[k]) if torch.is_tensor(a[k]) else a[k] == b[k] for k in a)
+        assert single.nbytes() > 0
