@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True)
     p.add_argument("--distilled", required=True, help="folder from `cda recover`")
     p.add_argument("--out", required=True, help="labels folder")
+    p.add_argument("--topk", type=int, default=0,
+                   help="compact labels: keep the k largest logits per view (0: every logit, FKD-style)")
+    p.add_argument("--quant", default="int8", choices=["int8", "fp16"], help="compact labels: value encoding")
 
     p = sub.add_parser("evaluate", help="train a student on a distilled set and test it")
     _common(p)
@@ -204,7 +207,11 @@ def _teacher(path, cfg: RunConfig):
 
 def _recover(args, cfg: RunConfig, progress: bool) -> int:
     from .data import dataset_info
+    from .distributed import env_world_size
     from .recover import recover
+
+    if env_world_size() > 1:
+        return _recover_distributed(args, cfg, progress)
 
     teacher, _ = _teacher(args.teacher, cfg)
     info = dataset_info(cfg.data.name)
@@ -227,18 +234,62 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
     return 0
 
 
+def _recover_distributed(args, cfg: RunConfig, progress: bool) -> int:
+    """`torchrun --nproc_per_node=N -m cda recover ...`: each rank recovers its share of the groups,
+    rank 0 writes the assembled set (the same images as one process with the same batching)."""
+    from . import distributed
+    from .data import dataset_info
+    from .recover import recover
+
+    if args.method == "cudd":
+        raise ValueError("cda recover --method cudd does not run under torchrun yet (its stages train students "
+                         "between syntheses); run it in a single process")
+    rank, world, device = distributed.init_from_env(cfg.device)
+    try:
+        teacher, _ = _teacher(args.teacher, replace(cfg, device=device))
+        info = dataset_info(cfg.data.name)
+        out = Path(args.out)
+        rcfg = cfg.recover_for(args.method, args.ipc)
+        made_by = {"teacher": str(Path(args.teacher).resolve()), "method": args.method, "ipc": args.ipc,
+                   "recover": to_dict(rcfg), "cudd": None}
+        if rank == 0:
+            _claim(out, made_by, args.overwrite)
+        distributed.barrier()
+        d = recover(teacher, info, rcfg, device, progress and rank == 0, progress_dir=out, rank=rank,
+                    world_size=world)
+        d.meta["method"] = args.method
+        (out / f"recover_progress.rank{rank}of{world}.pt").unlink(missing_ok=True)
+        if rank == 0:
+            d.save(out, info)
+            print(f"{args.method}: {len(d.images)} images in {d.meta['seconds']:.0f}s on {world} processes "
+                  f"-> {args.out}")
+        distributed.barrier()
+    finally:
+        distributed.cleanup()
+    return 0
+
+
 def _relabel(args, cfg: RunConfig, progress: bool) -> int:
     from .config import RelabelConfig
     from .data import dataset_info
     from .recover import Distilled
     from .relabel import relabel
 
-    teacher, _ = _teacher(args.teacher, cfg)
-    d = Distilled.load(args.distilled)
-    labels = relabel(teacher, d.images, dataset_info(cfg.data.name), RelabelConfig(aug=cfg.eval.aug), args.out,
-                     cfg.device, progress)
-    print(f"labels for {len(d.images)} images x {cfg.eval.aug.epochs} epochs: {labels.nbytes() / 1e6:.1f} MB "
-          f"-> {args.out}")
+    from .distributed import cleanup, env_world_size, init_from_env
+
+    # Under torchrun each rank writes every world_size-th epoch into the same folder.
+    rank, world, device = init_from_env(cfg.device) if env_world_size() > 1 else (0, 1, cfg.device)
+    try:
+        teacher, _ = _teacher(args.teacher, replace(cfg, device=device))
+        d = Distilled.load(args.distilled)
+        rl = RelabelConfig(aug=cfg.eval.aug, topk=args.topk, quant=args.quant, fill_temperature=cfg.eval.temperature)
+        labels = relabel(teacher, d.images, dataset_info(cfg.data.name), rl, args.out, device, progress and rank == 0,
+                         rank=rank, world_size=world)
+        if rank == 0:
+            print(f"labels for {len(d.images)} images x {cfg.eval.aug.epochs} epochs: {labels.nbytes() / 1e6:.1f} MB "
+                  f"({labels.bytes_per_view():.1f} B per image-epoch) -> {args.out}")
+    finally:
+        cleanup()
     return 0
 
 

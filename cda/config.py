@@ -159,11 +159,21 @@ class RelabelConfig:
     """FKD-style stored soft labels: per batch, the augmentation parameters and the teacher's logits."""
 
     aug: AugConfig = field(default_factory=AugConfig)
-    dtype: str = "float16"
+    dtype: str = "float16"  # full format only
+    # Compact format (cda.labels_compact): topk > 0 keeps the k largest logits per view, quantized as
+    # `quant` ("int8": uint8 codes with a per-row offset and scale; "fp16"), plus one fill value for
+    # the other classes that keeps their softmax mass at `fill_temperature` (the student's T); the
+    # plan is not stored but regenerated from the AugConfig. topk = 0: full logits and plans (FKD).
+    topk: int = 0
+    quant: str = "int8"
+    fill_temperature: float = 20.0
 
     def __post_init__(self):
         _check(self.dtype in ("float16", "bfloat16", "float32"),
                f"RelabelConfig.dtype={self.dtype!r}: choose float16, bfloat16 or float32")
+        _check(self.topk >= 0, f"RelabelConfig.topk={self.topk}: must be >= 0 (0: full logits)")
+        _check(self.quant in ("int8", "fp16"), f"RelabelConfig.quant={self.quant!r}: choose int8 or fp16")
+        _check(self.fill_temperature > 0, f"RelabelConfig.fill_temperature={self.fill_temperature}: must be positive")
 
 
 @dataclass(frozen=True)

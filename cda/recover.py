@@ -5,6 +5,10 @@ Images are optimized in *groups*: a group holds one image per class for a block 
 IPC index (the official code's batch). Several groups can share a forward pass; the BatchNorm
 statistics, the loss, the random initialization and the augmentation draws stay per group, so the
 result is the same as optimizing each group alone.
+
+Under torchrun, each rank optimizes a disjoint share of the batches of groups (`rank`, `world_size`)
+and the ranks then combine their images; as every group has its own seed, the images are
+bit-identical to a single-process run with the same batching.
 """
 from __future__ import annotations
 
@@ -161,22 +165,44 @@ def group_views(rngs: list[np.random.Generator], group_size: int, size: int, cfg
                       np.repeat(np.concatenate([v.shifts for v in views]), group_size, axis=0))
 
 
+def shard_steps(groups, per_step: int, rank: int, world_size: int) -> list[list]:
+    """The batches of groups one rank optimizes: round-robin over the single-process batches, so
+    every group sees the same batch (hence the same floating-point sums) as in a single process.
+    Where there are fewer batches than ranks (groups_per_step=0 puts all groups in one), the groups
+    are re-batched into at most `world_size` batches; the images then agree with a single process
+    only up to float rounding (at most 1 gray level in the tests)."""
+    steps = _steps(groups, per_step)
+    if world_size > 1 and len(steps) < world_size:
+        steps = _steps(groups, max(1, math.ceil(len(groups) / world_size)))
+    return steps[rank::world_size]
+
+
 def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: str = "cpu",
             progress: bool = True, snapshot_at: tuple[int, ...] = (), desc: str = "recover",
-            progress_dir: str | Path | None = None, checkpoint_every: int = 100) -> Distilled:
+            progress_dir: str | Path | None = None, checkpoint_every: int = 100,
+            rank: int = 0, world_size: int = 1) -> Distilled:
     """Synthesize `cfg.ipc` images per class from Gaussian noise. Deterministic for `cfg.seed`.
 
     With `progress_dir`, the state (images, optimizer, random streams) is saved every
     `checkpoint_every` iterations and after each batch of groups; the same call after an
     interruption continues from there and gives the same images as an uninterrupted run.
+
+    With `world_size` > 1 (torchrun; see cda.distributed), this process optimizes only its share of
+    the groups, then all ranks exchange their images, so every rank returns the whole set.
     """
+    if world_size > 1:
+        from . import distributed
+
+        if distributed.world_size() != world_size:
+            raise RuntimeError(f"recover(world_size={world_size}) needs an initialized process group of that "
+                               f"size (cda.distributed.init_from_env under torchrun)")
     dev = resolve_device(device)
     teacher = teacher.to(dev).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     lo, hi = info.pixel_bounds(dev)
     size, total = info.image_size, cfg.iterations
-    steps = _steps(_groups(info.num_classes, cfg), cfg.groups_per_step)
+    steps = shard_steps(_groups(info.num_classes, cfg), cfg.groups_per_step, rank, world_size)
     n = cfg.ipc * info.num_classes
     state = {"step": 0, "iteration": 0, "x": None, "adam": None, "rngs": None,
              "images": torch.zeros(n, info.channels, size, size, dtype=torch.uint8),
@@ -184,8 +210,9 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
              "ce_sum": torch.zeros(total), "seconds": 0.0,
              "snapshots": {str(it): torch.zeros(n, info.channels, size, size, dtype=torch.uint8)
                            for it in snapshot_at}}
-    path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
-    key = config_hash(cfg, info.name, sorted(snapshot_at))
+    progress_file = PROGRESS_FILE if world_size == 1 else f"recover_progress.rank{rank}of{world_size}.pt"
+    path = Path(progress_dir) / progress_file if progress_dir is not None else None
+    key = config_hash(cfg, info.name, sorted(snapshot_at), *([rank, world_size] if world_size > 1 else []))
     if path is not None:
         state = load_progress(path, key) or state
     loss_sum, ce_sum = state["loss_sum"].to(dev), state["ce_sum"].to(dev)
@@ -256,10 +283,19 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
     finally:
         bar.close()
         hooks.remove()
+    if world_size > 1:  # each rank filled its own rows (zeros elsewhere): a sum assembles the set
+        from .distributed import sum_disjoint
+
+        for name in ("images", "labels"):
+            state[name] = sum_disjoint(state[name])
+        state["snapshots"] = {k: sum_disjoint(v) for k, v in state["snapshots"].items()}
+        loss_sum, ce_sum = sum_disjoint(loss_sum), sum_disjoint(ce_sum)
     n_groups = len(_groups(info.num_classes, cfg))
     history = {"loss": (loss_sum / n_groups).cpu().tolist(), "ce": (ce_sum / n_groups).cpu().tolist()}
     meta = {"method": "cda" if cfg.curriculum.schedule != "none" else "sre2l", "recover": to_dict(cfg),
             "dataset": info.name, "seconds": time.perf_counter() - start, "device": str(dev)}
+    if world_size > 1:
+        meta["world_size"] = world_size
     return Distilled(state["images"], state["labels"], meta, history,
                      {int(k): v for k, v in state["snapshots"].items()})
 

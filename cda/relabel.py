@@ -5,6 +5,10 @@ The views of every epoch come from an *epoch plan*, drawn from a generator seede
 MixUp/CutMix parameters. The online mode runs the teacher on the plan's views during training; the
 stored mode (FKD-style) runs it once ahead of time and keeps, per epoch, the plan and the logits in
 fp16. Both give a student the same labels for the same seed.
+
+With `RelabelConfig.topk > 0` the stored mode is *compact* (cda.labels_compact): per view only the
+top-k logits, quantized, and a fill value for the other classes; the plan is regenerated from the
+AugConfig instead of stored.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .augment import MixParams, ViewParams, apply_mix, apply_views, sample_mix, sample_views
+from . import labels_compact
 from .cache import ArtifactError, load_torch, save_torch, write_json
 from .config import AugConfig, RelabelConfig, from_dict, to_dict
 from .data import DatasetInfo
@@ -98,7 +103,11 @@ class StoredLabels:
     def epoch(self, e: int) -> list[tuple[BatchPlan, torch.Tensor]]:
         if e >= self.cfg.aug.epochs:
             raise ArtifactError(f"labels in {self.folder} cover {self.cfg.aug.epochs} epochs; epoch {e} was asked for")
-        return _unpack(load_torch(self.folder / f"epoch_{e:04d}.pt", what="soft-label file"))
+        path = self.folder / f"epoch_{e:04d}.pt"
+        blob = load_torch(path, what="soft-label file")
+        if self.cfg.topk == 0:
+            return _unpack(blob)
+        return _unpack_compact(blob, self.cfg, self.meta, e, path)
 
     def check_fits(self, aug: AugConfig, n_images: int) -> None:
         """Training must use the batches the labels were made for."""
@@ -114,13 +123,41 @@ class StoredLabels:
     def nbytes(self) -> int:
         return sum(p.stat().st_size for p in self.folder.glob("epoch_*.pt"))
 
+    def bytes_per_view(self) -> float:
+        """Measured bytes on disk per image-epoch (container overhead included)."""
+        return self.nbytes() / (self.meta["num_images"] * self.cfg.aug.epochs)
+
+
+def _pack_compact(plans: list[BatchPlan], logits: list[torch.Tensor], cfg: RelabelConfig) -> dict:
+    z = torch.cat(logits)
+    blob = labels_compact.compress(z, cfg.topk, cfg.quant, cfg.fill_temperature)
+    return {"rows": labels_compact.to_rows(blob, z.shape[1], cfg.topk, cfg.quant),
+            "plan_digest": labels_compact.plan_digest(plans)}
+
+
+def _unpack_compact(blob: dict, cfg: RelabelConfig, meta: dict, e: int, path: Path) -> list[tuple[BatchPlan, torch.Tensor]]:
+    plans = epoch_plan(cfg.aug, meta["num_images"], meta["image_size"], e)
+    if labels_compact.plan_digest(plans) != blob["plan_digest"]:
+        raise ArtifactError(f"{path}: the regenerated augmentation plan differs from the one the labels were made "
+                            f"for (another numpy version?); relabel, or use full labels (RelabelConfig.topk=0)")
+    c = meta["num_classes"]
+    logits = labels_compact.decompress(labels_compact.from_rows(blob["rows"], c, cfg.topk, cfg.quant), c).half()
+    out, start = [], 0
+    for plan in plans:
+        out.append((plan, logits[start:start + len(plan.indices)]))
+        start += len(plan.indices)
+    return out
+
 
 @torch.no_grad()
 def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: RelabelConfig, folder: str | Path,
-            device: str = "cpu", progress: bool = True) -> StoredLabels:
+            device: str = "cpu", progress: bool = True, rank: int = 0, world_size: int = 1) -> StoredLabels:
     """Run the teacher over every planned batch of every epoch and store plans and logits.
 
     Epoch files already present (from an interrupted run with the same config) are kept.
+    With `world_size` > 1 (torchrun), this process writes epochs rank, rank + world_size, ... into
+    the shared folder and waits for the others; epochs are independent, so the files are the same
+    as a single process writes.
     """
     dev = resolve_device(device)
     folder = Path(folder)
@@ -129,11 +166,19 @@ def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: Re
     dtype = getattr(torch, cfg.dtype)
     meta = {"relabel": to_dict(cfg), "num_images": len(images), "num_classes": info.num_classes,
             "dataset": info.name}
-    if (folder / "meta.json").is_file() and json.loads((folder / "meta.json").read_text()) != meta:
-        raise ArtifactError(f"{folder} holds labels made with another config; use a new folder or delete it")
+    if cfg.topk:
+        if cfg.topk >= info.num_classes:
+            raise ValueError(f"RelabelConfig.topk={cfg.topk}: keep fewer than the {info.num_classes} classes "
+                             f"(topk=0 stores every logit)")
+        meta["image_size"] = info.image_size  # to regenerate the plans
+    if (folder / "meta.json").is_file():
+        old = json.loads((folder / "meta.json").read_text())
+        old["relabel"] = to_dict(from_dict(RelabelConfig, old["relabel"]))  # fields added since: defaults
+        if old != meta:
+            raise ArtifactError(f"{folder} holds labels made with another config; use a new folder or delete it")
     write_json(meta, folder / "meta.json")
     start = time.perf_counter()
-    for e in tqdm(range(cfg.aug.epochs), desc="relabel", disable=not progress, leave=False):
+    for e in tqdm(range(rank, cfg.aug.epochs, world_size), desc="relabel", disable=not progress, leave=False):
         path = folder / f"epoch_{e:04d}.pt"
         if path.is_file():
             continue
@@ -142,7 +187,11 @@ def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: Re
         for plan in plans:
             with autocast(dev, True):
                 logits.append(teacher(batch_inputs(images, plan, info)).to(dtype).cpu())
-        save_torch(_pack(plans, logits), path)
+        save_torch(_pack_compact(plans, logits, cfg) if cfg.topk else _pack(plans, logits), path)
+    if world_size > 1:
+        from .distributed import barrier
+
+        barrier()  # every rank's epochs are on disk before anyone reads them
     labels = StoredLabels(folder)
     labels.meta["seconds"] = time.perf_counter() - start
     return labels

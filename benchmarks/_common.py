@@ -1,0 +1,144 @@
+"""Shared pieces of the benchmarks: arguments, the teacher, hardware facts, and the result files."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as `python benchmarks/x.py` from a checkout
+
+# Dense peak throughput (TFLOP/s) from the vendors' data sheets (no sparsity). fp32 is the plain
+# (non-tensor-core) rate; PyTorch uses it unless TF32 is enabled.
+# tf32 is the tensor-core rate that cuDNN convolutions use for fp32 tensors by default
+# (torch.backends.cudnn.allow_tf32 is True).
+PEAK_TFLOPS = {
+    "H200": {"bf16": 989.0, "tf32": 494.0, "fp32": 67.0},
+    "H100 SXM": {"bf16": 989.0, "tf32": 494.0, "fp32": 67.0},
+    "H100 PCIe": {"bf16": 756.0, "tf32": 378.0, "fp32": 51.0},
+    "H100 NVL": {"bf16": 835.0, "tf32": 418.0, "fp32": 60.0},
+    "H100": {"bf16": 989.0, "tf32": 494.0, "fp32": 67.0},  # an H100 name without the form factor: assume SXM
+    "A100": {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5},
+}
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    p.add_argument("--quick", action="store_true", help="tiny budgets: checks that the script runs (~1 min on a CPU)")
+    p.add_argument("--teacher", help="cda teacher checkpoint (default: a teacher squeezed here for 1 epoch)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
+    p.add_argument("--out-dir", default=str(ROOT / "results" / "bench"))
+    return p
+
+
+def setup(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = True
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine()
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def peak_tflops(device: str, precision: str) -> float | None:
+    """The device's dense peak for `precision` ("bf16" or "fp32"), or None where unknown (CPUs)."""
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(torch.device(device))
+    for key in sorted(PEAK_TFLOPS, key=len, reverse=True):  # the most specific name first
+        if all(part in name for part in key.split()):
+            return PEAK_TFLOPS[key][precision]
+    return None
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+class Timer:
+    def __init__(self, device: str):
+        self.device = device
+
+    def __enter__(self):
+        sync(self.device)
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        sync(self.device)
+        self.seconds = time.perf_counter() - self.start
+
+
+def teacher_for(args, info, arch: str = "convnet3"):
+    """The teacher: a checkpoint, or `arch` squeezed for one epoch on 2,000 Fashion-MNIST images."""
+    from cda.checkpoint import load_checkpoint
+    from cda.config import DataConfig, SqueezeConfig
+    from cda.squeeze import squeeze
+
+    if args.teacher:
+        model, meta = load_checkpoint(args.teacher, info, args.device)
+        return model, meta.get("arch", "?")
+    per_class = 50 if args.quick else 200
+    model, _ = squeeze(DataConfig(name=info.name, train_per_class=per_class, test_per_class=20),
+                       SqueezeConfig(arch=arch, epochs=1, batch_size=64, lr=0.05), args.device, progress=False)
+    return model.eval(), arch
+
+
+def save(name: str, args, rows: list[dict], extra: dict) -> tuple[Path, Path]:
+    """results/bench/<name>-<device>{-quick}.csv and .json (rows plus provenance)."""
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{name}-{args.device.split(':')[0]}" + ("-quick" if args.quick else "")
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(out / f"{stem}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    provenance = {"benchmark": name, "argv": sys.argv, "device": args.device, "device_name": device_name(args.device),
+                  "cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                  "torch": torch.__version__, "python": platform.python_version(), "quick": args.quick,
+                  "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **extra, "rows": rows}
+    try:
+        import subprocess
+
+        provenance["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                                  text=True).stdout.strip()
+    except OSError:
+        pass
+    (out / f"{stem}.json").write_text(json.dumps(provenance, indent=2, default=str) + "\n")
+    return out / f"{stem}.csv", out / f"{stem}.json"
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    def fmt(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)

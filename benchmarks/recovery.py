@@ -1,0 +1,140 @@
+"""Recovery speed and quality: `cda.recover.recover` against the official loop's shape
+(benchmarks/reference_recovery.py), same teacher, same hyperparameters, measured in one run.
+
+    python benchmarks/recovery.py [--device cpu|cuda] [--quick] [--teacher T.pt] [--arch resnet18_modified]
+                                  [--ipc 10] [--iterations 200] [--quality]
+
+Speed is image-iterations per second (images x iterations / wall seconds). Cost per
+image-iteration is about 3 teacher forwards (forward + backward to the input), counted with
+FlopCounterMode, which gives the achieved GFLOP/s and, on known GPUs, the fraction of the peak.
+Quality: the teacher's cross-entropy and the BN-matching loss on the final uint8 images (no
+augmentation), and with --quality the accuracy of a student trained on each set.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+import torch.nn.functional as F
+from _common import Timer, parser, peak_tflops, save, setup, table, teacher_for
+from reference_recovery import reference_recover
+from torch.utils.flop_counter import FlopCounterMode
+
+from cda.config import AugConfig, CurriculumConfig, DataConfig, EvalConfig, RecoverConfig
+from cda.data import dataset_info, load_split
+from cda.recover import BNStatsLoss, Distilled, recover
+
+
+def forward_flops(model, info, device) -> float:
+    x = torch.randn(1, info.channels, info.image_size, info.image_size, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    return float(counter.get_total_flops())
+
+
+@torch.no_grad()
+def quality(teacher, info, images_cm, ipc, device, r_bn_first=10.0) -> dict:
+    """Teacher CE and BN loss of class-major uint8 images; BN statistics per IPC slot (all classes)."""
+    c = info.num_classes
+    x = info.normalize(images_cm.to(device))
+    y = torch.arange(c, device=device).repeat_interleave(ipc)
+    hooks = BNStatsLoss(teacher, r_bn_first)
+    try:
+        ce = F.cross_entropy(teacher(x).float(), y).item()
+        hooks.take()
+        hooks.group_size = c  # IPC-major order: each consecutive block of c images is one IPC slot
+        ipc_major = x.view(c, ipc, *x.shape[1:]).transpose(0, 1).reshape(x.shape)
+        teacher(ipc_major)
+        bn = hooks.take().mean().item()
+    finally:
+        hooks.remove()
+    return {"teacher_ce": ce, "bn_loss": bn}
+
+
+def main():
+    p = parser(__doc__)
+    p.add_argument("--arch", default="convnet3", help="teacher architecture when no --teacher is given")
+    p.add_argument("--ipc", type=int, default=None)
+    p.add_argument("--iterations", type=int, default=None)
+    p.add_argument("--quality", action="store_true", help="also train a student on each set (slow)")
+    p.add_argument("--channels-last", action="store_true", help="also time cda with a channels_last teacher")
+    args = p.parse_args()
+    setup(args)
+    dev = args.device
+    info = dataset_info("fashion_mnist")
+    ipc = args.ipc or (2 if args.quick else 10)
+    iterations = args.iterations or (20 if args.quick else 200)
+    teacher, arch = teacher_for(args, info, args.arch)
+    teacher = teacher.to(dev)
+    hp = dict(lr=0.1, r_bn=0.05, jitter=2, schedule="cosine", milestone=1.0)  # the cpu preset's CDA recipe
+    cfg = RecoverConfig(ipc=ipc, iterations=iterations, lr=hp["lr"], r_bn=hp["r_bn"], jitter=hp["jitter"],
+                        curriculum=CurriculumConfig("cosine", hp["milestone"]),
+                        classes_per_group=info.num_classes, groups_per_step=0)
+    flops = forward_flops(teacher, info, dev)
+    work = ipc * info.num_classes * iterations  # image-iterations
+
+    def run_reference(n_iter=iterations):
+        return reference_recover(teacher, info, ipc, n_iter, hp["lr"], hp["r_bn"], jitter=hp["jitter"],
+                                 schedule=hp["schedule"], milestone=hp["milestone"], device=dev)
+
+    variants = {
+        "reference (official shape, fp32)": ("fp32", lambda n: run_reference(n)),
+        "cda (all IPC slots batched)": ("bf16" if dev.startswith("cuda") else "fp32",
+                                        lambda n: recover(teacher, info, replace(cfg, iterations=n), dev, False)),
+        "cda (one IPC slot per step)": ("bf16" if dev.startswith("cuda") else "fp32",
+                                        lambda n: recover(teacher, info, replace(cfg, iterations=n, groups_per_step=1),
+                                                          dev, False)),
+    }
+    if dev.startswith("cuda"):
+        variants["cda (batched, fp32)"] = ("tf32", lambda n: recover(teacher, info, replace(cfg, iterations=n,
+                                                                                             amp=False), dev, False))
+    if args.channels_last:
+        cl = teacher.to(memory_format=torch.channels_last)
+        variants["cda (batched, channels_last)"] = (
+            "bf16" if dev.startswith("cuda") else "fp32",
+            lambda n: recover(cl, info, replace(cfg, iterations=n), dev, False))
+
+    rows, results = [], {}
+    for name, (precision, fn) in variants.items():
+        fn(2)  # warm-up: allocator, cuDNN autotuning
+        with Timer(dev) as t:
+            out = fn(iterations)
+        if isinstance(out, Distilled):
+            images = out.images
+        else:  # reference: IPC-major -> class-major
+            images = out[0].view(ipc, info.num_classes, *out[0].shape[1:]).transpose(0, 1).reshape(out[0].shape)
+        results[name] = images
+        rate = work / t.seconds
+        gflops = 3 * flops * rate / 1e9
+        peak = peak_tflops(dev, precision)
+        rows.append({"variant": name, "precision": precision, "seconds": t.seconds, "img_it_per_s": rate,
+                     "gflop_per_s": gflops, "peak_fraction": gflops / (peak * 1e3) if peak else None,
+                     **quality(teacher, info, images, ipc, dev)})
+    base = rows[0]["img_it_per_s"]
+    for r in rows:
+        r["speedup_vs_reference"] = r["img_it_per_s"] / base
+
+    if args.quality:
+        test = load_split(DataConfig(test_per_class=100 if args.quick else None), train=False)
+        ecfg = EvalConfig(arch="convnet3", aug=AugConfig(epochs=10 if args.quick else 200, batch_size=64,
+                                                         crop_scale=(0.25, 1.0)))
+        from cda.evaluate import evaluate
+
+        labels = torch.arange(info.num_classes).repeat_interleave(ipc)
+        for r in rows:
+            m = evaluate(Distilled(results[r["variant"]], labels), test, ecfg, teacher, device=dev, progress=False)
+            r["student_top1"] = m["top1"]
+
+    cols = ["variant", "precision", "seconds", "img_it_per_s", "speedup_vs_reference", "gflop_per_s", "peak_fraction",
+            "teacher_ce", "bn_loss"] + (["student_top1"] if args.quality else [])
+    print(f"recovery: teacher {arch}, {info.name}, IPC {ipc}, {iterations} iterations, device {dev}, "
+          f"{flops / 1e6:.1f} MFLOP per forward, torch threads {torch.get_num_threads()}")
+    print(table(rows, cols))
+    csv_path, json_path = save("recovery", args, rows, {"teacher_arch": arch, "ipc": ipc, "iterations": iterations,
+                                                        "forward_flops": flops, "hyperparameters": hp,
+                                                        "flops_per_image_iteration": 3 * flops})
+    print(f"-> {csv_path}, {json_path}")
+
+
+if __name__ == "__main__":
+    main()

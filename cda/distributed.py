@@ -1,0 +1,95 @@
+"""torch.distributed helpers for `torchrun`: one process per device, each doing a disjoint share.
+
+`torchrun --nproc_per_node=N -m cda recover ...` sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
+MASTER_PORT; `init_from_env` starts the process group from them (nccl on CUDA, gloo on CPU) and does
+nothing in a plain single-process run, so the same code serves both.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+
+
+def env_world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init_from_env(device: str = "cpu", backend: str | None = None) -> tuple[int, int, str]:
+    """Join the process group described by torchrun's environment variables.
+
+    Returns (rank, world size, device); on CUDA each process takes the GPU `cuda:LOCAL_RANK`.
+    Without WORLD_SIZE > 1 (a plain run) nothing is initialized and (0, 1, device) comes back.
+    """
+    world = env_world_size()
+    if world <= 1:
+        return 0, 1, device
+    if not dist.is_available():
+        raise RuntimeError(f"WORLD_SIZE={world}, but this PyTorch build has no torch.distributed")
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(torch.device(device))
+    if not dist.is_initialized():
+        for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+            if name not in os.environ:
+                raise RuntimeError(f"WORLD_SIZE={world} but ${name} is not set; launch with torchrun "
+                                   f"(torchrun --nproc_per_node={world} -m cda ...)")
+        dist.init_process_group(backend or ("nccl" if device.startswith("cuda") else "gloo"))
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if is_distributed():
+        dist.barrier()
+
+
+def shard(items: Sequence[T], rank: int, world_size: int) -> list[T]:
+    """Round-robin share of `items` for one rank: items rank, rank + world, ... (disjoint, covering)."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is outside a world of {world_size} processes")
+    return list(items[rank::world_size])
+
+
+def sum_disjoint(t: torch.Tensor) -> torch.Tensor:
+    """Combine tensors that each rank filled in disjoint places (zeros elsewhere): an all-reduce sum,
+    which is exact for such tensors in any dtype. Every rank gets the whole tensor."""
+    if not is_distributed():
+        return t
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    buf = t.to(device).contiguous()
+    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+    return buf.to(t.device)
+
+
+def gather_objects(obj) -> list | None:
+    """Every rank's `obj` on rank 0 (None elsewhere); [obj] in a single process."""
+    if not is_distributed():
+        return [obj]
+    out = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    return out
+
+
+def cleanup() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
