@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up what is missing first (scripts/setup.sh).
-.PHONY: setup demo test
+.PHONY: setup demo test notebooks figures
 
 setup:
 	@bash scripts/setup.sh
@@ -11,3 +11,11 @@ demo: setup
 # The tests (a few minutes on 2 cores, on real Fashion-MNIST images).
 test: setup
 	.venv/bin/python -m pytest -q
+
+# Every paper notebook at the cpu preset (papermill; executed copies in build/executed/), and the
+# figures redrawn from the saved results alone.
+notebooks: setup
+	.venv/bin/cda notebooks --preset cpu
+
+figures: setup
+	.venv/bin/cda figures --preset cpu

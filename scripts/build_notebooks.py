@@ -128,8 +128,9 @@ varied at a fixed epoch count, so smaller batches also mean more steps.""",
 ResNet-family and DeiT-Tiny tables; their numbers were not available).
 
 **How this notebook tests it.** The sets recovered with the preset's teacher, relabeled by it, train
-students of other families: on small images the preset's ConvNet, ResNet-18, MobileNetV2 and a small ViT;
-on ImageNet, ResNet-18/50/101.""",
+students of other families: on small images the preset's ConvNet, ResNet-18 and a small ViT (patch 4, depth 4,
+width 128; MobileNetV2 and any torchvision or timm model can be added through `students`); on ImageNet,
+ResNet-18/50/101.""",
         params=[("ipc", None, "images per class (default 10)"),
                 ("students", None, "student architectures (default: see above)")],
         reading="""**Reading the result.** Every student learns from the same teacher's soft labels, so the
@@ -168,8 +169,8 @@ curriculum student, so it also has no adversarial term.""",
         claim="""**Claim.** The adversarial term keeps the images from overfitting to the network used in
 distillation, which improves cross-architecture generalization (CUDD's abstract).
 
-**How this notebook tests it.** The IPC-10 sets of the three methods train the preset's ConvNet, ResNet-18,
-MobileNetV2 and a small ViT.""",
+**How this notebook tests it.** The IPC-10 sets of the three methods train the preset's ConvNet, ResNet-18
+and a small ViT (more through `students`).""",
         params=[("ipc", None, "images per class (default 10)"), ("students", None, "student architectures")],
         reading="""**Reading the result.** Compare each column's ranking of the methods with the ConvNet column's.""",
     ),
