@@ -78,7 +78,7 @@ def main():
                                  schedule=hp["schedule"], milestone=hp["milestone"], device=dev)
 
     variants = {
-        "reference (official shape, fp32)": ("fp32", lambda n: run_reference(n)),
+        "reference (official shape, fp32)": ("tf32" if dev.startswith("cuda") else "fp32", lambda n: run_reference(n)),
         "cda (all IPC slots batched)": ("bf16" if dev.startswith("cuda") else "fp32",
                                         lambda n: recover(teacher, info, replace(cfg, iterations=n), dev, False)),
         "cda (one IPC slot per step)": ("bf16" if dev.startswith("cuda") else "fp32",

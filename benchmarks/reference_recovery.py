@@ -5,7 +5,7 @@ As the official code: one batch holds one image per class of one IPC index, and 
 processed one after another, each with a fresh init and optimizer; torchvision's RandomResizedCrop
 and RandomHorizontalFlip are applied to the whole 4-D batch (one crop box and one flip for all its
 images); jitter is a `torch.roll`; BatchNorm forward hooks compute the mean and the biased variance
-with `permute(1, 0, 2, 3).reshape(C, -1)`; everything runs in fp32.
+with `permute(1, 0, 2, 3).reshape(C, -1)`; everything runs in fp32 (TF32 convolutions on CUDA, cuDNN's default).
 """
 from __future__ import annotations
 

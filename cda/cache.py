@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import is_dataclass
 from pathlib import Path
@@ -82,6 +83,9 @@ class Cache:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
+        # every artifact this object has handed out: {folder name: {"kind", "seconds", "cached"}}
+        self.ledger: dict[str, dict] = {}
+        self._nested: list[float] = []  # seconds spent in inner builds, per build in progress
 
     def folder(self, kind: str, *configs: Any) -> Path:
         return self.root / kind / config_hash(*configs)
@@ -89,24 +93,52 @@ class Cache:
     def get_or_make(self, kind: str, configs: tuple, make: Callable[[Path], Any], load: Callable[[Path], Any]) -> Any:
         """Load the finished artifact for `configs`, or build it with `make(partial_folder)` and publish it.
 
-        The done marker is written last: an interrupted `make` leaves nothing that looks finished.
+        The done marker is written last: an interrupted `make` leaves nothing that looks finished. It
+        records how long the build took, not counting artifacts built inside it (they have their own); for a
+        build resumed after an interruption, only the attempt that finished it.
         """
         folder = self.folder(kind, *configs)
-        if (folder / "done.json").is_file():
+        done = folder / "done.json"
+        if done.is_file():
+            self._record(folder, kind, json.loads(done.read_text()).get("seconds"), cached=True)
             return load(folder)
         partial = folder.with_name(folder.name + ".partial")
         try:
             partial.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise OutputError(f"cannot create {partial}: {err.strerror or err}") from err
-        make(partial)
+        start = time.perf_counter()
+        self._nested.append(0.0)
+        try:
+            make(partial)
+        finally:
+            inner = self._nested.pop()
+        total = time.perf_counter() - start
+        if self._nested:
+            self._nested[-1] += total
+        seconds = round(total - inner, 2)
         write_json({"kind": kind, "configs": [to_dict(c) if is_dataclass(c) else c for c in configs]},
                    partial / "config.json")
         if folder.exists():  # a folder without done.json: an earlier attempt cut off while publishing
             shutil.rmtree(folder)
         os.replace(partial, folder)
-        write_json({"kind": kind}, folder / "done.json")
+        write_json({"kind": kind, "seconds": seconds}, done)
+        self._record(folder, kind, seconds, cached=False)
         return load(folder)
+
+    def _record(self, folder: Path, kind: str, seconds: float | None, cached: bool) -> None:
+        self.ledger.setdefault(f"{kind}/{folder.name}", {"kind": kind, "seconds": seconds, "cached": cached})
+
+    def cost(self) -> dict:
+        """What the artifacts handed out so far cost to build, when they were built (seconds, each
+        artifact once), and how many were built now or loaded from the cache."""
+        entries = self.ledger.values()
+        known = [e["seconds"] for e in entries if e["seconds"] is not None]
+        return {"build_seconds": round(sum(known), 1),
+                "artifacts_built": sum(not e["cached"] for e in entries),
+                "artifacts_from_cache": sum(e["cached"] for e in entries),
+                "artifacts_untimed": len(entries) - len(known),
+                "artifacts": dict(sorted(self.ledger.items()))}
 
 
 def save_progress(path: str | os.PathLike, key: str, state: dict) -> None:

@@ -96,16 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="one paper table or figure (what its notebook runs), without Jupyter")
     p.add_argument("name", help="study name, e.g. cda_ablation_scheduler (see `cda study list`)")
     p.add_argument("--preset", default="cpu")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (repeatable); results then go to <preset>-<hash>.csv")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a study parameter, e.g. milestones=[0.25,0.5,1.0] (repeatable)")
-    p.add_argument("--output-root", help="folder for results/ and figures/ (default: the project folder)")
+    p.add_argument("--output-root", help="folder for results/, figures/ and the cache (default: the project folder)")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("notebooks", help="execute every notebook with papermill at a preset")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--only", nargs="+", metavar="NAME", help="just these notebooks")
-    p.add_argument("--output-root", help="folder for results/ and figures/ (default: the project folder)")
+    p.add_argument("--output-root", help="folder for results/, figures/ and the cache (default: the project folder)")
     p.add_argument("--executed-dir", help="where the executed copies go (default: build/executed)")
     p.add_argument("--no-progress", action="store_true")
 
@@ -138,8 +139,8 @@ def _paper_companion(args) -> int:
         else:
             notebooks.redraw_all(args.preset, args.only, args.output_root)
         return 0
-    except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError, TypeError) as err:
-        print(f"cda {args.command}: error: {err}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
+        print(f"cda {args.command}: error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 1
 
 

@@ -159,7 +159,7 @@ class RelabelConfig:
     """FKD-style stored soft labels: per batch, the augmentation parameters and the teacher's logits."""
 
     aug: AugConfig = field(default_factory=AugConfig)
-    dtype: str = "float16"  # full format only
+    dtype: str = "float16"  # the teacher's logits are rounded to this before storing (or before top-k)
     # Compact format (cda.labels_compact): topk > 0 keeps the k largest logits per view, quantized as
     # `quant` ("int8": uint8 codes with a per-row offset and scale; "fp16"), plus one fill value for
     # the other classes that keeps their softmax mass at `fill_temperature` (the student's T); the

@@ -46,16 +46,8 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
-
-
 def world_size() -> int:
     return dist.get_world_size() if is_distributed() else 1
-
-
-def is_main() -> bool:
-    return rank() == 0
 
 
 def barrier() -> None:
@@ -79,15 +71,6 @@ def sum_disjoint(t: torch.Tensor) -> torch.Tensor:
     buf = t.to(device).contiguous()
     dist.all_reduce(buf, op=dist.ReduceOp.SUM)
     return buf.to(t.device)
-
-
-def gather_objects(obj) -> list | None:
-    """Every rank's `obj` on rank 0 (None elsewhere); [obj] in a single process."""
-    if not is_distributed():
-        return [obj]
-    out = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
-    dist.gather_object(obj, out, dst=0)
-    return out
 
 
 def cleanup() -> None:

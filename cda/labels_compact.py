@@ -126,7 +126,7 @@ FULL_PLAN_BYTES_PER_VIEW = 8 + 16 + 1 + 8
 FULL_PLAN_BYTES_PER_BATCH = 8 + 1 + 8 + 32
 
 
-def bytes_per_view(num_classes: int, topk: int = 0, quant: str = "fp16", batch_size: int = 128,
+def bytes_per_view(num_classes: int, topk: int = 0, quant: str = "int8", batch_size: int = 128,
                    logit_bytes: int = 2) -> float:
     """Stored bytes per image-epoch, from the format's layout (container overhead not counted).
 

@@ -35,7 +35,7 @@ def run_notebooks(preset: str = "cpu", names: list[str] | None = None, root: str
     out.mkdir(parents=True, exist_ok=True)
     params = {"preset": preset}
     if output_root is not None:
-        params["output_root"] = str(output_root)
+        params["output_root"] = str(Path(output_root).resolve())  # papermill runs in notebooks/
     seconds = {}
     total = time.perf_counter()
     for path in notebook_paths(root, names):
@@ -52,6 +52,9 @@ def run_notebooks(preset: str = "cpu", names: list[str] | None = None, root: str
 def redraw_all(preset: str = "cpu", names: list[str] | None = None, root: str | os.PathLike | None = None,
                log: Callable[[str], None] = print) -> list[Path]:
     """Regenerate every figure from results/<study>/<preset>.csv, computing nothing."""
+    unknown = [n for n in names or [] if n not in STUDIES]
+    if unknown:
+        raise KeyError(f"unknown study {unknown}; choose from {sorted(STUDIES)}")
     paths = []
     for name in names or STUDIES:
         if not results_path(name, preset, root).is_file():

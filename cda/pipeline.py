@@ -183,7 +183,7 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
         rows += [dict(base, method="full", ipc=None, student=cfg.eval.arch, labels="hard", seed=cfg.squeeze.seed,
                       metric=k, value=v) for k, v in metrics.items()]
     wall = time.perf_counter() - start
-    df = write_results(rows, out / "results.csv", cfg, wall, cfg.device)
+    df = write_results(rows, out / "results.csv", cfg, wall, cfg.device, extra=ws.cache.cost())
     table, timing = accuracy_table(df), timing_table(df)
     (out / "table.md").write_text(table.to_markdown() + "\n\nWall time per step (s):\n\n" + timing.to_markdown() + "\n")
     _figures(ws, cfg, df, out)

@@ -99,10 +99,6 @@ def loss_curves(histories: dict[str, list[float]], title: str | None = None, yla
     return fig
 
 
-def _tags(df: pd.DataFrame, column: str) -> list:
-    return list(dict.fromkeys(df[column].tolist()))
-
-
 def synthesis_steps(snapshots: dict[str, torch.Tensor], class_names) -> plt.Figure:
     """Rows of one synthesized image per class, one row per (method, recovery step)."""
     rows = list(snapshots)
@@ -161,14 +157,16 @@ def scheduler_ablation(df: pd.DataFrame, metric: str = "top1") -> plt.Figure:
 
 
 def bar_top1(df: pd.DataFrame, column: str, title: str | None = None, metric: str = "top1") -> plt.Figure:
-    """Horizontal bars of mean top-1 (with the spread over seeds), one per value of `column`."""
+    """Mean top-1 (with the spread over seeds), one dot per value of `column`. Dots, not bars: the
+    axis is zoomed on the values, and bars cut off there would exaggerate the differences."""
     setup()
     sub = df[df.metric == metric]
     stats = sub.groupby(column, sort=False)["value"].agg(["mean", "std"])
     fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(stats) + 0.9))
-    ax.barh(range(len(stats)), stats["mean"], xerr=stats["std"].fillna(0), color=[f"C{i % 10}" for i in range(len(stats))])
-    for i, v in enumerate(stats["mean"]):
-        ax.text(v, i, f" {v:.1f}", va="center", fontsize=7)
+    for i, (m, sd) in enumerate(zip(stats["mean"], stats["std"].fillna(0))):
+        ax.errorbar(m, i, xerr=sd, fmt="o", color=f"C{i % 10}", capsize=3)
+        ax.text(m, i - 0.25, f"{m:.1f}", ha="center", va="bottom", fontsize=7)
+    ax.grid(axis="x", alpha=0.3)
     ax.set_yticks(range(len(stats)))
     ax.set_yticklabels(stats.index, fontsize=7)
     ax.invert_yaxis()

@@ -174,7 +174,8 @@ def shard_steps(groups, per_step: int, rank: int, world_size: int) -> list[list]
     steps = _steps(groups, per_step)
     if world_size > 1 and len(steps) < world_size:
         steps = _steps(groups, max(1, math.ceil(len(groups) / world_size)))
-    return steps[rank::world_size]
+    from .distributed import shard
+    return shard(steps, rank, world_size)
 
 
 def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: str = "cpu",

@@ -21,14 +21,16 @@ PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "matplotlib", "cd
 def git_commit(path: str | os.PathLike = ".") -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=path,
+        # results/ and figures/ are outputs: writing them must not mark the code as changed
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                                ":(top,exclude)results", ":(top,exclude)figures"], cwd=path,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return out.stdout.strip() + ("+dirty" if dirty else "") if out.returncode == 0 else "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-def provenance(config: Any, wall_seconds: float, device: str) -> dict:
+def provenance(config: Any, wall_seconds: float, device: str, extra: dict | None = None) -> dict:
     import torch
 
     versions = {}
@@ -42,12 +44,12 @@ def provenance(config: Any, wall_seconds: float, device: str) -> dict:
             "git_commit": git_commit(Path(__file__).parent), "versions": versions, "python": platform.python_version(),
             "device": device, "hardware": hardware, "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "wall_seconds": round(wall_seconds, 1),
-            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}
 
 
 def write_results(rows: list[dict] | pd.DataFrame, path: str | os.PathLike, config: Any, wall_seconds: float,
-                  device: str) -> pd.DataFrame:
-    """Write `path` (CSV) and `path`.json (provenance), each atomically."""
+                  device: str, extra: dict | None = None) -> pd.DataFrame:
+    """Write `path` (CSV) and `path`.json (provenance, plus `extra`), each atomically."""
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -56,7 +58,7 @@ def write_results(rows: list[dict] | pd.DataFrame, path: str | os.PathLike, conf
     path = Path(path)
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
-    write_json(provenance(config, wall_seconds, device), path.with_suffix(".json"))
+    write_json(provenance(config, wall_seconds, device, extra), path.with_suffix(".json"))
     return df
 
 

@@ -13,6 +13,7 @@ ablation's cosine/milestone-1 cell and the cross-architecture study's convnet ce
 """
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ import pandas as pd
 import torch
 
 from . import plots
-from .config import CurriculumConfig, EvalConfig, RunConfig, preset as make_preset
+from .config import CurriculumConfig, EvalConfig, RunConfig, config_hash, preset as make_preset
 from .pipeline import Workspace
 from .results import accuracy_table, read_results, timing_table, write_results
 from .training import resolve_device
@@ -98,8 +99,8 @@ class Context:
         data; on small images, the preset's ConvNet, a ResNet-18 and a small ViT (add "mobilenet_v2"
         through the `students` parameter: on 2 CPU cores it costs minutes per cell)."""
         if self.cfg.data.name in ("imagenet1k", "imagenet21k", "tiny_imagenet"):
-            return ("resnet18", "resnet50", "resnet101")
-        return (self.cfg.eval.arch, "resnet18", "vit_p4_d4_w128")
+            return tuple(dict.fromkeys((self.cfg.eval.arch, "resnet18", "resnet50", "resnet101")))
+        return tuple(dict.fromkeys((self.cfg.eval.arch, "resnet18", "vit_p4_d4_w128")))
 
     def cells(self, method: str, ipc: int, eval_cfg: EvalConfig | None = None, recover_cfg=None,
               **tags) -> list[dict]:
@@ -146,26 +147,48 @@ def run(name: str, preset: str = "cpu", overrides: dict | None = None, root: str
     resolve_device(cfg.device)  # a clear error now, not after the data has loaded
     if not os.path.isabs(cfg.cache_dir):
         cfg = replace(cfg, cache_dir=str(root / cfg.cache_dir))
+    custom = _custom_params(st, params)
+    # a run away from the defaults writes beside the default results, never over them
+    tag = preset if not (overrides or custom) else f"{preset}-{config_hash(overrides or {}, custom)[:8]}"
     start = time.perf_counter()
     ctx = Context(Workspace(cfg, progress, log), preset, {})
     if cfg.device.startswith("cuda") or cfg.data.name != "fashion_mnist":
         log(f"{name}: preset {preset!r} on {cfg.data.name}, device {cfg.device}")
     rows = st.compute(ctx, **{k: v for k, v in params.items() if v is not None})
-    csv = results_path(name, preset, root)
+    csv = results_path(name, tag, root)
     provenance_config = {"preset": preset, "overrides": overrides or {}, "params": params,
                          "run": _json_ready(cfg)}
-    df = write_results(rows, csv, provenance_config, time.perf_counter() - start, cfg.device)
+    # wall_seconds is this call, short when the artifacts come from the cache; build_seconds is what
+    # those artifacts cost when they were built (each once; the teacher is shared by every study).
+    df = write_results(rows, csv, provenance_config, time.perf_counter() - start, cfg.device,
+                       extra=ctx.ws.cache.cost())
     if ctx.images:
         from .cache import save_torch
         save_torch(ctx.images, csv.with_suffix(".images.pt"))
-    figures = redraw(name, preset, root)
-    log(f"{name} ({preset}): {len(df)} rows in {csv}, {len(figures) // 2} figures, "
+    figures = redraw(name, tag, root)
+    log(f"{name} ({tag}): {len(df)} rows in {csv}, {len(figures) // 2} figures, "
         f"{time.perf_counter() - start:.0f} s")
     return StudyResult(name, preset, df, csv, figures, cfg)
 
 
+def _custom_params(st: Study, params: dict) -> dict:
+    """The study parameters that differ from the defaults of its compute function; a clear error
+    for a parameter it does not take."""
+    sig = inspect.signature(st.compute)
+    accepted = [n for n in sig.parameters if n != "ctx"]
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(f"study {st.name!r} takes no parameter {unknown}; it takes {accepted}")
+    def norm(v):
+        return tuple(v) if isinstance(v, (list, tuple)) else v
+
+    return {k: v for k, v in params.items()
+            if v is not None and norm(v) != norm(sig.parameters[k].default)}
+
+
 def redraw(name: str, preset: str = "cpu", root: str | os.PathLike | None = None) -> list[Path]:
-    """Draw a study's figures from its saved results alone."""
+    """Draw a study's figures from its saved results alone (`preset`: the results' file stem, e.g.
+    "cpu", or "cpu-<hash>" for a run with overrides)."""
     from .cache import load_torch
 
     st = _get(name)
@@ -204,11 +227,14 @@ def top1(df: pd.DataFrame, index, columns=None, metric: str = "top1") -> pd.Data
 
 
 def paper_numbers(name: str, root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The papers' reported numbers from results/paper/<name>.csv (never ours)."""
-    path = Path(root or project_root()) / "results" / "paper" / f"{name}.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"no paper numbers at {path}")
-    return pd.read_csv(path)
+    """The papers' reported numbers from results/paper/<name>.csv (never ours): under `root`, else the
+    project's own (an output root elsewhere holds our results, not the papers')."""
+    places = [Path(p) / "results" / "paper" / f"{name}.csv"
+              for p in dict.fromkeys([root or project_root(), project_root(), Path(__file__).resolve().parents[1]])]
+    for path in places:
+        if path.is_file():
+            return pd.read_csv(path)
+    raise FileNotFoundError(f"no paper numbers for {name!r}; looked at {[str(p) for p in places]}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,12 +242,17 @@ def paper_numbers(name: str, root: str | os.PathLike | None = None) -> pd.DataFr
 
 def _draw_main(df: pd.DataFrame, images: dict) -> dict:
     per_ipc = df[df.ipc.notna()]
-    main_student = per_ipc.groupby("student").ipc.nunique().idxmax()  # the student run at every IPC
+    main_student = _main_student(per_ipc)
     main = df[(df.student == main_student) | df.ipc.isna()]
     figs = {"accuracy_vs_ipc": plots.accuracy_vs_ipc(main, title=f"Student {main_student}: top-1 against IPC")}
     if images:
         figs["distilled_images"] = _grid(images)
     return figs
+
+
+def _main_student(df: pd.DataFrame) -> str:
+    """The student run at the most IPCs; on a tie the first in the rows (main_results runs it first)."""
+    return df.groupby("student", sort=False).ipc.nunique().idxmax()
 
 
 def _grid(images: dict):
@@ -234,18 +265,19 @@ def main_results(ctx: Context, ipcs=None, students=None, extra_student_max_ipc: 
                  methods=("random", "sre2l", "cda")) -> list[dict]:
     """Every method at every IPC on the preset's student, plus other students at the smaller IPCs."""
     ipcs = tuple(ipcs or ctx.cfg.ipcs)
-    students = tuple(students or ctx.default_students()[:2])
+    students = tuple(dict.fromkeys(students or ctx.default_students()[:2]))
     cap = extra_student_max_ipc or (max(ipcs) if ctx.preset == "paper" else 10)
     rows = []
-    for arch in students:
+    for i, arch in enumerate(students):  # the first student runs at every IPC, the others up to `cap`
         e = replace(ctx.cfg.eval, arch=arch)
         for ipc in ipcs:
-            if arch != ctx.cfg.eval.arch and ipc > cap:
+            if i > 0 and ipc > cap:
                 continue
             for method in methods:
                 rows += ctx.cells(method, ipc, e)
     rows += ctx.reference_rows()
-    _keep_grid(ctx, methods, ctx.ablation_ipc())
+    grid_ipc = ctx.ablation_ipc() if ctx.ablation_ipc() in ipcs else min(ipcs)
+    _keep_grid(ctx, methods, grid_ipc)
     return rows
 
 
@@ -280,8 +312,8 @@ def synthesis_steps(ctx: Context, ipc: int = 1, steps=None) -> list[dict]:
     iterations); rows give the recovery loss at each step and the teacher's accuracy on the snapshot."""
     total = ctx.cfg.recover.iterations
     steps = tuple(sorted(set(steps or [max(1, round(f * total)) for f in (0.05, 0.2, 0.5, 1.0)])))
-    if steps[-1] > total:
-        raise ValueError(f"steps {steps} go beyond the {total} recovery iterations")
+    if steps[0] < 1 or steps[-1] > total:
+        raise ValueError(f"steps {steps}: each must be between 1 and the {total} recovery iterations")
     info, rows, snaps = ctx.ws.info, [], {}
     for method in ("sre2l", "cda"):
         rcfg = ctx.cfg.recover_for(method, ipc)
@@ -477,7 +509,7 @@ def cudd_main(ctx: Context, ipcs=None, methods=("random", "sre2l", "cda", "cudd"
         for method in methods:
             rows += ctx.cells(method, ipc)
     rows += ctx.reference_rows()
-    _keep_grid(ctx, ("sre2l", "cda", "cudd"), min(ipcs or _cudd_ipcs(ctx)))
+    _keep_grid(ctx, [m for m in ("sre2l", "cda", "cudd") if m in methods], min(ipcs or _cudd_ipcs(ctx)))
     return rows
 
 
@@ -611,7 +643,7 @@ def _try_paper(name, root):
 
 
 def _main_tables(df, root):
-    main_student = df[df.ipc.notna()].groupby("student").ipc.nunique().idxmax()
+    main_student = _main_student(df[df.ipc.notna()])
     out = [(f"Top-1 (%) with student {main_student}", accuracy_table(df[(df.student == main_student) | df.ipc.isna()])),
            ("Top-1 (%) by student architecture", top1(df[df.ipc.notna()], ["student", "ipc"], "method")),
            ("CDA minus SRe2L (points): ours beside the paper's main table",

@@ -61,7 +61,7 @@ beats a linear one (the paper's scheduler table; its numbers were not available)
 **How this notebook tests it.** At IPC 10, recover with each schedule and milestone (the fraction of the
 iterations after which the bound stays at 0.08), and with no curriculum (SRe2L); evaluate every set with
 the same student recipe.""",
-        params=[("ipc", None, "images per class (default 10)"),
+        params=[("ipc", None, "images per class (None: 10, or the preset's nearest smaller IPC)"),
                 ("schedules", ["step", "linear", "cosine"], "crop-scale schedules"),
                 ("milestones", [0.5, 1.0], "fractions of the iterations")],
         reading="""**Reading the result.** With one evaluation seed per cell, differences under about one point
@@ -76,7 +76,7 @@ numbers were not available).
 
 **How this notebook tests it.** At IPC 10, the cosine curriculum forwards and reversed in time, and constant
 lower bounds of 0.08 (which is SRe2L), 0.5 and 1.0 (whole-image views only).""",
-        params=[("ipc", None, "images per class (default 10)"),
+        params=[("ipc", None, "images per class (None: 10, or the preset's nearest smaller IPC)"),
                 ("constant_lower_bounds", [0.08, 0.5, 1.0], "constant crop-scale lower bounds")],
         reading="""**Reading the result.** The crop-schedule figure shows exactly which views each variant saw.""",
     ),
@@ -88,7 +88,7 @@ reviewers asked whether this bound (and an upper bound of 1) is the right choice
 
 **How this notebook tests it.** At IPC 10, the cosine curriculum ending at several lower bounds, against
 SRe2L's constant (0.08, 1).""",
-        params=[("ipc", None, "images per class (default 10)"),
+        params=[("ipc", None, "images per class (None: 10, or the preset's nearest smaller IPC)"),
                 ("lower_bounds", [0.08, 0.2, 0.4], "final crop-scale lower bounds"),
                 ("with_sre2l", False, "also run SRe2L with each constant lower bound")],
         reading="""**Reading the result.** On 28×28 images a crop of 8% of the area is about 8×8 pixels; a higher
@@ -102,7 +102,7 @@ final bound keeps more of the object in view.""",
 
 **How this notebook tests it.** SRe2L and CDA at several recovery budgets (0.1 to 1 times the preset's);
 the student's top-1 for each budget, the recovery wall time, and the loss curves of every run.""",
-        params=[("ipc", None, "images per class (default 10)"),
+        params=[("ipc", None, "images per class (None: 10, or the preset's nearest smaller IPC)"),
                 ("iterations", None, "recovery budgets (default: 0.1, 0.2, 0.5 and 1 times the preset's)")],
         reading="""**Reading the result.** "Faster convergence" holds if CDA reaches SRe2L's accuracy at a smaller
 budget. The cosine learning rate follows each budget, so each curve is a separate run, not a prefix of the
@@ -116,7 +116,7 @@ from small batches ("smaller batch sizes are crucial").
 
 **How this notebook tests it.** The SRe2L and CDA sets at IPC 10, students trained for 0.25 to 2 times the
 preset's epochs, and with half to twice its batch size.""",
-        params=[("ipc", None, "images per class (default 10)"), ("epochs", None, "student epochs"),
+        params=[("ipc", None, "images per class (None: 10, or the preset's nearest smaller IPC)"), ("epochs", None, "student epochs"),
                 ("batch_sizes", None, "student batch sizes")],
         reading="""**Reading the result.** The student's cosine schedule follows each epoch budget; batch size is
 varied at a fixed epoch count, so smaller batches also mean more steps.""",
@@ -131,7 +131,7 @@ ResNet-family and DeiT-Tiny tables; their numbers were not available).
 students of other families: on small images the preset's ConvNet, ResNet-18 and a small ViT (patch 4, depth 4,
 width 128; MobileNetV2 and any torchvision or timm model can be added through `students`); on ImageNet,
 ResNet-18/50/101.""",
-        params=[("ipc", None, "images per class (default 10)"),
+        params=[("ipc", None, "images per class (None: 10, or the preset's nearest smaller IPC)"),
                 ("students", None, "student architectures (default: see above)")],
         reading="""**Reading the result.** Every student learns from the same teacher's soft labels, so the
 heatmap separates what the images carry from the labels only through the random-real row.""",
@@ -157,9 +157,9 @@ baseline: the gain over it is what CUDD's optimization adds.""",
 adversarial term against the curriculum student, and the stages themselves (CUDD's ablation tables; their
 numbers were not available).
 
-**How this notebook tests it.** At IPC 10, CUDD with each component switched off in turn, next to CDA and
+**How this notebook tests it.** At IPC 10, CUDD with one component switched off at a time (from noise, the L2 term goes too), next to CDA and
 SRe2L from the same teacher and evaluation.""",
-        params=[("ipc", None, "images per class (default 10)")],
+        params=[("ipc", None, "images per class (None: the preset's smallest IPC of 10 or more)")],
         reading="""**Reading the result.** "one stage" keeps the real initialization and the L2 term but has no
 curriculum student, so it also has no adversarial term.""",
     ),
@@ -171,7 +171,7 @@ distillation, which improves cross-architecture generalization (CUDD's abstract)
 
 **How this notebook tests it.** The IPC-10 sets of the three methods train the preset's ConvNet, ResNet-18
 and a small ViT (more through `students`).""",
-        params=[("ipc", None, "images per class (default 10)"), ("students", None, "student architectures")],
+        params=[("ipc", None, "images per class (None: the preset's smallest IPC of 10 or more)"), ("students", None, "student architectures")],
         reading="""**Reading the result.** Compare each column's ranking of the methods with the ConvNet column's.""",
     ),
     dict(
@@ -184,7 +184,7 @@ available).
 **How this notebook tests it.** Our reading: students trained on each IPC-10 set are tested on the real
 test images with Gaussian pixel noise of growing standard deviation (pixels in [0, 1], the same noise for
 every student).""",
-        params=[("ipc", None, "images per class (default 10)"),
+        params=[("ipc", None, "images per class (None: the preset's smallest IPC of 10 or more)"),
                 ("sigmas", [0.0, 0.1, 0.2, 0.3], "noise standard deviations")],
         reading="""**Reading the result.** Robustness is the slope: how much each line falls as the noise
 grows, not where it starts.""",
@@ -198,7 +198,7 @@ Figure 1, ImageNet-1K).
 **How this notebook tests it.** The first CUDD images of each class next to the real images they started
 from and SRe2L's images, with the mean pixel change from the real start and the teacher's top-1 on each
 set.""",
-        params=[("ipc", None, "images per class (default 10)"), ("per_class", 3, "images shown per class")],
+        params=[("ipc", None, "images per class (None: the preset's smallest IPC of 10 or more)"), ("per_class", 3, "images shown per class")],
         reading="""**Reading the result.** A small pixel change means CUDD mostly kept the real image; the L2
 weight controls this.""",
     ),
@@ -246,13 +246,17 @@ def notebook(spec: dict) -> dict:
         "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
 
 
-def main() -> int:
-    out = ROOT / "notebooks"
-    out.mkdir(exist_ok=True)
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description="Write the stripped paper notebooks.")
+    p.add_argument("--out", default=str(ROOT / "notebooks"), help="folder to write them to (default: notebooks/)")
+    out = Path(p.parse_args(argv).out)
+    out.mkdir(parents=True, exist_ok=True)
     for spec in NOTEBOOKS:
         path = out / f"{spec['name']}.ipynb"
         path.write_text(json.dumps(notebook(spec), indent=1, ensure_ascii=False) + "\n")
-        print(path.relative_to(ROOT))
+        print(path)
     return 0
 
 

@@ -36,6 +36,7 @@ def test_notebook_runs_at_smoke_preset(notebook, output_root):
     assert len(top1) > 0 and top1.between(0, 100).all()
     prov = json.loads(csv.with_suffix(".json").read_text())
     assert prov["config"]["preset"] == "smoke" and prov["wall_seconds"] >= 0 and prov["git_commit"]
+    assert prov["build_seconds"] > 0 and prov["artifacts_built"] + prov["artifacts_from_cache"] > 0
     figures = sorted((output_root / "figures" / "smoke").glob(f"{notebook.stem}_*"))
     assert {p.suffix for p in figures} == {".png", ".pdf"}
     # every table the notebook shows can be built from the CSV alone
@@ -61,10 +62,10 @@ def test_notebooks_are_stripped_and_match_their_specs(tmp_path):
         for cell in nb["cells"]:
             if cell["cell_type"] == "code":
                 assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name} has outputs"
-    before = {p: p.read_text() for p in NOTEBOOKS}
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py")], check=True, capture_output=True)
-    changed = [p.name for p in NOTEBOOKS if p.read_text() != before[p]]
-    assert not changed, f"notebooks differ from scripts/build_notebooks.py: {changed}"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), "--out", str(tmp_path)],
+                   check=True, capture_output=True)
+    changed = [p.name for p in NOTEBOOKS if p.read_text() != (tmp_path / p.name).read_text()]
+    assert not changed, f"notebooks differ from scripts/build_notebooks.py (rerun it): {changed}"
 
 
 def test_every_study_has_a_notebook():
@@ -83,3 +84,12 @@ def test_unknown_study_and_missing_results_are_clear_errors(tmp_path):
         studies.run("nope", "smoke", root=tmp_path)
     with pytest.raises(FileNotFoundError, match="run the experiment first"):
         studies.load("cda_ablation_scheduler", "smoke", tmp_path)
+
+
+def test_study_parameters_are_checked_and_custom_runs_write_beside_the_defaults(tmp_path):
+    with pytest.raises(ValueError, match="takes no parameter \\['nope'\\]"):
+        studies.run("cda_ablation_scheduler", "smoke", root=tmp_path, nope=1)
+    st = studies.STUDIES["cda_table2_main_results"]
+    # defaults given explicitly (as the notebooks do) are not custom; lists equal tuples
+    assert studies._custom_params(st, {"ipcs": None, "methods": ["random", "sre2l", "cda"]}) == {}
+    assert studies._custom_params(st, {"methods": ["cda"]}) == {"methods": ["cda"]}
