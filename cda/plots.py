@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
@@ -71,10 +72,7 @@ def accuracy_vs_ipc(df: pd.DataFrame, metric: str = "top1", title: str | None = 
         ax.errorbar(stats["ipc"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=method)
     for i, (method, g) in enumerate(sub[sub.ipc.isna()].groupby("method", sort=False)):
         ax.axhline(g["value"].mean(), ls="--", color=f"C{5 + i}", lw=1, label=f"{method} (all data)")
-    ax.set_xscale("log")
-    ipcs = sorted(per_ipc["ipc"].unique())
-    ax.set_xticks(ipcs)
-    ax.set_xticklabels([str(int(i)) for i in ipcs])
+    _log_x(ax, per_ipc["ipc"].unique())
     ax.set_xlabel("images per class (IPC)")
     ax.set_ylabel(f"student {metric} (%)")
     ax.legend(fontsize=7)
@@ -179,6 +177,15 @@ def bar_top1(df: pd.DataFrame, column: str, title: str | None = None, metric: st
     return fig
 
 
+def _log_x(ax, values) -> None:
+    """A log x axis labelled at the measured values only."""
+    values = sorted(float(v) for v in values)
+    ax.set_xscale("log")
+    ax.set_xticks(values)
+    ax.set_xticklabels([f"{v:g}" for v in values])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def line_top1(df: pd.DataFrame, x: str, hue: str, xlabel: str, logx: bool = False, metric: str = "top1") -> plt.Figure:
     """Mean top-1 against `x`, one line per value of `hue` (spread over seeds as error bars)."""
     setup()
@@ -188,10 +195,7 @@ def line_top1(df: pd.DataFrame, x: str, hue: str, xlabel: str, logx: bool = Fals
         stats = g.groupby(x)["value"].agg(["mean", "std"]).reset_index()
         ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=str(name))
     if logx:
-        ax.set_xscale("log")
-        values = sorted(sub[x].unique())
-        ax.set_xticks(values)
-        ax.set_xticklabels([f"{v:g}" for v in values])
+        _log_x(ax, sub[x].unique())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"student {metric} (%)")
     ax.legend(fontsize=7)
