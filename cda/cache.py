@@ -126,6 +126,13 @@ class Cache:
         self._record(folder, kind, seconds, cached=False)
         return load(folder)
 
+    def note(self, kind: str, configs: tuple) -> None:
+        """Count a finished artifact in the ledger without loading it: one that a cached result was
+        built from (a student's distilled set and teacher)."""
+        folder = self.folder(kind, *configs)
+        if (folder / "done.json").is_file():
+            self._record(folder, kind, json.loads((folder / "done.json").read_text()).get("seconds"), cached=True)
+
     def _record(self, folder: Path, kind: str, seconds: float | None, cached: bool) -> None:
         self.ledger.setdefault(f"{kind}/{folder.name}", {"kind": kind, "seconds": seconds, "cached": cached})
 

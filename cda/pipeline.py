@@ -97,6 +97,17 @@ class Workspace:
         """What identifies a distilled set: the data, the teacher and how the set was made."""
         return (self.cfg.data, self.cfg.squeeze, method, ipc, rcfg, self.cfg.recover.seed)
 
+    def _note_inputs(self, method: str, rcfg, source: tuple, e: EvalConfig) -> None:
+        """Put what a student result is built from in the cost ledger, even when the result itself
+        comes from the cache and so never asks for them."""
+        self.cache.note("teacher", (self.cfg.data, self.cfg.squeeze))
+        if method == "cudd":
+            self.cache.note("distilled", (self.cfg.data, self.cfg.squeeze, rcfg))
+        elif method != "random":
+            self.cache.note("distilled", (self.cfg.data, self.cfg.squeeze, rcfg, []))
+        if e.labels == "stored":
+            self.cache.note("labels", (*source, RelabelConfig(aug=e.aug)))
+
     def stored_labels(self, distilled: Distilled, source: tuple, eval_cfg: EvalConfig) -> StoredLabels:
         teacher, _ = self.teacher()
         rl = RelabelConfig(aug=eval_cfg.aug)
@@ -111,6 +122,7 @@ class Workspace:
         e = eval_cfg or self.cfg.eval
         rcfg = None if method == "random" else (recover_cfg or self._made_by(method, ipc))
         source = self._source(method, ipc, rcfg)
+        self._note_inputs(method, rcfg, source, e)
 
         def make(folder: Path):
             d = self.distilled(method, ipc, rcfg)
@@ -133,6 +145,7 @@ class Workspace:
         e = eval_cfg or self.cfg.eval
         rcfg = None if method == "random" else (recover_cfg or self._made_by(method, ipc))
         source = self._source(method, ipc, rcfg)
+        self._note_inputs(method, rcfg, source, e)
 
         def make(folder: Path):
             d = self.distilled(method, ipc, rcfg)

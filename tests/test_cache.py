@@ -28,3 +28,12 @@ def test_build_time_is_recorded_and_inner_builds_are_not_counted_twice(tmp_path)
     again.get_or_make("inner", ({"b": 1},), inner, lambda f: "in")  # used twice, counted once
     assert again.cost()["artifacts_from_cache"] == 2 and again.cost()["artifacts_built"] == 0
     assert again.cost()["build_seconds"] == cost["build_seconds"]
+
+
+def test_a_cached_result_counts_the_artifacts_it_was_built_from(tmp_path):
+    Cache(tmp_path).get_or_make("distilled", ({"ipc": 10},), lambda f: time.sleep(0.1), lambda f: None)
+    later = Cache(tmp_path)
+    later.note("distilled", ({"ipc": 10},))
+    later.note("distilled", ({"ipc": 50},))  # never built: nothing to count
+    assert list(later.cost()["artifacts"]) == [f"distilled/{later.folder('distilled', {'ipc': 10}).name}"]
+    assert later.cost()["build_seconds"] >= 0.1
