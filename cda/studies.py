@@ -179,6 +179,7 @@ def _custom_params(st: Study, params: dict) -> dict:
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise ValueError(f"study {st.name!r} takes no parameter {unknown}; it takes {accepted}")
+
     def norm(v):
         return tuple(v) if isinstance(v, (list, tuple)) else v
 
