@@ -99,8 +99,7 @@ class Cache:
         """
         folder = self.folder(kind, *configs)
         done = folder / "done.json"
-        if done.is_file():
-            self._record(folder, kind, json.loads(done.read_text()).get("seconds"), cached=True)
+        if self._record_finished(folder, kind):
             return load(folder)
         partial = folder.with_name(folder.name + ".partial")
         try:
@@ -129,9 +128,15 @@ class Cache:
     def note(self, kind: str, configs: tuple) -> None:
         """Count a finished artifact in the ledger without loading it: one that a cached result was
         built from (a student's distilled set and teacher)."""
-        folder = self.folder(kind, *configs)
-        if (folder / "done.json").is_file():
-            self._record(folder, kind, json.loads((folder / "done.json").read_text()).get("seconds"), cached=True)
+        self._record_finished(self.folder(kind, *configs), kind)
+
+    def _record_finished(self, folder: Path, kind: str) -> bool:
+        """Put a finished artifact in the ledger with its recorded build time; False if unfinished."""
+        done = folder / "done.json"
+        if not done.is_file():
+            return False
+        self._record(folder, kind, json.loads(done.read_text()).get("seconds"), cached=True)
+        return True
 
     def _record(self, folder: Path, kind: str, seconds: float | None, cached: bool) -> None:
         self.ledger.setdefault(f"{kind}/{folder.name}", {"kind": kind, "seconds": seconds, "cached": cached})

@@ -9,14 +9,18 @@ from typing import Callable
 from .studies import STUDIES, project_root, redraw, results_path
 
 
+def _known(names: list[str] | None) -> list[str]:
+    """`names` (default: every study), each checked against the registry."""
+    unknown = [n for n in names or [] if n not in STUDIES]
+    if unknown:
+        raise KeyError(f"unknown notebook(s) {unknown}; choose from {sorted(STUDIES)}")
+    return list(names or STUDIES)
+
+
 def notebook_paths(root: str | os.PathLike | None = None, names: list[str] | None = None) -> list[Path]:
     """The notebooks in <root>/notebooks, one per study, in the studies' order (or just `names`)."""
     folder = Path(root or project_root()) / "notebooks"
-    wanted = list(names or STUDIES)
-    unknown = [n for n in wanted if n not in STUDIES]
-    if unknown:
-        raise KeyError(f"unknown notebook(s) {unknown}; choose from {sorted(STUDIES)}")
-    paths = [folder / f"{n}.ipynb" for n in wanted]
+    paths = [folder / f"{n}.ipynb" for n in _known(names)]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"notebooks not found: {missing}")
@@ -52,11 +56,8 @@ def run_notebooks(preset: str = "cpu", names: list[str] | None = None, root: str
 def redraw_all(preset: str = "cpu", names: list[str] | None = None, root: str | os.PathLike | None = None,
                log: Callable[[str], None] = print) -> list[Path]:
     """Regenerate every figure from results/<study>/<preset>.csv, computing nothing."""
-    unknown = [n for n in names or [] if n not in STUDIES]
-    if unknown:
-        raise KeyError(f"unknown study {unknown}; choose from {sorted(STUDIES)}")
     paths = []
-    for name in names or STUDIES:
+    for name in _known(names):
         if not results_path(name, preset, root).is_file():
             log(f"skip {name}: no results for preset {preset!r} yet")
             continue

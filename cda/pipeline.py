@@ -97,9 +97,15 @@ class Workspace:
         """What identifies a distilled set: the data, the teacher and how the set was made."""
         return (self.cfg.data, self.cfg.squeeze, method, ipc, rcfg, self.cfg.recover.seed)
 
-    def _note_inputs(self, method: str, rcfg, source: tuple, e: EvalConfig) -> None:
-        """Put what a student result is built from in the cost ledger, even when the result itself
-        comes from the cache and so never asks for them."""
+    def _student_source(self, method: str, ipc: int, eval_cfg: EvalConfig | None,
+                        recover_cfg: RecoverConfig | CuddConfig | None
+                        ) -> tuple[EvalConfig, RecoverConfig | CuddConfig | None, tuple]:
+        """The eval config, the set's recovery config and source key of a student result; what the
+        result is built from goes in the cost ledger, even when the result itself comes from the cache
+        and so never asks for it."""
+        e = eval_cfg or self.cfg.eval
+        rcfg = None if method == "random" else (recover_cfg or self._made_by(method, ipc))
+        source = self._source(method, ipc, rcfg)
         self.cache.note("teacher", (self.cfg.data, self.cfg.squeeze))
         if method == "cudd":
             self.cache.note("distilled", (self.cfg.data, self.cfg.squeeze, rcfg))
@@ -107,6 +113,15 @@ class Workspace:
             self.cache.note("distilled", (self.cfg.data, self.cfg.squeeze, rcfg, []))
         if e.labels == "stored":
             self.cache.note("labels", (*source, RelabelConfig(aug=e.aug)))
+        return e, rcfg, source
+
+    def _student_inputs(self, method: str, ipc: int, rcfg, source: tuple,
+                        e: EvalConfig) -> tuple[Distilled, nn.Module | None, StoredLabels | None]:
+        """The distilled set a student trains on, and its labels: the teacher (online) or stored files."""
+        d = self.distilled(method, ipc, rcfg)
+        teacher, _ = self.teacher()
+        stored = self.stored_labels(d, source, e) if e.labels == "stored" else None
+        return d, teacher if e.labels == "online" else None, stored
 
     def stored_labels(self, distilled: Distilled, source: tuple, eval_cfg: EvalConfig) -> StoredLabels:
         teacher, _ = self.teacher()
@@ -119,18 +134,13 @@ class Workspace:
     def evaluation(self, method: str, ipc: int, eval_cfg: EvalConfig | None = None,
                    recover_cfg: RecoverConfig | CuddConfig | None = None) -> dict:
         """Train and test a student on a distilled set; the metrics are cached."""
-        e = eval_cfg or self.cfg.eval
-        rcfg = None if method == "random" else (recover_cfg or self._made_by(method, ipc))
-        source = self._source(method, ipc, rcfg)
-        self._note_inputs(method, rcfg, source, e)
+        e, rcfg, source = self._student_source(method, ipc, eval_cfg, recover_cfg)
 
         def make(folder: Path):
-            d = self.distilled(method, ipc, rcfg)
-            teacher, _ = self.teacher()
-            stored = self.stored_labels(d, source, e) if e.labels == "stored" else None
+            d, teacher, stored = self._student_inputs(method, ipc, rcfg, source, e)
             self.log(f"evaluate: {e.arch} on {method} IPC {ipc} ({e.labels} labels, seed {e.seed})")
-            metrics = evaluate(d, self.test, e, teacher if e.labels == "online" else None, stored,
-                               self.cfg.device, self.progress, desc=f"student {method} ipc{ipc}", progress_dir=folder)
+            metrics = evaluate(d, self.test, e, teacher, stored, self.cfg.device, self.progress,
+                               desc=f"student {method} ipc{ipc}", progress_dir=folder)
             (folder / "student_progress.pt").unlink(missing_ok=True)
             metrics["recover_seconds"] = d.meta.get("seconds", 0.0)
             write_json(metrics, folder / "metrics.json")
@@ -142,18 +152,13 @@ class Workspace:
                    recover_cfg: RecoverConfig | CuddConfig | None = None) -> dict[float, dict]:
         """Train a student on a distilled set, then test it on the test set with Gaussian pixel noise
         of each std in `sigmas`; {sigma: {"top1": .., "top5": ..}}, cached."""
-        e = eval_cfg or self.cfg.eval
-        rcfg = None if method == "random" else (recover_cfg or self._made_by(method, ipc))
-        source = self._source(method, ipc, rcfg)
-        self._note_inputs(method, rcfg, source, e)
+        e, rcfg, source = self._student_source(method, ipc, eval_cfg, recover_cfg)
 
         def make(folder: Path):
-            d = self.distilled(method, ipc, rcfg)
-            teacher, _ = self.teacher()
-            stored = self.stored_labels(d, source, e) if e.labels == "stored" else None
+            d, teacher, stored = self._student_inputs(method, ipc, rcfg, source, e)
             self.log(f"robustness: {e.arch} on {method} IPC {ipc}, noise std {list(sigmas)}")
-            student = train_student(d, self.info, e, teacher if e.labels == "online" else None, stored,
-                                    self.cfg.device, self.progress, f"student {method} ipc{ipc}", progress_dir=folder)
+            student = train_student(d, self.info, e, teacher, stored, self.cfg.device, self.progress,
+                                    f"student {method} ipc{ipc}", progress_dir=folder)
             (folder / "student_progress.pt").unlink(missing_ok=True)
             out = {str(s): noisy_accuracy(student, self.test, s, self.cfg.device, amp=e.amp) for s in sigmas}
             write_json(out, folder / "noise.json")

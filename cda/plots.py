@@ -61,15 +61,20 @@ def distilled_grid(sets: dict[str, tuple[torch.Tensor, torch.Tensor]], class_nam
     return fig
 
 
+def _mean_lines(ax, df: pd.DataFrame, x: str, hue: str) -> None:
+    """One line per value of `hue`: the mean value against `x`, the spread over seeds as error bars."""
+    for name, g in df.groupby(hue, sort=False):
+        stats = g.groupby(x)["value"].agg(["mean", "std"]).reset_index()
+        ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=str(name))
+
+
 def accuracy_vs_ipc(df: pd.DataFrame, metric: str = "top1", title: str | None = None):
     """Top-1 against IPC per method, with the full-data and teacher accuracies as lines."""
     setup()
     sub = df[df.metric == metric]
     fig, ax = plt.subplots(figsize=(5, 3.4))
     per_ipc = sub.dropna(subset=["ipc"])
-    for method, g in per_ipc.groupby("method", sort=False):
-        stats = g.groupby("ipc")["value"].agg(["mean", "std"]).reset_index()
-        ax.errorbar(stats["ipc"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=method)
+    _mean_lines(ax, per_ipc, "ipc", "method")
     for i, (method, g) in enumerate(sub[sub.ipc.isna()].groupby("method", sort=False)):
         ax.axhline(g["value"].mean(), ls="--", color=f"C{5 + i}", lw=1, label=f"{method} (all data)")
     _log_x(ax, per_ipc["ipc"].unique())
@@ -140,10 +145,7 @@ def scheduler_ablation(df: pd.DataFrame, metric: str = "top1") -> plt.Figure:
     setup()
     sub = df[df.metric == metric]
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for schedule, g in sub[sub.schedule != "none"].groupby("schedule", sort=False):
-        stats = g.groupby("milestone")["value"].agg(["mean", "std"]).reset_index()
-        ax.errorbar(stats["milestone"], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3,
-                    label=schedule)
+    _mean_lines(ax, sub[sub.schedule != "none"], "milestone", "schedule")
     base = sub[sub.schedule == "none"]["value"]
     if len(base):
         ax.axhline(base.mean(), ls="--", color="gray", lw=1, label="SRe2L (no curriculum)")
@@ -191,9 +193,7 @@ def line_top1(df: pd.DataFrame, x: str, hue: str, xlabel: str, logx: bool = Fals
     setup()
     sub = df[df.metric == metric]
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    for name, g in sub.groupby(hue, sort=False):
-        stats = g.groupby(x)["value"].agg(["mean", "std"]).reset_index()
-        ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=str(name))
+    _mean_lines(ax, sub, x, hue)
     if logx:
         _log_x(ax, sub[x].unique())
     ax.set_xlabel(xlabel)
