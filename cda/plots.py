@@ -45,6 +45,7 @@ def _tile(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_clas
 def distilled_grid(sets: dict[str, tuple[torch.Tensor, torch.Tensor]], class_names, per_class: int = 4,
                    title: str | None = None):
     """One panel per named set (e.g. Random / SRe2L / CDA): rows are images, columns are classes."""
+    setup()
     fig, axes = plt.subplots(len(sets), 1, figsize=(1.0 * len(class_names), 1.0 * per_class * len(sets) + 0.6),
                              squeeze=False)
     for ax, (name, (images, labels)) in zip(axes[:, 0], sets.items()):
@@ -104,6 +105,7 @@ def loss_curves(histories: dict[str, list[float]], title: str | None = None, yla
 
 def synthesis_steps(snapshots: dict[str, torch.Tensor], class_names) -> plt.Figure:
     """Rows of one synthesized image per class, one row per (method, recovery step)."""
+    setup()  # every figure in the same theme, whatever was drawn before it
     rows = list(snapshots)
     n = len(class_names)
     fig, axes = plt.subplots(len(rows), n, figsize=(0.9 * n + 1.6, 0.9 * len(rows) + 0.4), squeeze=False)
