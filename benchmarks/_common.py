@@ -61,6 +61,25 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_has_bf16() -> bool:
+    """AVX512-BF16 or AMX: without them bf16 autocast on the CPU is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def fast_settings(device: str) -> tuple[dict, str]:
+    """The speed options the benchmarks time (RecoverConfig / EvalConfig fields) and their label:
+    channels_last everywhere, plus bf16 autocast on a CPU that has bf16 units (on CUDA it is on anyway)."""
+    fast = {"channels_last": True}
+    if device.startswith("cpu") and cpu_has_bf16():
+        fast["amp_cpu"] = True
+    bf16 = fast.get("amp_cpu") or device.startswith("cuda")
+    return fast, "channels_last + bf16" if bf16 else "channels_last"
+
+
 def peak_tflops(device: str, precision: str) -> float | None:
     """The device's dense peak for `precision` ("bf16" or "fp32"), or None where unknown (CPUs)."""
     if not device.startswith("cuda"):

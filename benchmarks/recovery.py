@@ -16,7 +16,7 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-from _common import Timer, parser, peak_tflops, save, setup, table, teacher_for
+from _common import Timer, fast_settings, parser, peak_tflops, save, setup, table, teacher_for
 from reference_recovery import reference_recover
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -57,7 +57,6 @@ def main():
     p.add_argument("--ipc", type=int, default=None)
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--quality", action="store_true", help="also train a student on each set (slow)")
-    p.add_argument("--channels-last", action="store_true", help="also time cda with a channels_last teacher")
     args = p.parse_args()
     setup(args)
     dev = args.device
@@ -88,11 +87,10 @@ def main():
     if dev.startswith("cuda"):
         variants["cda (batched, fp32)"] = ("tf32", lambda n: recover(teacher, info, replace(cfg, iterations=n,
                                                                                              amp=False), dev, False))
-    if args.channels_last:
-        cl = teacher.to(memory_format=torch.channels_last)
-        variants["cda (batched, channels_last)"] = (
-            "bf16" if dev.startswith("cuda") else "fp32",
-            lambda n: recover(cl, info, replace(cfg, iterations=n), dev, False))
+    fast, fast_name = fast_settings(dev)
+    variants[f"cda (one IPC slot per step, {fast_name})"] = (
+        "bf16" if "bf16" in fast_name else "fp32",
+        lambda n: recover(teacher, info, replace(cfg, iterations=n, groups_per_step=1, **fast), dev, False))
 
     rows, results = [], {}
     for name, (precision, fn) in variants.items():

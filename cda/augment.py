@@ -48,6 +48,9 @@ class ViewParams:
     flips: np.ndarray
     shifts: np.ndarray
 
+    def part(self, rows: slice) -> "ViewParams":
+        return ViewParams(self.boxes[rows], self.flips[rows], self.shifts[rows])
+
     @staticmethod
     def identity(n: int) -> "ViewParams":
         return ViewParams(np.tile(np.array([0, 0, 1, 1], np.float32), (n, 1)), np.zeros(n, bool),

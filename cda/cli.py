@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=0,
                    help="compact labels: keep the k largest logits per view (0: every logit, FKD-style)")
     p.add_argument("--quant", default="int8", choices=["int8", "fp16"], help="compact labels: value encoding")
+    p.add_argument("--label-epochs", type=int, default=0,
+                   help="label only this many epochs; training cycles through them (0: every epoch)")
 
     p = sub.add_parser("evaluate", help="train a student on a distilled set and test it")
     _common(p)
@@ -189,13 +191,25 @@ def _claim(folder: Path, made_by: dict, overwrite: bool) -> None:
 
 
 def _squeeze(args, cfg: RunConfig, progress: bool) -> int:
+    from .distributed import barrier, cleanup, env_world_size, init_from_env
     from .squeeze import squeeze
 
-    work = Path(args.out).with_suffix(".progress")
-    _claim(work, {"data": to_dict(cfg.data), "squeeze": to_dict(cfg.squeeze)}, args.overwrite)
-    _, meta = squeeze(cfg.data, cfg.squeeze, cfg.device, args.out, progress, progress_dir=work)
-    shutil.rmtree(work)
-    print(f"teacher {cfg.squeeze.arch} on {cfg.data.name}: top-1 {meta['metrics']['top1']:.2f}% -> {args.out}")
+    # Under torchrun: DistributedDataParallel; rank 0 keeps the progress files and writes the checkpoint.
+    rank, world, device = init_from_env(cfg.device) if env_world_size() > 1 else (0, 1, cfg.device)
+    try:
+        work = Path(args.out).with_suffix(".progress")
+        if rank == 0:
+            _claim(work, {"data": to_dict(cfg.data), "squeeze": to_dict(cfg.squeeze)}, args.overwrite)
+        barrier()
+        _, meta = squeeze(cfg.data, cfg.squeeze, device, args.out if rank == 0 else None, progress and rank == 0,
+                          progress_dir=work)
+        barrier()
+    finally:
+        cleanup()
+    if rank == 0:
+        shutil.rmtree(work)
+        on = f", on {world} processes" if world > 1 else ""
+        print(f"teacher {cfg.squeeze.arch} on {cfg.data.name}: top-1 {meta['metrics']['top1']:.2f}%{on} -> {args.out}")
     return 0
 
 
@@ -283,7 +297,8 @@ def _relabel(args, cfg: RunConfig, progress: bool) -> int:
     try:
         teacher, _ = _teacher(args.teacher, replace(cfg, device=device))
         d = Distilled.load(args.distilled)
-        rl = RelabelConfig(aug=cfg.eval.aug, topk=args.topk, quant=args.quant, fill_temperature=cfg.eval.temperature)
+        rl = RelabelConfig(aug=cfg.eval.aug, topk=args.topk, quant=args.quant, fill_temperature=cfg.eval.temperature,
+                           label_epochs=args.label_epochs)
         labels = relabel(teacher, d.images, dataset_info(cfg.data.name), rl, args.out, device, progress and rank == 0,
                          rank=rank, world_size=world)
         if rank == 0:
@@ -296,6 +311,7 @@ def _relabel(args, cfg: RunConfig, progress: bool) -> int:
 
 def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
     from .data import load_split
+    from .distributed import cleanup, env_world_size, init_from_env
     from .evaluate import evaluate
     from .recover import Distilled
     from .relabel import StoredLabels
@@ -311,8 +327,16 @@ def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
         print("cda evaluate: soft labels need --teacher or --labels (or --set eval.labels=hard)", file=sys.stderr)
         return 2
     test = load_split(cfg.data, train=False)
-    metrics = evaluate(d, test, e, teacher, stored, cfg.device, progress)
-    print(f"student {e.arch}: top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  ({metrics['seconds']:.0f}s)")
+    # Under torchrun: DistributedDataParallel, each rank training on its part of every batch.
+    rank, world, device = init_from_env(cfg.device) if env_world_size() > 1 else (0, 1, cfg.device)
+    try:
+        metrics = evaluate(d, test, e, teacher, stored, device, progress and rank == 0)
+    finally:
+        cleanup()
+    if rank == 0:
+        on = f", on {world} processes" if world > 1 else ""
+        print(f"student {e.arch}: top-1 {metrics['top1']:.2f}%  top-5 {metrics['top5']:.2f}%  "
+              f"({metrics['seconds']:.0f}s{on})")
     return 0
 
 

@@ -34,6 +34,13 @@ def _check_scale(name: str, scale: tuple[float, float]) -> None:
     _check(lo <= hi, f"{name}={scale}: the lower scale must not exceed the upper one")
 
 
+def added(default: Any) -> Any:
+    """A field added after artifacts were cached under the old configs. While it holds `default`
+    (which must reproduce the old behaviour) it is left out of the config hash, so those artifacts
+    keep their keys; any other value is hashed as usual."""
+    return field(default=default, metadata={"hash_default": False})
+
+
 def _check_positive(obj: Any, *names: str) -> None:
     for name in names:
         value = getattr(obj, name)
@@ -124,6 +131,10 @@ class RecoverConfig:
     groups_per_step: int = 0  # groups optimized together (BN statistics stay per group); 0: all
     seed: int = 0
     amp: bool = True  # bf16 autocast, only on CUDA
+    # Speed (benchmarks/recovery.py): a channels_last teacher, and bf16 autocast on the CPU too
+    # (pays where the CPU has AVX512-BF16 or AMX). SRe2L / CDA recovery only, not CUDD.
+    channels_last: bool = added(False)
+    amp_cpu: bool = added(False)
 
     def __post_init__(self):
         _check_positive(self, "ipc", "iterations", "lr", "classes_per_group")
@@ -163,10 +174,15 @@ class RelabelConfig:
     # Compact format (cda.labels_compact): topk > 0 keeps the k largest logits per view, quantized as
     # `quant` ("int8": uint8 codes with a per-row offset and scale; "fp16"), plus one fill value for
     # the other classes that keeps their softmax mass at `fill_temperature` (the student's T); the
-    # plan is not stored but regenerated from the AugConfig. topk = 0: full logits and plans (FKD).
+    # plan is not stored but regenerated from the AugConfig. topk = 0: full logits and plans (FKD);
+    # topk = C: every logit, quantized, no plan.
     topk: int = 0
     quant: str = "int8"
     fill_temperature: float = 20.0
+    # A pool of labelled epochs: 0 labels every training epoch (FKD); n > 0 labels only the first n,
+    # and training epoch e reuses the views and labels of epoch e mod n (n times less storage, fewer
+    # distinct views).
+    label_epochs: int = added(0)
 
     def __post_init__(self):
         _check(self.dtype in ("float16", "bfloat16", "float32"),
@@ -174,6 +190,12 @@ class RelabelConfig:
         _check(self.topk >= 0, f"RelabelConfig.topk={self.topk}: must be >= 0 (0: full logits)")
         _check(self.quant in ("int8", "fp16"), f"RelabelConfig.quant={self.quant!r}: choose int8 or fp16")
         _check(self.fill_temperature > 0, f"RelabelConfig.fill_temperature={self.fill_temperature}: must be positive")
+        _check(self.label_epochs >= 0, f"RelabelConfig.label_epochs={self.label_epochs}: must be >= 0 (0: every epoch)")
+
+    @property
+    def stored_epochs(self) -> int:
+        """How many epochs of labels are stored."""
+        return min(self.label_epochs, self.aug.epochs) if self.label_epochs else self.aug.epochs
 
 
 @dataclass(frozen=True)
@@ -191,7 +213,12 @@ class EvalConfig:
     momentum: float = 0.9
     test_batch_size: int = 512
     seed: int = 0
-    amp: bool = True  # bf16 autocast, only on CUDA
+    amp: bool = True  # bf16 autocast on CUDA
+    # Speed (benchmarks/student.py): bf16 autocast on the CPU as well (pays where the CPU has
+    # AVX512-BF16 or AMX), and channels_last tensors for convolutional students.
+    amp_cpu: bool = added(False)
+    channels_last: bool = added(False)
+    compile: bool = added(False)  # torch.compile the student (pays on GPUs; not on the 2-core CPU here)
 
     def __post_init__(self):
         _check(self.labels in LABEL_MODES, f"EvalConfig.labels={self.labels!r}: choose one of {LABEL_MODES}")
@@ -333,8 +360,8 @@ def _paper() -> RunConfig:
         data=DataConfig(name="imagenet1k"),
         squeeze=SqueezeConfig(arch="resnet18", pretrained="IMAGENET1K_V1"),
         recover=RecoverConfig(iterations=4000, lr=0.25, r_bn=0.01, jitter=32, classes_per_group=100,
-                              groups_per_step=1),
-        eval=EvalConfig(arch="resnet18", labels="stored", temperature=20.0,
+                              groups_per_step=1, channels_last=True),
+        eval=EvalConfig(arch="resnet18", labels="stored", temperature=20.0, channels_last=True,
                         aug=AugConfig(epochs=300, batch_size=1024, crop_scale=(0.08, 1.0), mix="cutmix")),
         ipcs=(10, 50, 100),
         device="cuda",
@@ -442,8 +469,20 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw)
 
 
+def _hashed(cfg: Any) -> Any:
+    """to_dict, without the `added` fields that hold their defaults."""
+    if not is_dataclass(cfg):
+        return json.loads(json.dumps(cfg))
+    out = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.metadata.get("hash_default", True) or value != f.default:
+            out[f.name] = _hashed(value)
+    return out
+
+
 def config_hash(*parts: Any) -> str:
     """A short stable hash of one or more configs (or plain JSON values)."""
-    payload = json.dumps([to_dict(p) if is_dataclass(p) else p for p in parts], sort_keys=True)
+    payload = json.dumps([_hashed(p) if is_dataclass(p) else p for p in parts], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

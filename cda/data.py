@@ -113,14 +113,25 @@ class TensorSplit:
         return TensorSplit(self.images.to(device), self.labels.to(device), self.info)
 
     def batches(self, batch_size: int, shuffle: bool = False, rng: np.random.Generator | None = None,
-                device="cpu", drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                device="cpu", drop_last: bool = False, part: tuple[int, int] | None = None) -> Iterator:
+        """(images, labels) batches; with `part=(rank, world)`, (images, labels, global batch size)
+        triples holding only this rank's part of each batch (cda.distributed.part)."""
         order = rng.permutation(len(self)) if shuffle else np.arange(len(self))
         images, labels = self.images.to(device), self.labels.to(device)
-        order = torch.as_tensor(order, device=images.device)
-        stop = len(order) - (len(order) % batch_size if drop_last else 0)
-        for start in range(0, stop, batch_size):
-            idx = order[start:start + batch_size]
-            yield images[idx], labels[idx]
+        for idx, n in _batch_order(order, batch_size, drop_last, part):
+            idx = torch.as_tensor(idx, device=images.device)
+            yield (images[idx], labels[idx]) + ((n,) if part else ())
+
+
+def _batch_order(order: np.ndarray, batch_size: int, drop_last: bool, part: tuple[int, int] | None):
+    """(indices of this rank's part of each batch, the whole batch's size)."""
+    from .distributed import part as part_of
+
+    stop = len(order) - (len(order) % batch_size if drop_last else 0)
+    rank, world = part or (0, 1)
+    for start in range(0, stop, batch_size):
+        idx = order[start:start + batch_size]
+        yield idx[part_of(len(idx), rank, world)], len(idx)
 
 
 class FolderSplit:
@@ -158,16 +169,18 @@ class FolderSplit:
         return torch.stack([tf(self.folder.loader(self.folder.samples[int(i)][0])) for i in indices])
 
     def batches(self, batch_size: int, shuffle: bool = False, rng: np.random.Generator | None = None,
-                device="cpu", drop_last: bool = False):
-        from torch.utils.data import DataLoader, Subset
+                device="cpu", drop_last: bool = False, part: tuple[int, int] | None = None):
+        """As TensorSplit.batches."""
+        from torch.utils.data import DataLoader
 
         self.folder.transform = self._transform(self.train)
-        order = rng.permutation(len(self)).tolist() if shuffle else list(range(len(self)))
-        loader = DataLoader(Subset(self.folder, order), batch_size=batch_size, num_workers=self.workers,
-                            pin_memory=str(device).startswith("cuda"), drop_last=drop_last,
-                            persistent_workers=False)
-        for images, labels in loader:
-            yield images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        order = rng.permutation(len(self)) if shuffle else np.arange(len(self))
+        parts = list(_batch_order(order, batch_size, drop_last, part))  # each rank decodes only its part
+        loader = DataLoader(self.folder, batch_sampler=[idx.tolist() for idx, _ in parts], num_workers=self.workers,
+                            pin_memory=str(device).startswith("cuda"), persistent_workers=False)
+        for (images, labels), (_, n) in zip(loader, parts):
+            batch = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            yield batch + ((n,) if part else ())
 
 
 def _open_rgb(path):

@@ -62,6 +62,33 @@ def shard(items: Sequence[T], rank: int, world_size: int) -> list[T]:
     return list(items[rank::world_size])
 
 
+def rank_and_world() -> tuple[int, int]:
+    return (dist.get_rank(), dist.get_world_size()) if is_distributed() else (0, 1)
+
+
+def part(n: int, rank: int, world_size: int) -> slice:
+    """This rank's contiguous share of a batch of n (as torch.tensor_split cuts it): data-parallel
+    training gives each rank a part of every global batch, so the batches, and the augmentation
+    drawn for them, are those of a single-process run."""
+    base, extra = divmod(n, world_size)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (rank < extra))
+
+
+def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """DistributedDataParallel in a torchrun run (gradients averaged over ranks), else the model.
+    On CUDA, BatchNorm layers become SyncBatchNorm so that they see the global batch's statistics, as
+    in one process; on the CPU (gloo) each rank normalizes with its own part's statistics."""
+    if not is_distributed():
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    if device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        return DistributedDataParallel(model, device_ids=[device.index])
+    return DistributedDataParallel(model)
+
+
 def sum_disjoint(t: torch.Tensor) -> torch.Tensor:
     """Combine tensors that each rank filled in disjoint places (zeros elsewhere): an all-reduce sum,
     which is exact for such tensors in any dtype. Every rank gets the whole tensor."""

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from .cache import load_progress, save_progress
 from .config import EvalConfig, config_hash
 from .data import DatasetInfo
+from .distributed import part, rank_and_world, wrap_ddp
 from .models import create_model
 from .recover import Distilled
 from .relabel import StoredLabels, batch_inputs, epoch_plan
@@ -43,6 +44,9 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
     With `progress_dir`, the student, optimizer and random state are saved every `checkpoint_every`
     epochs (0: about 20 times per run); the same call after an interruption resumes from there and
     ends with the same weights as an uninterrupted run.
+
+    Under torchrun the student is wrapped in DistributedDataParallel: every rank builds the same
+    global batch (so mixing partners and labels are those of one process) and trains on its part.
     """
     dev = resolve_device(device)
     if cfg.labels == "online" and teacher is None:
@@ -56,8 +60,13 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
     seed_everything(cfg.seed)
     student = init if init is not None else create_model(cfg.arch, info.num_classes, info.channels, info.image_size)
     student = student.to(dev).train()
+    if cfg.channels_last:
+        student = student.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher = teacher.to(dev).eval()
+    rank, world = rank_and_world()
+    forward = wrap_ddp(student, dev)
+    forward = torch.compile(forward) if cfg.compile else forward
     optimizer = make_optimizer(student, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     images, labels = distilled.images.to(dev), distilled.labels.to(dev)
     epochs = cfg.aug.epochs
@@ -80,19 +89,28 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
                    else [(p, None) for p in epoch_plan(cfg.aug, len(images), info.image_size, epoch)])
         for plan, target in batches:
             x = batch_inputs(images, plan, info)
-            with autocast(dev, cfg.amp):
-                if cfg.labels == "online":
-                    with torch.no_grad():
-                        target = teacher(x)
-                out = student(x)
+            n = len(x)
+            mine = part(n, rank, world)  # all of it in one process
+            x = x[mine]
+            if cfg.labels == "online":  # the teacher is in eval mode: its part's labels are the batch's
+                with torch.no_grad(), autocast(dev, cfg.amp):
+                    target = teacher(x)
+            elif target is not None:
+                target = target[mine]
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast(dev, cfg.amp, cpu=cfg.amp_cpu):
+                out = forward(x)
             if cfg.labels == "hard":
                 y = labels[torch.as_tensor(plan.indices, device=dev)]
-                loss = F.cross_entropy(out.float(), y)
+                y2 = y[torch.as_tensor(plan.mix.perm, device=dev)] if plan.mix is not None else None
+                loss = F.cross_entropy(out.float(), y[mine])
                 if plan.mix is not None:
-                    y2 = y[torch.as_tensor(plan.mix.perm, device=dev)]
-                    loss = plan.mix.lam * loss + (1 - plan.mix.lam) * F.cross_entropy(out.float(), y2)
+                    loss = plan.mix.lam * loss + (1 - plan.mix.lam) * F.cross_entropy(out.float(), y2[mine])
             else:
                 loss = soft_label_loss(out, target.to(dev), cfg.temperature, cfg.t2_scale)
+            if world > 1:  # DDP averages gradients over ranks: weigh each part's mean by its size
+                loss = loss * (len(out) * world / n)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -100,7 +118,7 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
         if (epoch + 1) % 20 == 0 or epoch + 1 == epochs:
             check_finite(loss, desc)
             bar.set_postfix(loss=f"{loss.item():.4f}")
-        if path is not None and (epoch + 1) % every == 0 and epoch + 1 < epochs:
+        if path is not None and rank == 0 and (epoch + 1) % every == 0 and epoch + 1 < epochs:
             check_finite(loss, desc)  # never checkpoint a diverged student
             save_progress(path, key, {"epoch": epoch + 1, "student": student.state_dict(),
                                       "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()})

@@ -21,6 +21,9 @@ FKD-style labels keep, per view, the crop box, the flip, the mix parameters and 
   The reconstructed softmax at T has the same kept probabilities up to the mass matching (exactly
   when nothing is quantized), and spreads the dropped mass evenly over the dropped classes.
 
+With k = C nothing is dropped: the row keeps every logit in class order, so no class indices and no
+fill are stored (C + 4 bytes in int8, against FKD's 33 + 2C).
+
 Kept values are stored either as fp16 ("fp16") or as uint8 codes with a per-row offset and scale
 ("int8": value = offset + scale * code, offset = the k-th largest kept logit, scale = range / 255),
 so the rounding error of a kept logit is at most scale / 2 plus fp16 rounding of offset and scale.
@@ -45,18 +48,21 @@ def compress(logits: torch.Tensor, topk: int, quant: str = "int8", temperature: 
     if quant not in QUANTS:
         raise ValueError(f"quant={quant!r}: choose one of {QUANTS}")
     n, c = logits.shape
-    if not 0 < topk < c:
-        raise ValueError(f"topk={topk}: keep between 1 and {c - 1} of {c} classes (0 means full logits)")
+    if not 0 < topk <= c:
+        raise ValueError(f"topk={topk}: keep between 1 and {c} of {c} classes (0 means full logits)")
     z = logits.float()
-    values, indices = z.topk(topk, dim=1)  # sorted, largest first
-    dropped = z.scatter(1, indices, float("-inf"))
-    fill = temperature * (torch.logsumexp(dropped / temperature, dim=1) - math.log(c - topk))
-    out = {"indices": indices.to(_index_dtype(c)), "fill": fill.half()}
+    if topk == c:  # every class, in class order
+        values, out = z, {}
+    else:
+        values, indices = z.topk(topk, dim=1)  # sorted, largest first
+        dropped = z.scatter(1, indices, float("-inf"))
+        fill = temperature * (torch.logsumexp(dropped / temperature, dim=1) - math.log(c - topk))
+        out = {"indices": indices.to(_index_dtype(c)), "fill": fill.half()}
     if quant == "fp16":
         out["values"] = values.half()
     else:
-        lo = values[:, -1].half()  # stored in fp16: codes are computed against the stored offset
-        hi = values[:, 0]
+        lo = values.min(dim=1).values.half()  # stored in fp16: codes are computed against the stored offset
+        hi = values.max(dim=1).values
         scale = ((hi - lo.float()) / 255).clamp_min(1e-6).half()
         out["codes"] = ((values - lo.float()[:, None]) / scale.float()[:, None]).round().clamp(0, 255).to(torch.uint8)
         out["offset"], out["scale"] = lo, scale
@@ -69,6 +75,8 @@ def decompress(blob: dict, num_classes: int) -> torch.Tensor:
         values = blob["values"].float()
     else:
         values = blob["offset"].float()[:, None] + blob["scale"].float()[:, None] * blob["codes"].float()
+    if "indices" not in blob:  # every class kept
+        return values
     # The fill is at most the k-th kept logit before rounding; keep it so after rounding too.
     fill = torch.minimum(blob["fill"].float(), values.min(dim=1).values)
     full = fill[:, None].expand(len(values), num_classes).clone()
@@ -79,13 +87,16 @@ def _fields(num_classes: int, topk: int, quant: str) -> list[tuple[str, torch.dt
     """(name, dtype, values per row) of a compact row, in the order they are packed."""
     values = [("values", torch.float16, topk)] if quant == "fp16" else \
         [("codes", torch.uint8, topk), ("offset", torch.float16, 1), ("scale", torch.float16, 1)]
+    if topk == num_classes:
+        return values
     return values + [("indices", _index_dtype(num_classes), topk), ("fill", torch.float16, 1)]
 
 
 def to_rows(blob: dict, num_classes: int, topk: int, quant: str) -> torch.Tensor:
     """Pack a `compress` result into one uint8 tensor [N, bytes per view]: one tensor per file keeps
     torch.save's per-tensor overhead (hundreds of bytes) out of small label files."""
-    parts = [blob[name].reshape(len(blob["fill"]), -1).to(dtype).contiguous().view(torch.uint8)
+    n = len(blob["offset"] if "offset" in blob else blob["values"])
+    parts = [blob[name].reshape(n, -1).to(dtype).contiguous().view(torch.uint8)
              for name, dtype, _ in _fields(num_classes, topk, quant)]
     return torch.cat(parts, dim=1)
 
@@ -132,11 +143,13 @@ def bytes_per_view(num_classes: int, topk: int = 0, quant: str = "int8", batch_s
 
     topk=0 is the full format: plan + C logits of `logit_bytes` each. topk>0 is the compact format:
     k values (2 B in fp16, 1 B in int8) + k class indices + fill (2 B) [+ offset and scale, 2 B each,
-    in int8]; no plan.
+    in int8]; no plan. topk=C keeps no indices and no fill.
     """
     if topk == 0:
         return FULL_PLAN_BYTES_PER_VIEW + FULL_PLAN_BYTES_PER_BATCH / batch_size + logit_bytes * num_classes
-    idx = torch.empty((), dtype=_index_dtype(num_classes)).element_size()
     value = 2 if quant == "fp16" else 1
-    extra = 2 if quant == "fp16" else 6
-    return topk * (value + idx) + extra
+    scale = 0 if quant == "fp16" else 4
+    if topk == num_classes:
+        return topk * value + scale
+    idx = torch.empty((), dtype=_index_dtype(num_classes)).element_size()
+    return topk * (value + idx) + scale + 2

@@ -12,6 +12,7 @@ bit-identical to a single-process run with the same batching.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -198,9 +199,12 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
             raise RuntimeError(f"recover(world_size={world_size}) needs an initialized process group of that "
                                f"size (cda.distributed.init_from_env under torchrun)")
     dev = resolve_device(device)
+    if cfg.channels_last:  # a copy: the caller's teacher keeps its layout (and its exact logits)
+        teacher = copy.deepcopy(teacher).to(memory_format=torch.channels_last)
     teacher = teacher.to(dev).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
     lo, hi = info.pixel_bounds(dev)
     size, total = info.image_size, cfg.iterations
     steps = shard_steps(_groups(info.num_classes, cfg), cfg.groups_per_step, rank, world_size)
@@ -251,8 +255,8 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
                 for group in optimizer.param_groups:
                     group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / total))
                 params = group_views(rngs, gsize, size, cfg, it)
-                with autocast(dev, cfg.amp):
-                    logits = teacher(apply_views(x, params))
+                with autocast(dev, cfg.amp, cpu=cfg.amp_cpu):
+                    logits = teacher(apply_views(x, params).contiguous(memory_format=layout))
                 ce = F.cross_entropy(logits.float(), y, reduction="sum") / gsize
                 loss = ce + cfg.r_bn * hooks.take().sum()
                 optimizer.zero_grad(set_to_none=True)

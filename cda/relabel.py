@@ -8,7 +8,8 @@ fp16. Both give a student the same labels for the same seed.
 
 With `RelabelConfig.topk > 0` the stored mode is *compact* (cda.labels_compact): per view only the
 top-k logits, quantized, and a fill value for the other classes; the plan is regenerated from the
-AugConfig instead of stored.
+AugConfig instead of stored. With `RelabelConfig.label_epochs = n` only n epochs are labelled, and
+training epoch e reuses epoch e mod n.
 """
 from __future__ import annotations
 
@@ -101,8 +102,10 @@ class StoredLabels:
         self.cfg: RelabelConfig = from_dict(RelabelConfig, self.meta["relabel"])
 
     def epoch(self, e: int) -> list[tuple[BatchPlan, torch.Tensor]]:
+        """The batches (plan, logits) of training epoch `e`."""
         if e >= self.cfg.aug.epochs:
             raise ArtifactError(f"labels in {self.folder} cover {self.cfg.aug.epochs} epochs; epoch {e} was asked for")
+        e %= self.cfg.stored_epochs
         path = self.folder / f"epoch_{e:04d}.pt"
         blob = load_torch(path, what="soft-label file")
         if self.cfg.topk == 0:
@@ -124,7 +127,7 @@ class StoredLabels:
         return sum(p.stat().st_size for p in self.folder.glob("epoch_*.pt"))
 
     def bytes_per_view(self) -> float:
-        """Measured bytes on disk per image-epoch (container overhead included)."""
+        """Measured bytes on disk per image and training epoch (container overhead included)."""
         return self.nbytes() / (self.meta["num_images"] * self.cfg.aug.epochs)
 
 
@@ -167,9 +170,9 @@ def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: Re
     meta = {"relabel": to_dict(cfg), "num_images": len(images), "num_classes": info.num_classes,
             "dataset": info.name}
     if cfg.topk:
-        if cfg.topk >= info.num_classes:
-            raise ValueError(f"RelabelConfig.topk={cfg.topk}: keep fewer than the {info.num_classes} classes "
-                             f"(topk=0 stores every logit)")
+        if cfg.topk > info.num_classes:
+            raise ValueError(f"RelabelConfig.topk={cfg.topk}: {info.name} has only {info.num_classes} classes "
+                             f"(topk={info.num_classes} keeps all, quantized; topk=0 stores full logits and plans)")
         meta["image_size"] = info.image_size  # to regenerate the plans
     if (folder / "meta.json").is_file():
         old = json.loads((folder / "meta.json").read_text())
@@ -178,7 +181,7 @@ def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: Re
             raise ArtifactError(f"{folder} holds labels made with another config; use a new folder or delete it")
     write_json(meta, folder / "meta.json")
     start = time.perf_counter()
-    for e in tqdm(range(rank, cfg.aug.epochs, world_size), desc="relabel", disable=not progress, leave=False):
+    for e in tqdm(range(rank, cfg.stored_epochs, world_size), desc="relabel", disable=not progress, leave=False):
         path = folder / f"epoch_{e:04d}.pt"
         if path.is_file():
             continue

@@ -14,6 +14,7 @@ from .cache import load_progress, save_progress
 from .checkpoint import save_checkpoint
 from .config import DataConfig, SqueezeConfig, config_hash, to_dict
 from .data import TensorSplit, load_split
+from .distributed import part, rank_and_world, wrap_ddp
 from .models import create_model
 from .training import (autocast, check_finite, cosine_lr, make_optimizer, resolve_device, set_lr,
                        seed_everything, test_accuracy)
@@ -31,6 +32,8 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
     rng = seed_everything(cfg.seed)
     model.to(device).train()
     info = train.info
+    rank, world = rank_and_world()
+    forward = wrap_ddp(model, device)  # under torchrun: each rank trains on its part of every batch
     optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
@@ -47,13 +50,18 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
     step = first * steps_per_epoch
     bar = tqdm(total=total, initial=step, desc=desc, disable=not progress, leave=False)
     for epoch in range(first, cfg.epochs):
-        for images, labels in train.batches(cfg.batch_size, shuffle=True, rng=rng, device=device):
+        for images, labels, n in train.batches(cfg.batch_size, shuffle=True, rng=rng, device=device,
+                                               part=(rank, world)):
             x = info.normalize(images)
             if isinstance(train, TensorSplit):  # folder splits arrive augmented by their loader
-                x = apply_views(x, sample_views(rng, len(x), info.image_size, cfg.crop_scale, cfg.flip))
+                # Drawn for the whole batch, so that every rank's random stream stays the same.
+                views = sample_views(rng, n, info.image_size, cfg.crop_scale, cfg.flip)
+                x = apply_views(x, views.part(part(n, rank, world)))
             set_lr(optimizer, cosine_lr(step, total, cfg.lr, warmup))
             with autocast(device, True):
-                loss = F.cross_entropy(model(x), labels, label_smoothing=cfg.label_smoothing)
+                loss = F.cross_entropy(forward(x), labels, label_smoothing=cfg.label_smoothing)
+            if world > 1:  # DDP averages gradients over ranks: weigh each part's mean by its size
+                loss = loss * (len(x) * world / n)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -62,7 +70,7 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
             if step % 50 == 0 or step == total:
                 check_finite(loss, desc)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-        if path is not None and epoch + 1 < cfg.epochs:
+        if path is not None and rank == 0 and epoch + 1 < cfg.epochs:
             check_finite(loss, desc)
             save_progress(path, key, {"epoch": epoch + 1, "model": model.state_dict(),
                                       "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),

@@ -22,10 +22,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast on CUDA; full precision elsewhere."""
+def autocast(device: torch.device, enabled: bool, cpu: bool = False):
+    """bf16 autocast on CUDA (and on the CPU with `cpu`); full precision elsewhere."""
     if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if cpu and device.type == "cpu":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -12,6 +12,22 @@ def test_round_trip_and_hash_are_stable():
     assert config_hash(apply_overrides(cfg, {"recover.lr": 0.2})) != config_hash(cfg)
 
 
+def test_options_added_later_keep_old_hashes_at_their_defaults():
+    from dataclasses import fields, replace
+
+    from cda.config import EvalConfig, RelabelConfig, _hashed
+
+    added = {f.name for cls in (EvalConfig, RelabelConfig) for f in fields(cls) if "hash_default" in f.metadata}
+    assert {"channels_last", "amp_cpu", "compile", "label_epochs"} <= added
+    cfg = preset("cpu")
+    # Cached artifacts were keyed without these fields: at their defaults they are left out ...
+    assert not added & set(_hashed(cfg.eval)) and not added & set(_hashed(RelabelConfig()))
+    assert set(_hashed(cfg.eval)) == set(to_dict(cfg.eval)) - added
+    # ... and any other value changes the key.
+    assert config_hash(replace(cfg.eval, channels_last=True)) != config_hash(cfg.eval)
+    assert config_hash(RelabelConfig(label_epochs=3)) != config_hash(RelabelConfig())
+
+
 def test_overrides_are_typed_and_validated():
     cfg = apply_overrides(preset("smoke"), dict([parse_override("recover.iterations=7"),
                                                  parse_override("ipcs=[1, 3]")]))

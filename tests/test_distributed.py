@@ -51,3 +51,75 @@ def test_torchrun_recover_equals_single_process(tiny_teacher, tmp_path):
     assert torch.equal(got.images, single.images)
     assert torch.equal(got.labels, single.labels)
     torch.testing.assert_close(torch.tensor(got.history["loss"]), torch.tensor(single.history["loss"]))
+
+
+# Run by torchrun in the test below: a student (soft labels from the teacher, CutMix) and a squeezed
+# classifier, each trained data-parallel; rank 0 saves both.
+DDP_SCRIPT = """
+import sys
+import torch
+from cda.checkpoint import load_checkpoint
+from cda.config import AugConfig, DataConfig, EvalConfig, SqueezeConfig
+from cda.data import dataset_info, load_split
+from cda.distributed import cleanup, init_from_env
+from cda.evaluate import train_student
+from cda.models import create_model
+from cda.recover import real_subset
+from cda.squeeze import train_classifier
+
+torch.set_num_threads(1)
+rank, world, _ = init_from_env("cpu")
+info = dataset_info("fashion_mnist")
+train = load_split(DataConfig(train_per_class=40, test_per_class=20), train=True)
+teacher, _ = load_checkpoint(sys.argv[1], info)
+aug = AugConfig(epochs=2, batch_size=15, crop_scale=(0.3, 1.0), mix="cutmix")
+student = train_student(real_subset(train, 4), info, EvalConfig(arch="convnet3_w8_in", aug=aug), teacher,
+                        progress=False)
+torch.manual_seed(0)
+model = train_classifier(create_model("convnet3_w8_in", 10, 1, 28), train,
+                         SqueezeConfig(arch="convnet3_w8_in", epochs=1, batch_size=45, lr=0.05),
+                         torch.device("cpu"), progress=False)
+if rank == 0:
+    torch.save({"student": student.state_dict(), "classifier": model.state_dict(), "world": world}, sys.argv[2])
+cleanup()
+"""
+
+
+def test_torchrun_student_and_squeeze_training_equal_single_process(tiny_teacher, tiny_data, tmp_path):
+    """DistributedDataParallel over 2 CPU processes trains the weights one process trains: every rank
+    sees its part of the same global batches (odd sizes included) and gradients are averaged by size.
+    The models use instance norm, whose statistics do not depend on how a batch is split."""
+    from cda.config import AugConfig, EvalConfig, SqueezeConfig
+    from cda.evaluate import train_student
+    from cda.models import create_model
+    from cda.recover import real_subset
+    from cda.squeeze import train_classifier
+
+    script, out = tmp_path / "ddp.py", tmp_path / "ddp.pt"
+    script.write_text(DDP_SCRIPT)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), str(tiny_teacher[2]), str(out)], env=env, capture_output=True, text=True,
+                         timeout=180)
+    assert run.returncode == 0, run.stdout + run.stderr
+    got = torch.load(out)
+    assert got["world"] == 2
+
+    info = dataset_info("fashion_mnist")
+    aug = AugConfig(epochs=2, batch_size=15, crop_scale=(0.3, 1.0), mix="cutmix")
+    student = train_student(real_subset(tiny_data[0], 4), info, EvalConfig(arch="convnet3_w8_in", aug=aug),
+                            tiny_teacher[0], progress=False)
+    torch.manual_seed(0)
+    model = train_classifier(create_model("convnet3_w8_in", 10, 1, 28), tiny_data[0],
+                             SqueezeConfig(arch="convnet3_w8_in", epochs=1, batch_size=45, lr=0.05),
+                             torch.device("cpu"), progress=False)
+    for name, single in [("student", student), ("classifier", model)]:
+        ref = single.state_dict()
+        assert got[name].keys() == ref.keys()
+        for key, value in ref.items():
+            # Equal up to the order of float additions (the all-reduce sums two halves).
+            torch.testing.assert_close(got[name][key], value, atol=2e-5, rtol=1e-4, msg=f"{name}.{key}")
+    torch.manual_seed(0)
+    init = create_model("convnet3_w8_in", 10, 1, 28).state_dict()
+    assert not torch.allclose(init["classifier.weight"], got["classifier"]["classifier.weight"], atol=1e-3)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cda.config import AugConfig, EvalConfig, RelabelConfig
+from cda.config import AugConfig, ConfigError, EvalConfig, RelabelConfig
 from cda.data import dataset_info
 from cda.evaluate import train_student
 from cda.labels_compact import bytes_per_view, compress, decompress, from_rows, to_rows
@@ -133,9 +133,42 @@ def test_compact_stored_labels_regenerate_the_plan_and_train_a_student(tiny_teac
         compact.epoch(0)
 
 
-def test_topk_must_drop_something():
+def test_topk_cannot_exceed_the_classes():
     with pytest.raises(ValueError, match="topk"):
-        compress(torch.randn(2, 10), 10)
+        compress(torch.randn(2, 10), 11)
+
+
+def test_all_classes_in_int8_store_no_indices_and_round_within_half_a_step():
+    c = 10
+    z = _logits(256, c)
+    blob = compress(z, c, "int8")
+    assert "indices" not in blob and "fill" not in blob
+    rows = to_rows(blob, c, c, "int8")
+    assert rows.shape == (256, bytes_per_view(c, c, "int8")) == (256, c + 4)
+    r = decompress(from_rows(rows, c, c, "int8"), c)
+    step = blob["scale"].float()[:, None]
+    assert ((r - z).abs() <= step / 2 + z.abs() * 2 ** -10 + 255 * step * 2 ** -10 + 1e-3).all()
+    assert _kl(z, r, 20.0) < 1e-5
+
+
+def test_a_pool_of_labelled_epochs_is_cycled(tiny_teacher, tiny_data, tmp_path):
+    teacher = tiny_teacher[0]
+    d = real_subset(tiny_data[0], 3)
+    aug = AugConfig(epochs=5, batch_size=16, crop_scale=(0.3, 1.0))
+    every = relabel(teacher, d.images, INFO, RelabelConfig(aug=aug, topk=10), tmp_path / "every", progress=False)
+    pool = relabel(teacher, d.images, INFO, RelabelConfig(aug=aug, topk=10, label_epochs=2), tmp_path / "pool",
+                   progress=False)
+    assert len(list((tmp_path / "pool").glob("epoch_*.pt"))) == 2
+    for e in range(aug.epochs):  # training epoch e sees labelled epoch e mod 2, views and logits
+        for (plan, z), (pplan, pz) in zip(every.epoch(e % 2), pool.epoch(e)):
+            assert np.array_equal(plan.indices, pplan.indices) and np.array_equal(plan.views.boxes, pplan.views.boxes)
+            assert torch.equal(z, pz)
+    assert pool.bytes_per_view() == pytest.approx(every.bytes_per_view() * 2 / 5, rel=0.01)
+    student = train_student(d, INFO, EvalConfig(arch="convnet3_w8", aug=aug, labels="stored"), stored=pool,
+                            progress=False)
+    assert all(torch.isfinite(p).all() for p in student.parameters())
+    with pytest.raises(ConfigError, match="label_epochs"):
+        RelabelConfig(label_epochs=-1)
 
 
 def test_relabel_sharded_by_epochs_writes_the_same_files(tiny_teacher, tiny_data, tmp_path):
