@@ -256,23 +256,27 @@ def _recover_distributed(args, cfg: RunConfig, progress: bool) -> int:
     from .data import dataset_info
     from .recover import recover
 
-    if args.method == "cudd":
-        raise ValueError("cda recover --method cudd does not run under torchrun yet (its stages train students "
-                         "between syntheses); run it in a single process")
     rank, world, device = distributed.init_from_env(cfg.device)
     try:
         teacher, _ = _teacher(args.teacher, replace(cfg, device=device))
         info = dataset_info(cfg.data.name)
         out = Path(args.out)
         rcfg = cfg.recover_for(args.method, args.ipc)
+        cudd = cfg.cudd_for(args.ipc) if args.method == "cudd" else None
         made_by = {"teacher": str(Path(args.teacher).resolve()), "method": args.method, "ipc": args.ipc,
-                   "recover": to_dict(rcfg), "cudd": None}
+                   "recover": to_dict(rcfg), "cudd": to_dict(cudd) if cudd else None}
         if rank == 0:
             _claim(out, made_by, args.overwrite)
         distributed.barrier()
-        d = recover(teacher, info, rcfg, device, progress and rank == 0, progress_dir=out, rank=rank,
-                    world_size=world)
-        d.meta["method"] = args.method
+        if cudd is not None:  # stages sharded like recovery; curriculum students data-parallel
+            from .cudd import distill_cudd
+            from .data import load_split
+
+            d = distill_cudd(teacher, load_split(cfg.data, train=True), info, cudd, device, progress and rank == 0)
+        else:
+            d = recover(teacher, info, rcfg, device, progress and rank == 0, progress_dir=out, rank=rank,
+                        world_size=world)
+            d.meta["method"] = args.method
         (out / f"recover_progress.rank{rank}of{world}.pt").unlink(missing_ok=True)
         if rank == 0:
             d.save(out, info)

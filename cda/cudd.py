@@ -29,7 +29,8 @@ from .augment import apply_views
 from .config import ConfigError, CuddConfig, to_dict
 from .data import DatasetInfo
 from .evaluate import train_student
-from .recover import BNStatsLoss, Distilled, _group_seed, _groups, _steps, group_views
+from .distributed import rank_and_world, sum_disjoint
+from .recover import BNStatsLoss, Distilled, _group_seed, _groups, group_views, shard_steps
 from .training import NonFiniteLossError, autocast, resolve_device
 
 # Where an initial image came from, in the order the filters try them. "simple": the teacher is
@@ -120,7 +121,9 @@ def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Te
     per-iteration mean of each loss term over the groups.
 
     Groups, per-group BN statistics, views and their seeds are those of `recover.recover`, so a slot's
-    views match SRe2L's. x and x0 get the same view each iteration.
+    views match SRe2L's. x and x0 get the same view each iteration. Under torchrun each rank
+    optimizes its share of the batches of groups (`recover.shard_steps`) and all ranks get the
+    whole stage back.
     """
     rc = cfg.recover
     dev = resolve_device(device)
@@ -132,8 +135,9 @@ def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Te
     lo, hi = info.pixel_bounds(dev)
     total, size = rc.iterations, info.image_size
     groups = [(i, b) for i, b in _groups(info.num_classes, rc) if start <= i < start + len(x0)]
-    steps = _steps(groups, rc.groups_per_step)
-    out = torch.empty_like(x0)
+    rank, world = rank_and_world()
+    steps = shard_steps(groups, rc.groups_per_step, rank, world)
+    out = torch.zeros_like(x0)
     sums = {t: torch.zeros(total, device=dev) for t in TERMS}
     bar = tqdm(total=len(steps) * total, desc=desc, disable=not progress, leave=False)
     try:
@@ -169,6 +173,9 @@ def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Te
     finally:
         bar.close()
         hooks.remove()
+    if world > 1:  # each rank filled its own groups (zeros elsewhere): a sum assembles the stage
+        out = sum_disjoint(out)
+        sums = {t: sum_disjoint(v) for t, v in sums.items()}
     return out, {t: (v / len(groups)).cpu().tolist() for t, v in sums.items()}
 
 
@@ -236,6 +243,9 @@ def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddCo
     Returns uint8 images in class-major order with their labels; meta holds, per image, the real
     training index that seeded it ("seeds", -1 for noise) and its filter tier ("tiers"), and per
     stage its slots, tier counts and seconds. Deterministic for the config's seeds.
+
+    Under torchrun the stages are sharded over the ranks and the curriculum students train with
+    DistributedDataParallel; every rank returns the whole set.
     """
     if cfg.recover is None or cfg.student is None or not cfg.stages:
         raise ConfigError("CuddConfig needs recover, student and stages; in a run, RunConfig.cudd_for(ipc) "

@@ -89,6 +89,15 @@ def wrap_ddp(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return DistributedDataParallel(model)
 
 
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics): under gloo each rank updated
+    them from its own part of the last batch, and later steps (CUDD's filters) need one model."""
+    if not is_distributed():
+        return
+    for buf in model.buffers():
+        dist.broadcast(buf.data, 0)
+
+
 def sum_disjoint(t: torch.Tensor) -> torch.Tensor:
     """Combine tensors that each rank filled in disjoint places (zeros elsewhere): an all-reduce sum,
     which is exact for such tensors in any dtype. Every rank gets the whole tensor."""

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .cache import load_progress, save_progress
 from .config import EvalConfig, config_hash
 from .data import DatasetInfo
-from .distributed import part, rank_and_world, wrap_ddp
+from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
 from .recover import Distilled
 from .relabel import StoredLabels, batch_inputs, epoch_plan
@@ -123,6 +123,7 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
             save_progress(path, key, {"epoch": epoch + 1, "student": student.state_dict(),
                                       "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()})
     bar.close()
+    broadcast_buffers(student)
     return student.eval()
 
 

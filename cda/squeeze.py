@@ -14,7 +14,7 @@ from .cache import load_progress, save_progress
 from .checkpoint import save_checkpoint
 from .config import DataConfig, SqueezeConfig, config_hash, to_dict
 from .data import TensorSplit, load_split
-from .distributed import part, rank_and_world, wrap_ddp
+from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
 from .training import (autocast, check_finite, cosine_lr, make_optimizer, resolve_device, set_lr,
                        seed_everything, test_accuracy)
@@ -76,6 +76,7 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
                                       "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                                       "rng": json.dumps(rng.bit_generator.state)})
     bar.close()
+    broadcast_buffers(model)
     return model.eval()
 
 
