@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 from .augment import apply_views
 from .config import ConfigError, CuddConfig, to_dict
 from .data import DatasetInfo
-from .evaluate import train_student
 from .distributed import rank_and_world, sum_disjoint
+from .evaluate import train_student
 from .recover import BNStatsLoss, Distilled, _group_seed, _groups, group_views, shard_steps
 from .training import NonFiniteLossError, autocast, resolve_device
 

@@ -25,7 +25,7 @@ With k = C nothing is dropped: the row keeps every logit in class order, so no c
 fill are stored (C + 4 bytes in int8, against FKD's 33 + 2C).
 
 Kept values are stored either as fp16 ("fp16") or as uint8 codes with a per-row offset and scale
-("int8": value = offset + scale * code, offset = the k-th largest kept logit, scale = range / 255),
+("int8": value = offset + scale * code, offset = the smallest kept logit, scale = range / 255),
 so the rounding error of a kept logit is at most scale / 2 plus fp16 rounding of offset and scale.
 """
 from __future__ import annotations

@@ -7,8 +7,8 @@ stored mode (FKD-style) runs it once ahead of time and keeps, per epoch, the pla
 fp16. Both give a student the same labels for the same seed.
 
 With `RelabelConfig.topk > 0` the stored mode is *compact* (cda.labels_compact): per view only the
-top-k logits, quantized, and a fill value for the other classes; the plan is regenerated from the
-AugConfig instead of stored. With `RelabelConfig.label_epochs = n` only n epochs are labelled, and
+top-k logits, quantized, and a fill value for the other classes (topk = C: all logits, quantized);
+the plan is regenerated from the AugConfig instead of stored. With `RelabelConfig.label_epochs = n` only n epochs are labelled, and
 training epoch e reuses epoch e mod n.
 """
 from __future__ import annotations
