@@ -2,18 +2,19 @@
 (benchmarks/reference_recovery.py), same teacher, same hyperparameters, measured in one run.
 
     python benchmarks/recovery.py [--device cpu|cuda] [--quick] [--teacher T.pt] [--arch resnet18_modified]
-                                  [--ipc 10] [--iterations 200] [--quality]
+                                  [--ipc 10] [--iterations 200] [--quality] [--rounds 3]
 
-Speed is image-iterations per second (images x iterations / wall seconds). Cost per
-image-iteration is about 3 teacher forwards (forward + backward to the input), counted with
-FlopCounterMode, which gives the achieved GFLOP/s and the fraction of the peak: the data sheet's on
-known GPUs, and on the CPU the best rate of a 2048 x 2048 matrix product measured in the same run
-(in the variant's precision).
+Speed is image-iterations per second (images x iterations / wall seconds), from the median of
+`--rounds` interleaved runs of every variant. Cost per image-iteration is about 3 teacher forwards
+(forward + backward to the input), counted with FlopCounterMode, which gives the achieved GFLOP/s
+and the fraction of the peak: the data sheet's on known GPUs, and on the CPU the best rate of a
+2048 x 2048 matrix product measured in the same run (in the variant's precision).
 Quality: the teacher's cross-entropy and the BN-matching loss on the final uint8 images (no
 augmentation), and with --quality the accuracy of a student trained on each set.
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import replace
 
 import torch
@@ -59,6 +60,7 @@ def main():
     p.add_argument("--ipc", type=int, default=None)
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--quality", action="store_true", help="also train a student on each set (slow)")
+    p.add_argument("--rounds", type=int, default=3, help="timed runs of every variant, interleaved (median)")
     args = p.parse_args()
     setup(args)
     dev = args.device
@@ -94,20 +96,30 @@ def main():
         "bf16" if "bf16" in fast_name else "fp32",
         lambda n: recover(teacher, info, replace(cfg, iterations=n, groups_per_step=1, **fast), dev, False))
 
-    rows, results = [], {}
-    for name, (precision, fn) in variants.items():
+    # Rounds over all variants, interleaved, and the median time of each: on shared cloud cores the
+    # speed drifts by tens of percent between minutes, which a single pass would credit to a variant.
+    for precision, fn in variants.values():
         fn(2)  # warm-up: allocator, cuDNN autotuning
-        with Timer(dev) as t:
-            out = fn(iterations)
+    times, outputs = {name: [] for name in variants}, {}
+    for _ in range(args.rounds):
+        for name, (_, fn) in variants.items():
+            with Timer(dev) as t:
+                outputs[name] = fn(iterations)
+            times[name].append(t.seconds)
+    rows, results = [], {}
+    for name, (precision, _) in variants.items():
+        out = outputs[name]
         if isinstance(out, Distilled):
             images = out.images
         else:  # reference: IPC-major -> class-major
             images = out[0].view(ipc, info.num_classes, *out[0].shape[1:]).transpose(0, 1).reshape(out[0].shape)
         results[name] = images
-        rate = work / t.seconds
+        seconds = statistics.median(times[name])
+        rate = work / seconds
         gflops = 3 * flops * rate / 1e9
         peak = peak_tflops(dev, precision)
-        rows.append({"variant": name, "precision": precision, "seconds": t.seconds, "img_it_per_s": rate,
+        rows.append({"variant": name, "precision": precision, "seconds": seconds,
+                     "seconds_per_round": " ".join(f"{x:.2f}" for x in times[name]), "img_it_per_s": rate,
                      "gflop_per_s": gflops, "peak_gflop_per_s": peak * 1e3 if peak else None,
                      "peak_fraction": gflops / (peak * 1e3) if peak else None,
                      **quality(teacher, info, images, ipc, dev)})

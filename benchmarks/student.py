@@ -2,15 +2,17 @@
 pipeline's shape (benchmarks/reference_student.py), same images, plans, labels and epochs.
 
     python benchmarks/student.py [--device cpu|cuda] [--quick] [--teacher T.pt] [--ipc 50] [--epochs 20]
-                                 [--workers 2]
+                                 [--workers 2] [--rounds 3]
 
 cda: uint8 images on the device, crops/flips/CutMix for a whole batch in one grid_sample, labels
 from the teacher online or from stored files (full fp16 and compact top-k). Reference: PNG
 ImageFolder + PIL transforms in DataLoader workers + per-batch FKD label files. Reported: images/s
-of the training loop (label generation and file writing are timed apart).
+of the training loop, the median of `--rounds` interleaved runs (label generation and file writing
+are timed apart), and the test accuracy of the last student of each variant.
 """
 from __future__ import annotations
 
+import statistics
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +37,7 @@ def main():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--arch", default="convnet3", help="student (and default teacher) architecture")
     p.add_argument("--workers", type=int, default=2, help="reference DataLoader workers")
+    p.add_argument("--rounds", type=int, default=3, help="timed runs of every variant, interleaved (median)")
     args = p.parse_args()
     setup(args)
     dev = args.device
@@ -49,61 +52,69 @@ def main():
     ecfg = EvalConfig(arch=args.arch, aug=aug)
     total = n * epochs
     test = load_split(DataConfig(test_per_class=100 if args.quick else None), train=False)
-    rows = []
-
-    def add(name, seconds, student, prep=None, label_bytes=None):
-        # Test accuracy too: a faster variant must train as good a student.
-        top1 = test_accuracy(student, test, torch.device(dev), 512, amp=False)["top1"]
-        rows.append({"variant": name, "images": total, "seconds": seconds, "images_per_s": total / seconds,
-                     "prep_seconds": prep, "label_bytes": label_bytes, "student_top1": top1})
-
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        # Warm-up (allocator, cuDNN), not timed.
-        train_student(d, info, replace(ecfg, aug=replace(aug, epochs=1)), teacher, device=dev, progress=False)
-
         fast, fast_name = fast_settings(dev)
-        with Timer(dev) as t:
-            s = train_student(d, info, ecfg, teacher, device=dev, progress=False)
-        add("cda, online teacher", t.seconds, s)
-        with Timer(dev) as t:
-            s = train_student(d, info, replace(ecfg, **fast), teacher, device=dev, progress=False)
-        add(f"cda, online teacher, {fast_name}", t.seconds, s)
-
-        labels = {}
-        for name, rl, extra in [("cda, stored full fp16", RelabelConfig(aug=aug), {}),
-                                (f"cda, stored full fp16, {fast_name}", RelabelConfig(aug=aug), fast),
-                                (f"cda, stored full fp16, {fast_name} + torch.compile", RelabelConfig(aug=aug),
-                                 {**fast, "compile": True}),
-                                ("cda, stored top-3 int8", RelabelConfig(aug=aug, topk=3), {}),
-                                (f"cda, stored top-3 int8, {fast_name}", RelabelConfig(aug=aug, topk=3), fast)]:
-            prep = None
-            if rl.topk not in labels:  # each label set is made once and shared by its rows
-                with Timer(dev) as prep:
-                    labels[rl.topk] = relabel(teacher, d.images, info, rl, tmp / f"labels_top{rl.topk}", dev,
-                                              progress=False)
-            stored = labels[rl.topk]
-            with Timer(dev) as t:  # torch.compile's compilation is inside the timed run
-                s = train_student(d, info, replace(ecfg, labels="stored", **extra), stored=stored, device=dev,
-                                  progress=False)
-            add(name, t.seconds, s, prep and prep.seconds, stored.nbytes())
-
-        # Reference: PNG tree + per-batch FKD files, written from the same plans and teacher logits.
-        with Timer(dev) as prep:
+        # Labels and the reference's files are made once, timed apart ("prep").
+        labels, prep = {}, {}
+        for topk in (0, 3):
+            with Timer(dev) as t:
+                labels[topk] = relabel(teacher, d.images, info, RelabelConfig(aug=aug, topk=topk),
+                                       tmp / f"labels_top{topk}", dev, progress=False)
+            prep[topk] = t.seconds
+        with Timer(dev) as t:  # the reference: PNG tree + per-batch FKD files, same plans and teacher logits
             d.save(tmp / "syn", info)
             plans = [epoch_plan(aug, n, info.image_size, e) for e in range(epochs)]
             images = d.images.to(dev)
             with torch.no_grad():
                 logits = [[teacher(batch_inputs(images, pl, info)).cpu() for pl in ps] for ps in plans]
-            nbytes = write_fkd_files(plans, logits, tmp / "fkd")
-        torch.manual_seed(0)
-        student = create_model(args.arch, info.num_classes, info.channels, info.image_size).to(dev)
-        with Timer(dev) as t:
+            fkd_bytes = write_fkd_files(plans, logits, tmp / "fkd")
+        prep["reference"] = t.seconds
+
+        def cda(extra, topk=None):
+            if topk is None:
+                return lambda: train_student(d, info, replace(ecfg, **extra), teacher, device=dev, progress=False)
+            return lambda: train_student(d, info, replace(ecfg, labels="stored", **extra), stored=labels[topk],
+                                         device=dev, progress=False)
+
+        def reference():
+            torch.manual_seed(0)
+            student = create_model(args.arch, info.num_classes, info.channels, info.image_size).to(dev)
             seen = train_reference(student, tmp / "syn" / "images", tmp / "fkd", plans, info, ecfg.lr,
                                    ecfg.temperature, args.workers, dev)
-        assert seen == total, (seen, total)
-        add(f"reference: PNG + PIL + {args.workers} workers + per-batch files", t.seconds, student, prep.seconds,
-            nbytes)
+            assert seen == total, (seen, total)
+            return student
+
+        # name: (training run, label set or "reference" for the prep columns)
+        variants = {
+            "cda, online teacher": (cda({}), None),
+            f"cda, online teacher, {fast_name}": (cda(fast), None),
+            "cda, stored full fp16": (cda({}, 0), 0),
+            f"cda, stored full fp16, {fast_name}": (cda(fast, 0), 0),
+            f"cda, stored full fp16, {fast_name} + torch.compile": (cda({**fast, "compile": True}, 0), 0),
+            "cda, stored top-3 int8": (cda({}, 3), 3),
+            f"cda, stored top-3 int8, {fast_name}": (cda(fast, 3), 3),
+            f"reference: PNG + PIL + {args.workers} workers + per-batch files": (reference, "reference"),
+        }
+        # Warm-up (allocator, cuDNN), not timed.
+        train_student(d, info, replace(ecfg, aug=replace(aug, epochs=1)), teacher, device=dev, progress=False)
+        # Rounds over all variants, interleaved, and the median time of each: on shared cloud cores the
+        # speed drifts by tens of percent between minutes. torch.compile compiles inside its timed runs.
+        times, students = {name: [] for name in variants}, {}
+        for _ in range(args.rounds):
+            for name, (run, _) in variants.items():
+                with Timer(dev) as t:
+                    students[name] = run()
+                times[name].append(t.seconds)
+        rows = []
+        for name, (_, source) in variants.items():
+            seconds = statistics.median(times[name])
+            label_bytes = fkd_bytes if source == "reference" else None if source is None else labels[source].nbytes()
+            rows.append({"variant": name, "images": total, "seconds": seconds,
+                         "seconds_per_round": " ".join(f"{x:.2f}" for x in times[name]),
+                         "images_per_s": total / seconds, "prep_seconds": prep.get(source), "label_bytes": label_bytes,
+                         # a faster variant must train as good a student
+                         "student_top1": test_accuracy(students[name], test, torch.device(dev), 512, amp=False)["top1"]})
 
     ref = rows[-1]["images_per_s"]
     for r in rows:

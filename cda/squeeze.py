@@ -90,6 +90,7 @@ def squeeze(data: DataConfig, cfg: SqueezeConfig, device: str = "cpu", out_path=
     train, test = load_split(data, train=True), load_split(data, train=False)
     info = train.info
     start = time.perf_counter()
+    torch.manual_seed(cfg.seed)  # the initial weights too come from the config's seed
     model = create_model(cfg.arch, info.num_classes, info.channels, info.image_size, pretrained=cfg.pretrained)
     if not cfg.pretrained:
         train_classifier(model, train, cfg, dev, progress, progress_dir=progress_dir)

@@ -139,3 +139,18 @@ def test_wrong_folder_layout_is_explained(tmp_path):
         Image.new("RGB", (8, 8)).save(tmp_path / "train" / f"n{k:08d}" / "a.png")
     with pytest.raises(DatasetNotFoundError, match="has 3 class folders, but imagenet1k has 1000 classes"):
         load_split(DataConfig(name="imagenet1k", root=str(tmp_path)), train=True)
+
+
+def test_squeeze_is_deterministic_for_its_seed():
+    """The teacher's initial weights come from SqueezeConfig.seed, not from whatever the global
+    random state happens to be (a cached teacher must be rebuildable)."""
+    from cda.config import SqueezeConfig
+    from cda.squeeze import squeeze
+
+    data = DataConfig(train_per_class=10, test_per_class=5)
+    cfg = SqueezeConfig(arch="convnet3_w8", epochs=1, batch_size=32)
+    torch.rand(7)  # disturb the global generator
+    a, _ = squeeze(data, cfg, progress=False)
+    b, _ = squeeze(data, cfg, progress=False)
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(x, y)
