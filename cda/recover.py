@@ -75,7 +75,9 @@ class BNStatsLoss:
         n, c = x.shape[:2]
         xg = x.reshape(n // self.group_size, self.group_size, c, -1)
         mean = xg.mean(dim=(1, 3))
-        var = xg.var(dim=(1, 3), unbiased=False)
+        # E[x^2] - mean^2 in fp32: on the CPU var() over these strided dims was a fifth of recovery's time,
+        # and this is twice as fast (BN inputs are O(1), so the cancellation costs ~1e-7).
+        var = (xg * xg).mean(dim=(1, 3)) - mean * mean
         self.terms.append(torch.linalg.vector_norm(mean - module.running_mean, dim=1)
                           + torch.linalg.vector_norm(var - module.running_var, dim=1))
 
