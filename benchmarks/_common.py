@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -123,6 +124,24 @@ class Timer:
     def __exit__(self, *exc):
         sync(self.device)
         self.seconds = time.perf_counter() - self.start
+
+
+def timed_rounds(runs: dict, rounds: int, device: str) -> tuple[dict, dict]:
+    """Time every run `rounds` times, interleaved: {name: each round's seconds} and {name: the last
+    run's output}. On shared cloud cores the speed drifts by tens of percent
+    between minutes, which one pass per variant would credit to whichever ran then."""
+    times, outputs = {name: [] for name in runs}, {}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            with Timer(device) as t:
+                outputs[name] = run()
+            times[name].append(t.seconds)
+    return times, outputs
+
+
+def median_and_rounds(times: list[float]) -> dict:
+    """The row fields of one variant's timings."""
+    return {"seconds": statistics.median(times), "seconds_per_round": " ".join(f"{x:.2f}" for x in times)}
 
 
 def teacher_for(args, info, arch: str = "convnet3"):

@@ -14,12 +14,12 @@ augmentation), and with --quality the accuracy of a student trained on each set.
 """
 from __future__ import annotations
 
-import statistics
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-from _common import Timer, fast_settings, parser, peak_tflops, save, setup, table, teacher_for
+from _common import (fast_settings, median_and_rounds, parser, peak_tflops, save, setup, table, teacher_for,
+                     timed_rounds)
 from reference_recovery import reference_recover
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -96,16 +96,10 @@ def main():
         "bf16" if "bf16" in fast_name else "fp32",
         lambda n: recover(teacher, info, replace(cfg, iterations=n, groups_per_step=1, **fast), dev, False))
 
-    # Rounds over all variants, interleaved, and the median time of each: on shared cloud cores the
-    # speed drifts by tens of percent between minutes, which a single pass would credit to a variant.
-    for precision, fn in variants.values():
+    for _, fn in variants.values():
         fn(2)  # warm-up: allocator, cuDNN autotuning
-    times, outputs = {name: [] for name in variants}, {}
-    for _ in range(args.rounds):
-        for name, (_, fn) in variants.items():
-            with Timer(dev) as t:
-                outputs[name] = fn(iterations)
-            times[name].append(t.seconds)
+    times, outputs = timed_rounds({name: lambda fn=fn: fn(iterations) for name, (_, fn) in variants.items()},
+                                  args.rounds, dev)
     rows, results = [], {}
     for name, (precision, _) in variants.items():
         out = outputs[name]
@@ -114,12 +108,11 @@ def main():
         else:  # reference: IPC-major -> class-major
             images = out[0].view(ipc, info.num_classes, *out[0].shape[1:]).transpose(0, 1).reshape(out[0].shape)
         results[name] = images
-        seconds = statistics.median(times[name])
-        rate = work / seconds
+        timing = median_and_rounds(times[name])
+        rate = work / timing["seconds"]
         gflops = 3 * flops * rate / 1e9
         peak = peak_tflops(dev, precision)
-        rows.append({"variant": name, "precision": precision, "seconds": seconds,
-                     "seconds_per_round": " ".join(f"{x:.2f}" for x in times[name]), "img_it_per_s": rate,
+        rows.append({"variant": name, "precision": precision, **timing, "img_it_per_s": rate,
                      "gflop_per_s": gflops, "peak_gflop_per_s": peak * 1e3 if peak else None,
                      "peak_fraction": gflops / (peak * 1e3) if peak else None,
                      **quality(teacher, info, images, ipc, dev)})

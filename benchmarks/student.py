@@ -12,13 +12,13 @@ are timed apart), and the test accuracy of the last student of each variant.
 """
 from __future__ import annotations
 
-import statistics
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from _common import Timer, fast_settings, parser, save, setup, table, teacher_for
+from _common import (Timer, fast_settings, median_and_rounds, parser, save, setup, table, teacher_for,
+                     timed_rounds)
 from reference_student import train_reference, write_fkd_files
 
 from cda.config import AugConfig, DataConfig, EvalConfig, RelabelConfig
@@ -98,21 +98,14 @@ def main():
         }
         # Warm-up (allocator, cuDNN), not timed.
         train_student(d, info, replace(ecfg, aug=replace(aug, epochs=1)), teacher, device=dev, progress=False)
-        # Rounds over all variants, interleaved, and the median time of each: on shared cloud cores the
-        # speed drifts by tens of percent between minutes. torch.compile compiles inside its timed runs.
-        times, students = {name: [] for name in variants}, {}
-        for _ in range(args.rounds):
-            for name, (run, _) in variants.items():
-                with Timer(dev) as t:
-                    students[name] = run()
-                times[name].append(t.seconds)
+        # torch.compile compiles inside its timed runs.
+        times, students = timed_rounds({name: run for name, (run, _) in variants.items()}, args.rounds, dev)
         rows = []
         for name, (_, source) in variants.items():
-            seconds = statistics.median(times[name])
+            timing = median_and_rounds(times[name])
             label_bytes = fkd_bytes if source == "reference" else None if source is None else labels[source].nbytes()
-            rows.append({"variant": name, "images": total, "seconds": seconds,
-                         "seconds_per_round": " ".join(f"{x:.2f}" for x in times[name]),
-                         "images_per_s": total / seconds, "prep_seconds": prep.get(source), "label_bytes": label_bytes,
+            rows.append({"variant": name, "images": total, **timing, "images_per_s": total / timing["seconds"],
+                         "prep_seconds": prep.get(source), "label_bytes": label_bytes,
                          # a faster variant must train as good a student
                          "student_top1": test_accuracy(students[name], test, torch.device(dev), 512, amp=False)["top1"]})
 

@@ -191,11 +191,11 @@ def _claim(folder: Path, made_by: dict, overwrite: bool) -> None:
 
 
 def _squeeze(args, cfg: RunConfig, progress: bool) -> int:
-    from .distributed import barrier, cleanup, env_world_size, init_from_env
+    from .distributed import barrier, cleanup, init_from_env
     from .squeeze import squeeze
 
     # Under torchrun: DistributedDataParallel; rank 0 keeps the progress files and writes the checkpoint.
-    rank, world, device = init_from_env(cfg.device) if env_world_size() > 1 else (0, 1, cfg.device)
+    rank, world, device = init_from_env(cfg.device)  # (0, 1, device) in a plain run
     try:
         work = Path(args.out).with_suffix(".progress")
         if rank == 0:
@@ -294,10 +294,10 @@ def _relabel(args, cfg: RunConfig, progress: bool) -> int:
     from .recover import Distilled
     from .relabel import relabel
 
-    from .distributed import cleanup, env_world_size, init_from_env
+    from .distributed import cleanup, init_from_env
 
     # Under torchrun each rank writes every world_size-th epoch into the same folder.
-    rank, world, device = init_from_env(cfg.device) if env_world_size() > 1 else (0, 1, cfg.device)
+    rank, world, device = init_from_env(cfg.device)  # (0, 1, device) in a plain run
     try:
         teacher, _ = _teacher(args.teacher, replace(cfg, device=device))
         d = Distilled.load(args.distilled)
@@ -315,7 +315,7 @@ def _relabel(args, cfg: RunConfig, progress: bool) -> int:
 
 def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
     from .data import load_split
-    from .distributed import cleanup, env_world_size, init_from_env
+    from .distributed import cleanup, init_from_env
     from .evaluate import evaluate
     from .recover import Distilled
     from .relabel import StoredLabels
@@ -332,7 +332,7 @@ def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
         return 2
     test = load_split(cfg.data, train=False)
     # Under torchrun: DistributedDataParallel, each rank training on its part of every batch.
-    rank, world, device = init_from_env(cfg.device) if env_world_size() > 1 else (0, 1, cfg.device)
+    rank, world, device = init_from_env(cfg.device)  # (0, 1, device) in a plain run
     try:
         metrics = evaluate(d, test, e, teacher, stored, device, progress and rank == 0)
     finally:

@@ -1,4 +1,5 @@
-"""Recovery sharded over 2 CPU processes (torchrun, gloo) gives the single-process images exactly."""
+"""torchrun over 2 CPU processes (gloo) against one process: recovery and CUDD sharded, squeeze and
+student training data-parallel."""
 import os
 import subprocess
 import sys
@@ -10,6 +11,21 @@ from cda.config import parse_override, preset
 from cda.data import dataset_info
 from cda.distributed import shard
 from cda.recover import Distilled, _groups, recover, shard_steps
+
+def _torchrun(args: list[str], timeout: int = 180) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node=2 ARGS` with this checkout importable; must succeed."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args],
+                         env=env, capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
+def _sets(overrides: list[str]) -> list[str]:
+    return [x for o in overrides for x in ("--set", o)]
+
 
 OVERRIDES = ["recover.iterations=4", "recover.classes_per_group=5", "recover.groups_per_step=1", "recover.lr=0.1"]
 
@@ -27,16 +43,8 @@ def test_shards_are_disjoint_and_cover_every_group():
 def test_torchrun_recover_equals_single_process(tiny_teacher, tmp_path):
     _, _, teacher_path = tiny_teacher
     out = tmp_path / "syn"
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cda",
-           "recover", "--preset", "smoke", "--teacher", str(teacher_path), "--method", "cda", "--ipc", "2",
-           "--out", str(out), "--no-progress"]
-    for o in OVERRIDES:
-        cmd += ["--set", o]
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = _torchrun(["-m", "cda", "recover", "--preset", "smoke", "--teacher", str(teacher_path), "--method", "cda",
+                     "--ipc", "2", "--out", str(out), "--no-progress", *_sets(OVERRIDES)], timeout=120)
     assert "on 2 processes" in run.stdout
     assert not list(out.glob("recover_progress*"))
     got = Distilled.load(out)
@@ -97,12 +105,7 @@ def test_torchrun_student_and_squeeze_training_equal_single_process(tiny_teacher
 
     script, out = tmp_path / "ddp.py", tmp_path / "ddp.pt"
     script.write_text(DDP_SCRIPT)
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(script), str(tiny_teacher[2]), str(out)], env=env, capture_output=True, text=True,
-                         timeout=180)
-    assert run.returncode == 0, run.stdout + run.stderr
+    _torchrun([str(script), str(tiny_teacher[2]), str(out)])
     got = torch.load(out)
     assert got["world"] == 2
 
@@ -135,21 +138,12 @@ def test_torchrun_cudd_equals_single_process(tiny_teacher, tmp_path):
     different float summation order, so they may differ by rounding."""
     from cda.cli import main
 
-    out = tmp_path / "two"
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cda",
-           "recover", "--preset", "smoke", "--teacher", str(tiny_teacher[2]), "--method", "cudd", "--ipc", "2",
-           "--out", str(out), "--no-progress"]
-    for o in CUDD_OVERRIDES:
-        cmd += ["--set", o]
-    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "on 2 processes" in run.stdout
     args = ["recover", "--preset", "smoke", "--teacher", str(tiny_teacher[2]), "--method", "cudd", "--ipc", "2",
-            "--out", str(tmp_path / "one"), "--no-progress"]
-    assert main(args + [x for o in CUDD_OVERRIDES for x in ("--set", o)]) == 0
+            "--no-progress", *_sets(CUDD_OVERRIDES)]
+    out = tmp_path / "two"
+    run = _torchrun(["-m", "cda", *args, "--out", str(out)])
+    assert "on 2 processes" in run.stdout
+    assert main(args + ["--out", str(tmp_path / "one")]) == 0
     two, one = Distilled.load(out), Distilled.load(tmp_path / "one")
     assert two.meta["seeds"] == one.meta["seeds"] and two.meta["tiers"] == one.meta["tiers"]
     assert torch.equal(two.labels, one.labels)
