@@ -20,6 +20,21 @@ import torch
 from .config import config_hash, to_dict
 
 
+# The version of the code that makes each kind of artifact, hashed into its key. Bump a kind's
+# number when a change of code changes what it makes (not only how fast), so that artifacts made
+# by the older code are never reused as if the new code had made them. Version 1 hashes as the keys
+# did before versions existed.
+CODE_VERSIONS = {
+    "teacher": 2, "distilled": 2, "slots": 2, "labels": 2, "evaluation": 2, "robustness": 2,
+}  # 2: crops resampled inside their box (augment.apply_views), as torchvision does
+
+
+def artifact_key(kind: str, *configs: Any) -> str:
+    """The cache key of an artifact: the hash of its configs and of its kind's code version."""
+    version = CODE_VERSIONS.get(kind, 1)
+    return config_hash(*configs) if version == 1 else config_hash(*configs, {"code_version": version})
+
+
 class ArtifactError(RuntimeError):
     """An artifact on disk is missing, corrupt, or was made by another config."""
 
@@ -88,7 +103,7 @@ class Cache:
         self._nested: list[float] = []  # seconds spent in inner builds, per build in progress
 
     def folder(self, kind: str, *configs: Any) -> Path:
-        return self.root / kind / config_hash(*configs)
+        return self.root / kind / artifact_key(kind, *configs)
 
     def get_or_make(self, kind: str, configs: tuple, make: Callable[[Path], Any], load: Callable[[Path], Any]) -> Any:
         """Load the finished artifact for `configs`, or build it with `make(partial_folder)` and publish it.
@@ -116,8 +131,8 @@ class Cache:
         if self._nested:
             self._nested[-1] += total
         seconds = round(total - inner, 2)
-        write_json({"kind": kind, "configs": [to_dict(c) if is_dataclass(c) else c for c in configs]},
-                   partial / "config.json")
+        write_json({"kind": kind, "code_version": CODE_VERSIONS.get(kind, 1),
+                    "configs": [to_dict(c) if is_dataclass(c) else c for c in configs]}, partial / "config.json")
         if folder.exists():  # a folder without done.json: an earlier attempt cut off while publishing
             shutil.rmtree(folder)
         os.replace(partial, folder)

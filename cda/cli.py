@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recover", help="synthesize a distilled set with a teacher")
     _common(p)
     p.add_argument("--teacher", required=True, help="teacher checkpoint from `cda squeeze`")
-    p.add_argument("--method", default="cda", choices=["sre2l", "cda", "cudd"],
-                   help="cudd: staged, from real images, with curriculum students (settings in cudd.*)")
+    p.add_argument("--method", default="cda", help="a registered method: sre2l, cda, cudd (settings in cudd.*), "
+                   "nearest_mean, random (see cda.methods.list_methods())")
     p.add_argument("--ipc", type=int, required=True)
     p.add_argument("--out", required=True, help="output folder (distilled.pt and images/ of PNGs)")
 
@@ -221,67 +221,34 @@ def _teacher(path, cfg: RunConfig):
 
 
 def _recover(args, cfg: RunConfig, progress: bool) -> int:
-    from .data import dataset_info
-    from .distributed import env_world_size
-    from .recover import recover
+    """Make one method's set with a saved teacher (cda.methods). Under `torchrun --nproc_per_node=N`
+    each rank makes its share of the groups and rank 0 writes the assembled set (the same images as
+    one process with the same batching)."""
+    from . import distributed, methods
+    from .data import load_split
 
-    if env_world_size() > 1:
-        return _recover_distributed(args, cfg, progress)
-
-    teacher, _ = _teacher(args.teacher, cfg)
-    info = dataset_info(cfg.data.name)
-    out = Path(args.out)
-    made_by = {"teacher": str(Path(args.teacher).resolve()), "method": args.method, "ipc": args.ipc,
-               "recover": to_dict(cfg.recover_for(args.method, args.ipc)),
-               "cudd": to_dict(cfg.cudd_for(args.ipc)) if args.method == "cudd" else None}
-    _claim(out, made_by, args.overwrite)
-    if args.method == "cudd":
-        from .cudd import distill_cudd
-        from .data import load_split
-
-        d = distill_cudd(teacher, load_split(cfg.data, train=True), info, cfg.cudd_for(args.ipc), cfg.device, progress)
-    else:
-        d = recover(teacher, info, cfg.recover_for(args.method, args.ipc), cfg.device, progress, progress_dir=out)
-        d.meta["method"] = args.method
-    d.save(out, info)
-    (out / "recover_progress.pt").unlink(missing_ok=True)
-    print(f"{args.method}: {len(d.images)} images in {d.meta['seconds']:.0f}s -> {args.out}")
-    return 0
-
-
-def _recover_distributed(args, cfg: RunConfig, progress: bool) -> int:
-    """`torchrun --nproc_per_node=N -m cda recover ...`: each rank recovers its share of the groups,
-    rank 0 writes the assembled set (the same images as one process with the same batching)."""
-    from . import distributed
-    from .data import dataset_info
-    from .recover import recover
-
-    rank, world, device = distributed.init_from_env(cfg.device)
+    rank, world, device = distributed.init_from_env(cfg.device)  # (0, 1, device) in a plain run
     try:
-        teacher, _ = _teacher(args.teacher, replace(cfg, device=device))
-        info = dataset_info(cfg.data.name)
+        cfg = replace(cfg, device=device)
+        method = methods.get(args.method)
+        train = load_split(cfg.data, train=True)
+        teacher, _ = _teacher(args.teacher, cfg)
+        options = cfg.method_config(args.method, args.ipc)
         out = Path(args.out)
-        rcfg = cfg.recover_for(args.method, args.ipc)
-        cudd = cfg.cudd_for(args.ipc) if args.method == "cudd" else None
         made_by = {"teacher": str(Path(args.teacher).resolve()), "method": args.method, "ipc": args.ipc,
-                   "recover": to_dict(rcfg), "cudd": to_dict(cudd) if cudd else None}
+                   "options": to_dict(options)}
         if rank == 0:
             _claim(out, made_by, args.overwrite)
         distributed.barrier()
-        if cudd is not None:  # stages sharded like recovery; curriculum students data-parallel
-            from .cudd import distill_cudd
-            from .data import load_split
-
-            d = distill_cudd(teacher, load_split(cfg.data, train=True), info, cudd, device, progress and rank == 0)
-        else:
-            d = recover(teacher, info, rcfg, device, progress and rank == 0, progress_dir=out, rank=rank,
-                        world_size=world)
-            d.meta["method"] = args.method
-        (out / f"recover_progress.rank{rank}of{world}.pt").unlink(missing_ok=True)
+        d = method.make(methods.Inputs(teacher, train, device, progress and rank == 0, folder=out), options)
+        d.meta["method"] = args.method
+        distributed.barrier()
         if rank == 0:
-            d.save(out, info)
-            print(f"{args.method}: {len(d.images)} images in {d.meta['seconds']:.0f}s on {world} processes "
-                  f"-> {args.out}")
+            d.save(out, train.info)
+            for done in [*out.glob("recover_progress*.pt"), *out.glob("step-*.pt"), *out.glob("stage*.pt")]:
+                done.unlink()  # checkpoints and finished steps: all in distilled.pt now
+            where = f" on {world} processes" if world > 1 else ""
+            print(f"{args.method}: {len(d.images)} images in {d.meta.get('seconds', 0):.0f}s{where} -> {args.out}")
         distributed.barrier()
     finally:
         distributed.cleanup()

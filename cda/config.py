@@ -16,7 +16,6 @@ CROP_SCHEDULES = ("none", "step", "linear", "cosine")
 MIX_KINDS = ("none", "mixup", "cutmix")
 LABEL_MODES = ("online", "stored", "hard")
 OPTIMIZERS = ("adamw", "sgd")
-METHODS = ("random", "sre2l", "cda", "cudd")
 
 
 class ConfigError(ValueError):
@@ -252,6 +251,9 @@ class CuddConfig:
     student_lr_warm: float = 5e-4  # official: halved lr when continuing from the previous student
     warm_start: bool = True
     init_seed: int = 0
+    # Stage boundaries as fractions of the IPC, used when `stages` is unset: the official README's
+    # one example is IPC 20 -> 50, i.e. 0.4 of the final IPC in the first stage. (1.0,): one stage.
+    stage_fractions: tuple[float, ...] = added((0.4, 1.0))
 
     def __post_init__(self):
         st = self.stages
@@ -262,17 +264,15 @@ class CuddConfig:
         _check(self.l2 >= 0 and self.adv >= 0, f"CuddConfig: l2={self.l2} and adv={self.adv} must not be negative")
         _check(0 <= self.label_smoothing < 1, f"CuddConfig.label_smoothing={self.label_smoothing}: must lie in [0, 1)")
         _check_positive(self, "student_epochs", "student_lr_warm")
+        fr = self.stage_fractions
+        _check(len(fr) > 0 and all(0 < f <= 1 for f in fr) and fr[-1] == 1.0 and list(fr) == sorted(set(fr)),
+               f"CuddConfig.stage_fractions={fr}: increasing fractions of the IPC in (0, 1], ending at 1.0")
         _check(self.student is None or self.student.labels != "stored",
                "CuddConfig.student.labels='stored': curriculum students use online soft labels or hard labels")
 
     def stage_ranges(self) -> list[tuple[int, int]]:
         """The [start, stop) IPC slots of each stage."""
         return list(zip((0,) + self.stages[:-1], self.stages))
-
-
-# Stage boundaries as fractions of the IPC when RunConfig.cudd.stages is unset: the official
-# README's one example is IPC 20 -> 50, i.e. 0.4 of the final IPC in the first stage.
-CUDD_STAGE_FRACTIONS = (0.4, 1.0)
 
 
 @dataclass(frozen=True)
@@ -286,6 +286,8 @@ class RunConfig:
     cda: CurriculumConfig = field(default_factory=lambda: CurriculumConfig(schedule="cosine", milestone=1.0))
     eval: EvalConfig = field(default_factory=EvalConfig)
     cudd: CuddConfig = field(default_factory=CuddConfig)
+    # Stored-label options (compact formats, labelled epochs); the views are always eval.aug's.
+    relabel: RelabelConfig = added(RelabelConfig())
     ipcs: tuple[int, ...] = (1, 10, 50)
     methods: tuple[str, ...] = ("random", "sre2l", "cda")  # "cudd" on request: it trains students per stage
     eval_seeds: tuple[int, ...] = (0,)
@@ -296,21 +298,36 @@ class RunConfig:
 
     def __post_init__(self):
         _check(len(self.ipcs) > 0 and all(i > 0 for i in self.ipcs), f"RunConfig.ipcs={self.ipcs}: must be positive")
-        unknown = [m for m in self.methods if m not in METHODS]
-        _check(not unknown, f"RunConfig.methods: unknown {unknown}; choose from {METHODS}")
+        from .methods import list_methods  # the registry imports this module: import it late
+
+        known = list_methods()
+        unknown = [m for m in self.methods if m not in known]
+        _check(not unknown, f"RunConfig.methods: unknown {unknown}; choose from {known}")
         _check(len(self.eval_seeds) > 0, "RunConfig.eval_seeds: give at least one seed")
 
+    def method_config(self, method: str, ipc: int) -> Any:
+        """The frozen config that makes a method's set at one IPC (cda.methods)."""
+        from .methods import get
+
+        return get(method).options(self, ipc)
+
     def recover_for(self, method: str, ipc: int) -> RecoverConfig:
-        """The recovery config of a synthesis method at one IPC."""
-        curriculum = self.cda if method == "cda" else CurriculumConfig(end_scale=self.cda.end_scale)
-        return replace(self.recover, ipc=ipc, curriculum=curriculum)
+        """The recovery config of a method that synthesizes from noise (SRe2L, CDA) at one IPC."""
+        cfg = self.method_config(method, ipc)
+        _check(isinstance(cfg, RecoverConfig), f"method {method!r} is not recovered from noise (its config is a "
+                                               f"{type(cfg).__name__}); use method_config")
+        return cfg
+
+    def relabel_for(self, eval_cfg: "EvalConfig | None" = None) -> RelabelConfig:
+        """The stored-label config of a student recipe: the run's label format, the recipe's views."""
+        return replace(self.relabel, aug=(eval_cfg or self.eval).aug)
 
     def cudd_for(self, ipc: int) -> CuddConfig:
         """The complete CUDD config at one IPC. Unset parts come from the run: `recover` from SRe2L's
         recovery config (CUDD schedules no crops), `student` from `eval`, and `stages` from
-        CUDD_STAGE_FRACTIONS of the IPC (IPC 50: (20, 50); IPC 1: a single stage)."""
+        `cudd.stage_fractions` of the IPC (IPC 50: (20, 50); IPC 1: a single stage)."""
         c = self.cudd
-        stages = c.stages or tuple(sorted({max(1, round(f * ipc)) for f in CUDD_STAGE_FRACTIONS}))
+        stages = c.stages or tuple(sorted({max(1, round(f * ipc)) for f in c.stage_fractions}))
         _check(stages[-1] == ipc, f"RunConfig.cudd.stages={stages} must end at the IPC asked for ({ipc}); "
                                   f"leave it empty to derive the stages from the IPC")
         return replace(c, recover=replace(c.recover or self.recover_for("sre2l", ipc), ipc=ipc),

@@ -15,9 +15,12 @@ of the others, which keeps them in the mean as constants).
 from __future__ import annotations
 
 import copy
+import json
 import math
+import shutil
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,13 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import apply_views
-from .config import ConfigError, CuddConfig, to_dict
+from .cache import load_progress, save_progress
+from .config import ConfigError, CuddConfig, EvalConfig, config_hash, to_dict
 from .data import DatasetInfo
-from .distributed import rank_and_world, sum_disjoint
+from .distributed import rank_and_world
 from .evaluate import train_student
-from .recover import BNStatsLoss, Distilled, _group_seed, _groups, group_views, shard_steps
-from .training import NonFiniteLossError, autocast, resolve_device
+from .models import create_model
+from .recover import Distilled, synthesize
+from .training import autocast, resolve_device
 
 # Where an initial image came from, in the order the filters try them. "simple": the teacher is
 # right (first stage, no student yet); "medium": the teacher is right and the student wrong;
@@ -115,87 +119,43 @@ def _frozen(model: nn.Module, dev: torch.device) -> nn.Module:
 
 def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Tensor, info: DatasetInfo,
                      cfg: CuddConfig, start: int, device: str = "cpu", progress: bool = True,
-                     desc: str = "cudd") -> tuple[torch.Tensor, dict[str, list[float]]]:
+                     desc: str = "cudd", progress_dir: Path | None = None) -> tuple[torch.Tensor, dict[str, list[float]]]:
     """Optimize one stage's images from their normalized initial images `x0` [slots, classes, C, H, W]
-    (IPC slots start, start+1, ...). Returns the final normalized images (same shape) and the
+    (IPC slots start, start+1, ...) with recovery's loop (`recover.synthesize`) plus the L2 and
+    adversarial terms. Returns the final uint8 images [slots, classes, C, H, W] and the
     per-iteration mean of each loss term over the groups.
 
     Groups, per-group BN statistics, views and their seeds are those of `recover.recover`, so a slot's
-    views match SRe2L's. x and x0 get the same view each iteration. Under torchrun each rank
-    optimizes its share of the batches of groups (`recover.shard_steps`) and all ranks get the
-    whole stage back.
+    views match SRe2L's. x and x0 get the same view each iteration. With `progress_dir` the stage
+    resumes from its last checkpoint. Under torchrun each rank optimizes its share of the batches of
+    groups and all ranks get the whole stage back.
     """
-    rc = cfg.recover
     dev = resolve_device(device)
-    teacher = teacher.to(dev).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    student = _frozen(student, dev) if student is not None and cfg.adv > 0 else None
-    hooks = BNStatsLoss(teacher, rc.first_bn_multiplier)
-    lo, hi = info.pixel_bounds(dev)
-    total, size = rc.iterations, info.image_size
-    groups = [(i, b) for i, b in _groups(info.num_classes, rc) if start <= i < start + len(x0)]
+    frozen = _frozen(student, dev) if student is not None and cfg.adv > 0 else None
+    slots, n_classes = len(x0), info.num_classes
+
+    def init(step_groups):
+        return torch.cat([x0[i - start, torch.as_tensor(b)] for i, b in step_groups])
+
+    def extra(view, view0, logits, y, gsize):
+        zero = torch.zeros((), device=view.device)
+        # The official MSE is over all pixels of the views; per group, then summed, keeps groups apart.
+        l2 = ((view - view0) ** 2).flatten(1).mean(1).view(-1, gsize).mean(1).sum() if cfg.l2 > 0 else zero
+        adv = zero
+        if frozen is not None:
+            with autocast(dev, cfg.recover.amp, cpu=cfg.recover.amp_cpu):
+                s_logits = frozen(view)
+            adv = sum(adversarial_loss(s, t, g, cfg.label_smoothing) for s, t, g in
+                      zip(s_logits.split(gsize), logits.split(gsize), y.split(gsize)))
+        return {"l2": l2, "adv": adv}
+
     rank, world = rank_and_world()
-    steps = shard_steps(groups, rc.groups_per_step, rank, world)
-    out = torch.zeros_like(x0)
-    sums = {t: torch.zeros(total, device=dev) for t in TERMS}
-    bar = tqdm(total=len(steps) * total, desc=desc, disable=not progress, leave=False)
-    try:
-        for step_groups in steps:
-            gsize = len(step_groups[0][1])
-            hooks.group_size = gsize
-            rngs = [np.random.default_rng(_group_seed(rc.seed, i, int(b[0]))) for i, b in step_groups]
-            init = torch.cat([x0[i - start, torch.as_tensor(b)] for i, b in step_groups]).to(dev)
-            x = init.clone().requires_grad_(True)
-            y = torch.as_tensor(np.concatenate([b for _, b in step_groups]), device=dev)
-            optimizer = torch.optim.Adam([x], lr=rc.lr, betas=rc.betas, eps=1e-8)
-            for it in range(total):
-                for group in optimizer.param_groups:
-                    group["lr"] = rc.lr * 0.5 * (1 + math.cos(math.pi * it / total))
-                params = group_views(rngs, gsize, size, rc, it)
-                view = apply_views(x, params)
-                terms = _stage_terms(teacher, student, hooks, view, apply_views(init, params), y, gsize, cfg, dev)
-                loss = terms["ce"] + rc.r_bn * terms["bn"] + cfg.l2 * terms["l2"] + cfg.adv * terms["adv"]
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                with torch.no_grad():
-                    x.data = torch.maximum(torch.minimum(x, hi), lo)
-                for t, v in {"loss": loss, **terms}.items():
-                    sums[t][it] += v.detach()
-                bar.update()
-                if (it + 1) % 100 == 0 or it + 1 == total:
-                    if not math.isfinite(loss.item()):  # one sync per 100 iterations
-                        raise NonFiniteLossError(f"non-finite CUDD loss at iteration {it + 1}; lower the lr "
-                                                 f"(recover.lr={rc.lr}), r_bn, l2 or adv")
-            for (i, b), rows in zip(step_groups, x.detach().split(gsize)):
-                out[i - start, torch.as_tensor(b)] = rows.cpu()
-    finally:
-        bar.close()
-        hooks.remove()
-    if world > 1:  # each rank filled its own groups (zeros elsewhere): a sum assembles the stage
-        out = sum_disjoint(out)
-        sums = {t: sum_disjoint(v) for t, v in sums.items()}
-    return out, {t: (v / len(groups)).cpu().tolist() for t, v in sums.items()}
-
-
-def _stage_terms(teacher: nn.Module, student: nn.Module | None, hooks: BNStatsLoss, view: torch.Tensor,
-                 view0: torch.Tensor, y: torch.Tensor, gsize: int, cfg: CuddConfig,
-                 dev: torch.device) -> dict[str, torch.Tensor]:
-    """The unweighted loss terms of one iteration, each summed over groups of a per-group mean."""
-    with autocast(dev, cfg.recover.amp):
-        logits = teacher(view)
-    terms = {"ce": F.cross_entropy(logits.float(), y, reduction="sum") / gsize, "bn": hooks.take().sum()}
-    zero = torch.zeros((), device=dev)
-    # The official MSE is over all pixels of the views; per group, then summed, keeps groups apart.
-    terms["l2"] = ((view - view0) ** 2).flatten(1).mean(1).view(-1, gsize).mean(1).sum() if cfg.l2 > 0 else zero
-    terms["adv"] = zero
-    if student is not None:
-        with autocast(dev, cfg.recover.amp):
-            s_logits = student(view)
-        terms["adv"] = sum(adversarial_loss(s, t, g, cfg.label_smoothing) for s, t, g in
-                           zip(s_logits.split(gsize), logits.split(gsize), y.split(gsize)))
-    return terms
+    out = synthesize(teacher, info, cfg.recover, (start, start + slots), init, extra, {"l2": cfg.l2, "adv": cfg.adv},
+                     device, progress, desc=desc, progress_dir=progress_dir, key=f"cudd stage from slot {start}",
+                     rank=rank, world_size=world)
+    n_groups = slots * math.ceil(n_classes / cfg.recover.classes_per_group)
+    images = out.images.reshape(n_classes, slots, *out.images.shape[1:]).transpose(0, 1)
+    return images, {t: (v / n_groups).tolist() for t, v in out.sums.items()}
 
 
 def _initial_images(split, teacher: nn.Module, student: nn.Module | None, cfg: CuddConfig, stage: int,
@@ -224,25 +184,40 @@ def _class_major(x: torch.Tensor) -> torch.Tensor:
 
 
 def _train_curriculum_student(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: CuddConfig,
-                              previous: nn.Module | None, device: str, progress: bool, stage: int) -> nn.Module:
+                              previous: nn.Module | None, device: str, progress: bool, stage: int,
+                              progress_dir: Path | None = None) -> nn.Module:
     """A student on all stages so far (uint8 class-major `images`), warm-started from `previous` at
     the lower lr when cfg.warm_start, as the official curriculum students are."""
     warm = previous if cfg.warm_start else None
-    s = cfg.student
-    ecfg = replace(s, aug=replace(s.aug, epochs=cfg.student_epochs),
-                   lr=cfg.student_lr_warm if warm is not None else s.lr)
     labels = torch.arange(info.num_classes).repeat_interleave(len(images) // info.num_classes)
+    ecfg = curriculum_student_config(cfg, warm=warm is not None)
     return train_student(Distilled(images, labels), info, ecfg, teacher if ecfg.labels == "online" else None,
-                         device=device, progress=progress, desc=f"cudd student {stage}", init=warm)
+                         device=device, progress=progress, desc=f"cudd student {stage}", init=warm,
+                         progress_dir=progress_dir)
+
+
+def curriculum_student_config(cfg: CuddConfig, warm: bool) -> EvalConfig:
+    """The recipe of a curriculum student: `cfg.student` for `cfg.student_epochs` epochs, at
+    `cfg.student_lr_warm` when it continues from the previous stage's student."""
+    s = cfg.student
+    return replace(s, aug=replace(s.aug, epochs=cfg.student_epochs), lr=cfg.student_lr_warm if warm else s.lr)
+
+
+STAGE_FILE = "stage{}.pt"
 
 
 def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddConfig, device: str = "cpu",
-                 progress: bool = True) -> Distilled:
+                 progress: bool = True, progress_dir: str | Path | None = None) -> Distilled:
     """Build a CUDD set of `cfg.stages[-1]` images per class, stage by stage.
 
     Returns uint8 images in class-major order with their labels; meta holds, per image, the real
     training index that seeded it ("seeds", -1 for noise) and its filter tier ("tiers"), and per
     stage its slots, tier counts and seconds. Deterministic for the config's seeds.
+
+    With `progress_dir`, each finished stage is written once (its images, seeds, tiers, loss curves
+    and the curriculum student trained after it) and the stage in flight checkpoints like recovery
+    and student training do: the same call after an interruption continues from the last finished
+    stage and the last checkpoint inside the next one, and gives the same set.
 
     Under torchrun the stages are sharded over the ranks and the curriculum students train with
     DistributedDataParallel; every rank returns the whole set.
@@ -253,31 +228,55 @@ def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddCo
     dev = resolve_device(device)
     teacher = teacher.to(dev).eval()
     ipc, n_classes = cfg.stages[-1], info.num_classes
-    x_all = torch.empty(ipc, n_classes, info.channels, info.image_size, info.image_size)
+    x_all = torch.empty(ipc, n_classes, info.channels, info.image_size, info.image_size, dtype=torch.uint8)
     seeds = np.full((ipc, n_classes), -1)
     tiers = np.full((ipc, n_classes), "noise", object)
     used: set[int] = set()
     student, stages, history = None, [], {}
+    folder = Path(progress_dir) if progress_dir is not None else None
+    key = config_hash(cfg, info.name)
+    rank, _ = rank_and_world()
     begin = time.perf_counter()
     for k, (a, b) in enumerate(cfg.stage_ranges(), 1):
+        stage_file = folder / STAGE_FILE.format(k) if folder is not None else None
+        done = load_progress(stage_file, key) if stage_file is not None else None
+        if done is not None:
+            x_all[a:b], seeds[a:b] = done["images"], done["seeds"].numpy()
+            tiers[a:b] = np.array(json.loads(done["tiers"]), object)
+            history.update({f"stage{k}_{t}": v.tolist() for t, v in done["curves"].items()})
+            stages.append(json.loads(done["meta"]))
+            if done["student"] is not None:
+                student = create_model(cfg.student.arch, n_classes, info.channels, info.image_size)
+                student.load_state_dict(done["student"])
+                student.eval()  # as train_student returns it: the filters judge with running statistics
+            used.update(int(i) for i in seeds[a:b].ravel() if i >= 0)
+            continue
         t0 = time.perf_counter()
         x0, seeds[a:b], tiers[a:b] = _initial_images(train_split, teacher, student, cfg, k, range(a, b), used,
                                                      device)
         used.update(int(i) for i in seeds[a:b].ravel() if i >= 0)
         t1 = time.perf_counter()
+        stage_dir = folder / f"stage{k}" if folder is not None else None
         x_all[a:b], curves = synthesize_stage(teacher, student, x0, info, cfg, a, device, progress,
-                                              desc=f"cudd stage {k}")
+                                              desc=f"cudd stage {k}", progress_dir=stage_dir)
         history.update({f"stage{k}_{t}": v for t, v in curves.items()})
         t2 = time.perf_counter()
         if b < ipc:  # the last stage needs no student
-            images = info.to_uint8(_class_major(x_all[:b]))
-            student = _train_curriculum_student(teacher, images, info, cfg, student, device, progress, k)
+            student = _train_curriculum_student(teacher, _class_major(x_all[:b]), info, cfg, student, device,
+                                                progress, k, stage_dir)
         names, counts = np.unique(tiers[a:b], return_counts=True)
         stages.append({"slots": [a, b], "tiers": dict(zip(names.tolist(), counts.tolist())),
                        "seconds_init": t1 - t0, "seconds_synthesize": t2 - t1,
                        "seconds_student": time.perf_counter() - t2})
+        if stage_file is not None and rank == 0:
+            save_progress(stage_file, key, {
+                "images": x_all[a:b].clone(), "seeds": torch.as_tensor(seeds[a:b]),
+                "tiers": json.dumps(tiers[a:b].tolist()), "meta": json.dumps(stages[-1]),
+                "curves": {t: torch.as_tensor(v) for t, v in curves.items()},
+                "student": None if b == ipc else {n: v.detach().cpu() for n, v in student.state_dict().items()}})
+            shutil.rmtree(stage_dir, ignore_errors=True)  # its checkpoints are superseded by the stage file
     meta = {"method": "cudd", "cudd": to_dict(cfg), "dataset": info.name, "device": str(dev),
             "seconds": time.perf_counter() - begin, "stages": stages,
             "seeds": seeds.T.ravel().tolist(), "tiers": tiers.T.ravel().tolist()}
     labels = torch.arange(n_classes).repeat_interleave(ipc)
-    return Distilled(info.to_uint8(_class_major(x_all)), labels, meta, history)
+    return Distilled(_class_major(x_all), labels, meta, history)

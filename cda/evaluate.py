@@ -17,7 +17,7 @@ from .data import DatasetInfo
 from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
 from .recover import Distilled
-from .relabel import StoredLabels, batch_inputs, epoch_plan
+from .relabel import StoredLabels, batch_inputs, epoch_plan, resident
 from .training import (autocast, check_finite, make_optimizer, resolve_device, seed_everything, set_lr,
                        test_accuracy)
 
@@ -68,7 +68,7 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
     forward = wrap_ddp(student, dev)
     forward = torch.compile(forward) if cfg.compile else forward
     optimizer = make_optimizer(student, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
-    images, labels = distilled.images.to(dev), distilled.labels.to(dev)
+    images, labels = resident(distilled.images, dev), distilled.labels.to(dev)
     epochs = cfg.aug.epochs
     every = checkpoint_every or max(1, epochs // 20)
     path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
@@ -88,7 +88,7 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
         batches = (stored.epoch(epoch) if cfg.labels == "stored"
                    else [(p, None) for p in epoch_plan(cfg.aug, len(images), info.image_size, epoch)])
         for plan, target in batches:
-            x = batch_inputs(images, plan, info)
+            x = batch_inputs(images, plan, info, dev)
             n = len(x)
             mine = part(n, rank, world)  # all of it in one process
             x = x[mine]

@@ -7,22 +7,23 @@ finished artifact.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 import torch
 from torch import nn
 
+from . import methods
 from .cache import Cache, write_json
 from .checkpoint import load_checkpoint
-from .config import CuddConfig, EvalConfig, RecoverConfig, RelabelConfig, RunConfig, SqueezeConfig
-from .cudd import distill_cudd
+from .config import EvalConfig, RecoverConfig, RunConfig, SqueezeConfig
 from .data import DatasetInfo, load_split
 from .evaluate import evaluate, noisy_accuracy, train_student
-from .recover import Distilled, real_subset, recover
+from .recover import Distilled
 from .relabel import StoredLabels, relabel
 from .squeeze import squeeze
 
@@ -53,88 +54,80 @@ class Workspace:
                 lambda folder: load_checkpoint(folder / "teacher.pt", self.info, self.cfg.device))
         return self._teachers[key]
 
-    def _made_by(self, method: str, ipc: int) -> RecoverConfig | CuddConfig | None:
-        """The config that synthesizes a method's set at one IPC (None for random real images)."""
-        if method == "random":
-            return None
-        return self.cfg.cudd_for(ipc) if method == "cudd" else self.cfg.recover_for(method, ipc)
+    def method_config(self, method: str, ipc: int) -> Any:
+        """The config that makes a method's set at one IPC (cda.methods)."""
+        return self.cfg.method_config(method, ipc)
 
-    def distilled(self, method: str, ipc: int, recover_cfg: RecoverConfig | CuddConfig | None = None,
-                  snapshot_at: tuple[int, ...] = ()) -> Distilled:
-        """The distilled set of a method at one IPC: 'random' real images, a recovered set, or a
-        CUDD set (`recover_cfg` is then a CuddConfig)."""
-        if method == "random":
-            return real_subset(self.train, ipc, seed=self.cfg.recover.seed)
-        rcfg = recover_cfg or self._made_by(method, ipc)
+    def _distilled_configs(self, options: Any, snapshot_at: tuple[int, ...] = ()) -> tuple:
+        """What a distilled set's cache key is made of: the data, the teacher, how the set is made."""
+        return (self.cfg.data, self.cfg.squeeze, options, list(snapshot_at))
+
+    def distilled(self, method: str, ipc: int, options: Any = None, snapshot_at: tuple[int, ...] = ()) -> Distilled:
+        """The distilled set of a method at one IPC, made by its registered entry (cda.methods) with
+        `options` (default: the run's config for that method) and cached by config."""
+        m = methods.get(method)
+        opts = options if options is not None else self.method_config(method, ipc)
+        if snapshot_at and not m.snapshots:
+            raise ValueError(f"method {method!r} records no snapshots; leave snapshot_at empty")
+        if not m.cached:
+            return m.make(methods.Inputs(None, self.train, self.cfg.device, self.progress), opts)
         teacher, _ = self.teacher()
-        if method == "cudd":
-            if snapshot_at:
-                raise ValueError("CUDD sets record no snapshots; leave snapshot_at empty")
-            return self._cudd(teacher, rcfg)
+        # Finished recovery steps are shared between IPCs: the IPC-10 set's slots are the IPC-50 set's first.
+        store = self.cache.folder("slots", self.cfg.data, self.cfg.squeeze, _without_ipc(opts), list(snapshot_at))
 
         def make(folder: Path):
-            self.log(f"recover: {method} IPC {ipc}, {rcfg.iterations} iterations")
-            d = recover(teacher, self.info, rcfg, self.cfg.device, self.progress, snapshot_at,
-                        desc=f"{method} ipc{ipc}", progress_dir=folder)
+            self.log(f"distill: {m.label} IPC {ipc}")
+            d = m.make(methods.Inputs(teacher, self.train, self.cfg.device, self.progress, folder,
+                                      store if isinstance(opts, RecoverConfig) else None, snapshot_at), opts)
             d.meta["method"] = method
             d.save(folder, self.info)
-            (folder / "recover_progress.pt").unlink(missing_ok=True)
+            for stale in [*folder.glob("recover_progress*.pt"), *folder.glob("step-*.pt"), *folder.glob("stage*.pt")]:
+                stale.unlink()
+            for stale in folder.glob("stage*"):
+                shutil.rmtree(stale, ignore_errors=True)
 
-        return self.cache.get_or_make("distilled", (self.cfg.data, self.cfg.squeeze, rcfg, list(snapshot_at)),
-                                      make, Distilled.load)
+        return self.cache.get_or_make("distilled", self._distilled_configs(opts, snapshot_at), make, Distilled.load)
 
-    def _cudd(self, teacher: nn.Module, cudd_cfg: CuddConfig) -> Distilled:
-        def make(folder: Path):
-            self.log(f"recover: cudd IPC {cudd_cfg.stages[-1]}, stages {cudd_cfg.stages}, "
-                     f"{cudd_cfg.recover.iterations} iterations")
-            d = distill_cudd(teacher, self.train, self.info, cudd_cfg, self.cfg.device, self.progress)
-            d.save(folder, self.info)
-
-        return self.cache.get_or_make("distilled", (self.cfg.data, self.cfg.squeeze, cudd_cfg), make,
-                                      Distilled.load)
-
-    def _source(self, method: str, ipc: int, rcfg: RecoverConfig | CuddConfig | None) -> tuple:
+    def _source(self, method: str, ipc: int, options: Any) -> tuple:
         """What identifies a distilled set: the data, the teacher and how the set was made."""
-        return (self.cfg.data, self.cfg.squeeze, method, ipc, rcfg, self.cfg.recover.seed)
+        return (self.cfg.data, self.cfg.squeeze, method, ipc, None if method == "random" else options,
+                self.cfg.recover.seed)
 
     def _student_source(self, method: str, ipc: int, eval_cfg: EvalConfig | None,
-                        recover_cfg: RecoverConfig | CuddConfig | None
-                        ) -> tuple[EvalConfig, RecoverConfig | CuddConfig | None, tuple]:
-        """The eval config, the set's recovery config and source key of a student result; what the
-        result is built from goes in the cost ledger, even when the result itself comes from the cache
-        and so never asks for it."""
+                        options: Any) -> tuple[EvalConfig, Any, tuple]:
+        """The eval config, the set's config and source key of a student result; what the result is
+        built from goes in the cost ledger, even when the result itself comes from the cache and so
+        never asks for it."""
         e = eval_cfg or self.cfg.eval
-        rcfg = None if method == "random" else (recover_cfg or self._made_by(method, ipc))
-        source = self._source(method, ipc, rcfg)
+        opts = options if options is not None else self.method_config(method, ipc)
+        source = self._source(method, ipc, opts)
         self.cache.note("teacher", (self.cfg.data, self.cfg.squeeze))
-        if method == "cudd":
-            self.cache.note("distilled", (self.cfg.data, self.cfg.squeeze, rcfg))
-        elif method != "random":
-            self.cache.note("distilled", (self.cfg.data, self.cfg.squeeze, rcfg, []))
+        if methods.get(method).cached:
+            self.cache.note("distilled", self._distilled_configs(opts))
         if e.labels == "stored":
-            self.cache.note("labels", (*source, RelabelConfig(aug=e.aug)))
-        return e, rcfg, source
+            self.cache.note("labels", (*source, self.cfg.relabel_for(e)))
+        return e, opts, source
 
-    def _student_inputs(self, method: str, ipc: int, rcfg, source: tuple,
+    def _student_inputs(self, method: str, ipc: int, opts, source: tuple,
                         e: EvalConfig) -> tuple[Distilled, nn.Module | None, StoredLabels | None]:
         """The distilled set a student trains on, and its labels: the teacher (online) or stored files."""
-        d = self.distilled(method, ipc, rcfg)
+        d = self.distilled(method, ipc, opts)
         teacher, _ = self.teacher()
         stored = self.stored_labels(d, source, e) if e.labels == "stored" else None
         return d, teacher if e.labels == "online" else None, stored
 
     def stored_labels(self, distilled: Distilled, source: tuple, eval_cfg: EvalConfig) -> StoredLabels:
         teacher, _ = self.teacher()
-        rl = RelabelConfig(aug=eval_cfg.aug)
+        rl = self.cfg.relabel_for(eval_cfg)
         return self.cache.get_or_make(
             "labels", (*source, rl),
             lambda folder: relabel(teacher, distilled.images, self.info, rl, folder, self.cfg.device, self.progress),
             StoredLabels)
 
     def evaluation(self, method: str, ipc: int, eval_cfg: EvalConfig | None = None,
-                   recover_cfg: RecoverConfig | CuddConfig | None = None) -> dict:
+                   options: Any = None) -> dict:
         """Train and test a student on a distilled set; the metrics are cached."""
-        e, rcfg, source = self._student_source(method, ipc, eval_cfg, recover_cfg)
+        e, rcfg, source = self._student_source(method, ipc, eval_cfg, options)
 
         def make(folder: Path):
             d, teacher, stored = self._student_inputs(method, ipc, rcfg, source, e)
@@ -149,10 +142,10 @@ class Workspace:
                                       lambda folder: json.loads((folder / "metrics.json").read_text()))
 
     def robustness(self, method: str, ipc: int, sigmas: tuple[float, ...], eval_cfg: EvalConfig | None = None,
-                   recover_cfg: RecoverConfig | CuddConfig | None = None) -> dict[float, dict]:
+                   options: Any = None) -> dict[float, dict]:
         """Train a student on a distilled set, then test it on the test set with Gaussian pixel noise
         of each std in `sigmas`; {sigma: {"top1": .., "top5": ..}}, cached."""
-        e, rcfg, source = self._student_source(method, ipc, eval_cfg, recover_cfg)
+        e, rcfg, source = self._student_source(method, ipc, eval_cfg, options)
 
         def make(folder: Path):
             d, teacher, stored = self._student_inputs(method, ipc, rcfg, source, e)
@@ -172,6 +165,11 @@ class Workspace:
         s = replace(self.cfg.squeeze, arch=self.cfg.eval.arch, pretrained=None)
         _, meta = self.teacher(s)
         return meta["metrics"]
+
+
+def _without_ipc(options: Any) -> Any:
+    """A method's options with the IPC left out (the key of the slots shared between IPCs)."""
+    return replace(options, ipc=1) if isinstance(options, RecoverConfig) else options
 
 
 def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = print) -> pd.DataFrame:
@@ -218,11 +216,10 @@ def _figures(ws: Workspace, cfg: RunConfig, df: pd.DataFrame, out: Path) -> None
 
     plots.save_figure(plots.accuracy_vs_ipc(df, title=f"{ws.info.name}: student top-1"), out / "accuracy_vs_ipc")
     ipc = max(i for i in cfg.ipcs if i <= 10) if min(cfg.ipcs) <= 10 else min(cfg.ipcs)
-    names = {"random": "Random real", "sre2l": "SRe2L", "cda": "CDA", "cudd": "CUDD"}
     sets = {}
     for method in cfg.methods:
         d = ws.distilled(method, ipc)
-        sets[names.get(method, method)] = (d.images, d.labels)
+        sets[methods.label(method)] = (d.images, d.labels)
     classes = ws.info.classes or tuple(str(i) for i in range(ws.info.num_classes))
     fig = plots.distilled_grid(sets, classes, per_class=min(ipc, 4), title=f"{ws.info.name}, IPC {ipc}")
     plots.save_figure(fig, out / "distilled_images")

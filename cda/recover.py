@@ -16,8 +16,9 @@ import copy
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -155,6 +156,13 @@ def _group_seed(seed: int, ipc_id: int, first_class: int) -> list[int]:
 
 
 PROGRESS_FILE = "recover_progress.pt"
+TERMS = ("loss", "ce", "bn")  # recorded per iteration for every synthesis; extra terms follow
+
+
+def step_name(step_groups) -> str:
+    """A finished step's file name: the groups it optimized together (IPC slot and first class).
+    The same groups in the same batch give the same images, whichever IPC or run asked for them."""
+    return "step-" + "_".join(f"i{i}c{int(b[0])}n{len(b)}" for i, b in step_groups) + ".pt"
 
 
 def group_views(rngs: list[np.random.Generator], group_size: int, size: int, cfg: RecoverConfig,
@@ -181,15 +189,179 @@ def shard_steps(groups, per_step: int, rank: int, world_size: int) -> list[list]
     return shard(steps, rank, world_size)
 
 
+# An objective's extra loss terms: (view, init_view, teacher_logits, y, gsize) -> {name: term}.
+ExtraTerms = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int], dict]
+
+
+@dataclass
+class Synthesized:
+    """What `synthesize` returns: uint8 images of IPC slots [start, stop) in class-major order (all of
+    class 0's slots first), per-iteration sums of every loss term over groups, and snapshots."""
+
+    images: torch.Tensor
+    sums: dict[str, torch.Tensor]
+    snapshots: dict[int, torch.Tensor]
+    seconds: float
+
+
+def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots: tuple[int, int],
+               init: Callable[[list], torch.Tensor], extra: ExtraTerms | None = None,
+               weights: dict[str, float] | None = None, device: str = "cpu", progress: bool = True,
+               snapshot_at: tuple[int, ...] = (), desc: str = "recover", progress_dir: str | Path | None = None,
+               store_dir: str | Path | None = None, key: str = "", checkpoint_every: int = 100,
+               rank: int = 0, world_size: int = 1) -> Synthesized:
+    """The one synthesis loop (SRe2L, CDA and every CUDD stage): optimize the groups of IPC slots
+    `slots` = [start, stop) against the teacher's CE + r_bn * BatchNorm loss, plus the weighted
+    `extra` terms, with Adam under a cosine lr, one view per group per iteration (the crop
+    curriculum of `cfg`), clamped to the valid pixel range.
+
+    `init(step_groups)` gives a step's normalized starting images (one row per class of each group).
+    Checkpoints are bounded by the step in flight: with `progress_dir`, the live step (images,
+    optimizer, random streams, its loss sums) is saved every `checkpoint_every` iterations, and each
+    finished step is written once, to its own file in `store_dir` (default `progress_dir`), named by
+    its groups; a step already there is loaded, not recomputed, so an interrupted run resumes, and a
+    run at a larger IPC reuses the slots a smaller one made with the same batching. `key` (with
+    the config) identifies the files; files of another key are refused.
+    """
+    dev = resolve_device(device)
+    if cfg.channels_last:  # a copy: the caller's teacher keeps its layout (and its exact logits)
+        teacher = copy.deepcopy(teacher).to(memory_format=torch.channels_last)
+    teacher = teacher.to(dev).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    weights = weights or {}
+    lo, hi = info.pixel_bounds(dev)
+    size, total = info.image_size, cfg.iterations
+    start_slot, stop_slot = slots
+    width = stop_slot - start_slot
+    groups = [(i, b) for i, b in _groups(info.num_classes, replace(cfg, ipc=stop_slot)) if i >= start_slot]
+    steps = shard_steps(groups, cfg.groups_per_step, rank, world_size)
+    n = width * info.num_classes
+    images = torch.zeros(n, info.channels, size, size, dtype=torch.uint8)
+    snapshots = {it: torch.zeros_like(images) for it in snapshot_at}
+    sums: dict[str, torch.Tensor] = {}
+    # `key` names what made the files; the slot range and batching are in each step's file name.
+    file_key = config_hash(replace(cfg, ipc=1, groups_per_step=0), info.name, sorted(snapshot_at), key)
+    store = Path(store_dir or progress_dir) if (store_dir or progress_dir) is not None else None
+    live = (Path(progress_dir) / (PROGRESS_FILE if world_size == 1 else f"recover_progress.rank{rank}of{world_size}.pt")
+            if progress_dir is not None else None)
+    state = (load_progress(live, file_key) if live is not None else None) or {}
+    hooks = BNStatsLoss(teacher, cfg.first_bn_multiplier)
+    begin = time.perf_counter()
+    bar = tqdm(total=len(steps) * total, desc=desc, disable=not progress, leave=False)
+
+    def add(step_sums: dict[str, torch.Tensor]):
+        for t, v in step_sums.items():
+            sums[t] = sums[t] + v.cpu() if t in sums else v.cpu().clone()
+
+    try:
+        for step_groups in steps:
+            name = step_name(step_groups)
+            done = store / name if store is not None else None
+            if done is not None and done.is_file():
+                blob = load_progress(done, file_key)
+                _place(images, blob["images"], step_groups, info.num_classes, start_slot)
+                for it, rows in blob["snapshots"].items():
+                    _place(snapshots[int(it)], rows, step_groups, info.num_classes, start_slot)
+                add(blob["sums"])
+                bar.update(total)
+                continue
+            gsize = len(step_groups[0][1])
+            hooks.group_size = gsize
+            y = torch.as_tensor(np.concatenate([b for _, b in step_groups]), device=dev)
+            rngs = [np.random.default_rng(_group_seed(cfg.seed, i, int(b[0]))) for i, b in step_groups]
+            x0 = init(step_groups)
+            x = x0.clone()  # x0 stays as it was: the extra terms compare with it
+            resumed = state.get("step") == name
+            if resumed:
+                x = state["x"]
+                for r, saved in zip(rngs, json.loads(state["rngs"])):
+                    r.bit_generator.state = saved
+            x0 = x0.to(dev) if extra is not None else None
+            x = x.to(dev).requires_grad_(True)
+            optimizer = torch.optim.Adam([x], lr=cfg.lr, betas=cfg.betas, eps=1e-8)
+            step_sums = {t: torch.zeros(total, device=dev) for t in (*TERMS, *weights)}
+            step_snaps: dict[int, torch.Tensor] = {}
+            first = 0
+            if resumed:
+                optimizer.load_state_dict(state["adam"])
+                step_sums = {t: v.to(dev) for t, v in state["sums"].items()}
+                step_snaps, first = dict(state["snapshots"]), state["iteration"]
+                bar.update(first)
+            for it in range(first, total):
+                for group in optimizer.param_groups:
+                    group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / total))
+                params = group_views(rngs, gsize, size, cfg, it)
+                view = apply_views(x, params).contiguous(memory_format=layout)
+                with autocast(dev, cfg.amp, cpu=cfg.amp_cpu):
+                    logits = teacher(view)
+                terms = {"ce": F.cross_entropy(logits.float(), y, reduction="sum") / gsize, "bn": hooks.take().sum()}
+                loss = terms["ce"] + cfg.r_bn * terms["bn"]
+                if extra is not None:
+                    more = extra(view, apply_views(x0, params), logits, y, gsize)
+                    for t, w in weights.items():
+                        loss = loss + w * more[t]
+                    terms.update(more)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():
+                    x.data = torch.maximum(torch.minimum(x, hi), lo)
+                for t, v in {"loss": loss, **terms}.items():
+                    step_sums[t][it] += v.detach()
+                if it + 1 in snapshots:
+                    step_snaps[it + 1] = info.to_uint8(x.detach()).cpu()
+                bar.update()
+                due = live is not None and checkpoint_every and (it + 1) % checkpoint_every == 0 and it + 1 < total
+                if (it + 1) % 100 == 0 or it + 1 == total or due:
+                    value = loss.item()  # one sync per 100 iterations, and before saving a checkpoint
+                    if not math.isfinite(value):
+                        raise NonFiniteLossError(
+                            f"non-finite {desc} loss at iteration {it + 1}; lower the lr (RecoverConfig.lr="
+                            f"{cfg.lr}) or r_bn ({cfg.r_bn})" + (" or the extra terms' weights" if weights else "")
+                            + (f". Progress up to the last checkpoint is kept in {live}" if live else ""))
+                    bar.set_postfix(loss=f"{value / len(step_groups):.3f}")
+                if due:  # never checkpoint a diverged state: the check above ran first
+                    save_progress(live, file_key, {
+                        "step": name, "iteration": it + 1, "x": x.detach().cpu(), "adam": optimizer.state_dict(),
+                        "rngs": json.dumps([r.bit_generator.state for r in rngs]),
+                        "sums": {t: v.cpu() for t, v in step_sums.items()}, "snapshots": step_snaps})
+            rows = info.to_uint8(x.detach()).cpu()
+            _place(images, rows, step_groups, info.num_classes, start_slot)
+            for it, snap in step_snaps.items():
+                _place(snapshots[it], snap, step_groups, info.num_classes, start_slot)
+            add(step_sums)
+            if done is not None:  # written once; the live state of this step is then obsolete
+                save_progress(done, file_key, {"images": rows, "sums": {t: v.cpu() for t, v in step_sums.items()},
+                                               "snapshots": {str(k): v for k, v in step_snaps.items()}})
+            state = {}
+            if live is not None:
+                live.unlink(missing_ok=True)
+    finally:
+        bar.close()
+        hooks.remove()
+    for t in (*TERMS, *weights):
+        sums.setdefault(t, torch.zeros(total))
+    if world_size > 1:  # each rank filled its own rows (zeros elsewhere): a sum assembles the set
+        from .distributed import sum_disjoint
+
+        images = sum_disjoint(images)
+        snapshots = {k: sum_disjoint(v) for k, v in snapshots.items()}
+        sums = {t: sum_disjoint(v) for t, v in sums.items()}
+    return Synthesized(images, sums, snapshots, time.perf_counter() - begin)
+
+
 def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: str = "cpu",
             progress: bool = True, snapshot_at: tuple[int, ...] = (), desc: str = "recover",
             progress_dir: str | Path | None = None, checkpoint_every: int = 100,
-            rank: int = 0, world_size: int = 1) -> Distilled:
-    """Synthesize `cfg.ipc` images per class from Gaussian noise. Deterministic for `cfg.seed`.
+            rank: int = 0, world_size: int = 1, store_dir: str | Path | None = None) -> Distilled:
+    """Synthesize `cfg.ipc` images per class from Gaussian noise (SRe2L; CDA with a crop curriculum).
+    Deterministic for `cfg.seed`.
 
-    With `progress_dir`, the state (images, optimizer, random streams) is saved every
-    `checkpoint_every` iterations and after each batch of groups; the same call after an
-    interruption continues from there and gives the same images as an uninterrupted run.
+    With `progress_dir`, the same call after an interruption continues from the last checkpoint and
+    gives the same images as an uninterrupted run; `store_dir` (default `progress_dir`) keeps the
+    finished steps, so a folder shared between IPCs makes each slot once (see `synthesize`).
 
     With `world_size` > 1 (torchrun; see cda.distributed), this process optimizes only its share of
     the groups, then all ranks exchange their images, so every rank returns the whole set.
@@ -200,111 +372,20 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
         if distributed.world_size() != world_size:
             raise RuntimeError(f"recover(world_size={world_size}) needs an initialized process group of that "
                                f"size (cda.distributed.init_from_env under torchrun)")
-    dev = resolve_device(device)
-    if cfg.channels_last:  # a copy: the caller's teacher keeps its layout (and its exact logits)
-        teacher = copy.deepcopy(teacher).to(memory_format=torch.channels_last)
-    teacher = teacher.to(dev).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    lo, hi = info.pixel_bounds(dev)
-    size, total = info.image_size, cfg.iterations
-    steps = shard_steps(_groups(info.num_classes, cfg), cfg.groups_per_step, rank, world_size)
-    n = cfg.ipc * info.num_classes
-    state = {"step": 0, "iteration": 0, "x": None, "adam": None, "rngs": None,
-             "images": torch.zeros(n, info.channels, size, size, dtype=torch.uint8),
-             "labels": torch.zeros(n, dtype=torch.long), "loss_sum": torch.zeros(total),
-             "ce_sum": torch.zeros(total), "seconds": 0.0,
-             "snapshots": {str(it): torch.zeros(n, info.channels, size, size, dtype=torch.uint8)
-                           for it in snapshot_at}}
-    progress_file = PROGRESS_FILE if world_size == 1 else f"recover_progress.rank{rank}of{world_size}.pt"
-    path = Path(progress_dir) / progress_file if progress_dir is not None else None
-    key = config_hash(cfg, info.name, sorted(snapshot_at), *([rank, world_size] if world_size > 1 else []))
-    if path is not None:
-        state = load_progress(path, key) or state
-    loss_sum, ce_sum = state["loss_sum"].to(dev), state["ce_sum"].to(dev)
-    hooks = BNStatsLoss(teacher, cfg.first_bn_multiplier)
-    start = time.perf_counter() - state["seconds"]
 
-    def checkpoint(step: int, iteration: int, x=None, optimizer=None, rngs=None):
-        if path is not None:
-            state.update(step=step, iteration=iteration, x=None if x is None else x.detach().cpu(),
-                         adam=None if optimizer is None else optimizer.state_dict(),
-                         rngs=None if rngs is None else json.dumps([r.bit_generator.state for r in rngs]),
-                         loss_sum=loss_sum.cpu(), ce_sum=ce_sum.cpu(), seconds=time.perf_counter() - start)
-            save_progress(path, key, state)
+    def noise(step_groups):
+        return torch.cat([_init_noise(cfg.seed, i, int(b[0]), len(b), info) for i, b in step_groups])
 
-    bar = tqdm(total=len(steps) * total, initial=state["step"] * total + state["iteration"], desc=desc,
-               disable=not progress, leave=False)
-    try:
-        for s_index in range(state["step"], len(steps)):
-            step_groups = steps[s_index]
-            gsize = len(step_groups[0][1])
-            hooks.group_size = gsize
-            y = torch.as_tensor(np.concatenate([b for _, b in step_groups]), device=dev)
-            rngs = [np.random.default_rng(_group_seed(cfg.seed, i, int(b[0]))) for i, b in step_groups]
-            if state["x"] is None:
-                x = torch.cat([_init_noise(cfg.seed, i, int(b[0]), gsize, info) for i, b in step_groups])
-            else:  # resuming inside this step
-                x = state["x"]
-                for r, saved in zip(rngs, json.loads(state["rngs"])):
-                    r.bit_generator.state = saved
-            x = x.to(dev).requires_grad_(True)
-            optimizer = torch.optim.Adam([x], lr=cfg.lr, betas=cfg.betas, eps=1e-8)
-            if state["adam"] is not None:
-                optimizer.load_state_dict(state["adam"])
-            for it in range(state["iteration"], total):
-                for group in optimizer.param_groups:
-                    group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / total))
-                params = group_views(rngs, gsize, size, cfg, it)
-                with autocast(dev, cfg.amp, cpu=cfg.amp_cpu):
-                    logits = teacher(apply_views(x, params).contiguous(memory_format=layout))
-                ce = F.cross_entropy(logits.float(), y, reduction="sum") / gsize
-                loss = ce + cfg.r_bn * hooks.take().sum()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                with torch.no_grad():
-                    x.data = torch.maximum(torch.minimum(x, hi), lo)
-                loss_sum[it] += loss.detach()
-                ce_sum[it] += ce.detach()
-                if str(it + 1) in state["snapshots"]:
-                    _place(state["snapshots"][str(it + 1)], info.to_uint8(x.detach()).cpu(), step_groups,
-                           info.num_classes)
-                bar.update()
-                checkpoint_due = checkpoint_every and (it + 1) % checkpoint_every == 0 and it + 1 < total
-                if (it + 1) % 100 == 0 or it + 1 == total or (checkpoint_due and path is not None):
-                    value = loss.item()  # one sync per 100 iterations, and before saving a checkpoint
-                    if not math.isfinite(value):
-                        raise NonFiniteLossError(
-                            f"non-finite recovery loss at iteration {it + 1}; lower the lr (RecoverConfig.lr="
-                            f"{cfg.lr}) or r_bn ({cfg.r_bn})" + (f". Progress up to the last checkpoint is kept "
-                                                                  f"in {path}" if path else ""))
-                    bar.set_postfix(loss=f"{value / len(step_groups):.3f}")
-                if checkpoint_due:  # never checkpoint a diverged state: the check above ran first
-                    checkpoint(s_index, it + 1, x, optimizer, rngs)
-            _place(state["images"], info.to_uint8(x.detach()).cpu(), step_groups, info.num_classes)
-            _place(state["labels"], y.cpu(), step_groups, info.num_classes)
-            state["iteration"], state["adam"] = 0, None
-            checkpoint(s_index + 1, 0)
-    finally:
-        bar.close()
-        hooks.remove()
-    if world_size > 1:  # each rank filled its own rows (zeros elsewhere): a sum assembles the set
-        from .distributed import sum_disjoint
-
-        for name in ("images", "labels"):
-            state[name] = sum_disjoint(state[name])
-        state["snapshots"] = {k: sum_disjoint(v) for k, v in state["snapshots"].items()}
-        loss_sum, ce_sum = sum_disjoint(loss_sum), sum_disjoint(ce_sum)
+    out = synthesize(teacher, info, cfg, (0, cfg.ipc), noise, device=device, progress=progress,
+                     snapshot_at=snapshot_at, desc=desc, progress_dir=progress_dir, store_dir=store_dir,
+                     checkpoint_every=checkpoint_every, rank=rank, world_size=world_size)
     n_groups = len(_groups(info.num_classes, cfg))
-    history = {"loss": (loss_sum / n_groups).cpu().tolist(), "ce": (ce_sum / n_groups).cpu().tolist()}
-    meta = {"method": "cda" if cfg.curriculum.schedule != "none" else "sre2l", "recover": to_dict(cfg),
-            "dataset": info.name, "seconds": time.perf_counter() - start, "device": str(dev)}
+    history = {t: (out.sums[t] / n_groups).tolist() for t in TERMS}
+    meta = {"recover": to_dict(cfg), "dataset": info.name, "seconds": out.seconds, "device": str(resolve_device(device))}
     if world_size > 1:
         meta["world_size"] = world_size
-    return Distilled(state["images"], state["labels"], meta, history,
-                     {int(k): v for k, v in state["snapshots"].items()})
+    labels = torch.arange(info.num_classes).repeat_interleave(cfg.ipc)
+    return Distilled(out.images, labels, meta, history, out.snapshots)
 
 
 def _init_noise(seed: int, ipc_id: int, first_class: int, n: int, info: DatasetInfo) -> torch.Tensor:
@@ -314,11 +395,11 @@ def _init_noise(seed: int, ipc_id: int, first_class: int, n: int, info: DatasetI
     return torch.randn(n, info.channels, info.image_size, info.image_size, generator=gen)
 
 
-def _place(out: torch.Tensor, values: torch.Tensor, step_groups, num_classes: int) -> None:
-    """Write a step's rows into the class-major output (all of class 0's images first)."""
+def _place(out: torch.Tensor, values: torch.Tensor, step_groups, num_classes: int, start: int = 0) -> None:
+    """Write a step's rows into the class-major output of slots [start, ...) (all of class 0 first)."""
     row = 0
     for ipc_id, block in step_groups:
-        index = torch.as_tensor(block) * (len(out) // num_classes) + ipc_id
+        index = torch.as_tensor(block) * (len(out) // num_classes) + ipc_id - start
         out[index] = values[row:row + len(block)]
         row += len(block)
 

@@ -51,9 +51,24 @@ def epoch_plan(aug: AugConfig, n: int, size: int, epoch: int) -> list[BatchPlan]
     return plans
 
 
-def batch_inputs(images: torch.Tensor, plan: BatchPlan, info: DatasetInfo) -> torch.Tensor:
-    """The normalized, cropped, flipped and mixed batch of a plan, from uint8 images on the device."""
-    x = info.normalize(images[torch.as_tensor(plan.indices, device=images.device)])
+# A distilled set larger than this stays in host memory and streams to the device batch by batch.
+RESIDENT_BYTES = 2 << 30
+
+
+def resident(images: torch.Tensor, device: torch.device, limit: int = RESIDENT_BYTES) -> torch.Tensor:
+    """The uint8 images where batches are gathered from: on the device when they fit in `limit`
+    bytes, else in (pinned, on CUDA) host memory, so that ImageNet-scale sets never move whole."""
+    if images.device == device or images.nbytes <= limit:
+        return images.to(device)
+    return images.pin_memory() if device.type == "cuda" else images
+
+
+def batch_inputs(images: torch.Tensor, plan: BatchPlan, info: DatasetInfo,
+                 device: torch.device | None = None) -> torch.Tensor:
+    """The normalized, cropped, flipped and mixed batch of a plan, from uint8 images (on the device,
+    or on the host, when only the batch moves to `device`)."""
+    x = images[torch.as_tensor(plan.indices, device=images.device)]
+    x = info.normalize(x.to(device or images.device, non_blocking=True))
     return apply_mix(apply_views(x, plan.views), plan.mix)
 
 
@@ -165,7 +180,7 @@ def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: Re
     dev = resolve_device(device)
     folder = Path(folder)
     teacher = teacher.to(dev).eval()
-    images = images.to(dev)
+    images = resident(images, dev)
     dtype = getattr(torch, cfg.dtype)
     meta = {"relabel": to_dict(cfg), "num_images": len(images), "num_classes": info.num_classes,
             "dataset": info.name}
@@ -189,7 +204,7 @@ def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: Re
         logits = []
         for plan in plans:
             with autocast(dev, True):
-                logits.append(teacher(batch_inputs(images, plan, info)).to(dtype).cpu())
+                logits.append(teacher(batch_inputs(images, plan, info, dev)).to(dtype).cpu())
         save_torch(_pack_compact(plans, logits, cfg) if cfg.topk else _pack(plans, logits), path)
     if world_size > 1:
         from .distributed import barrier

@@ -83,7 +83,9 @@ def accuracy_table(df: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
 
     stats["cell"] = stats.apply(fmt, axis=1)
     stats["ipc"] = stats["ipc"].apply(lambda v: "all" if pd.isna(v) else str(int(v)))
-    order = [m for m in ("random", "sre2l", "cda", "cudd", "full", "teacher") if m in set(stats.method)]
+    from .methods import list_methods
+
+    order = [m for m in (*list_methods(), "full", "teacher") if m in set(stats.method)]
     order += sorted(set(stats.method) - set(order))
     table = stats.pivot(index="method", columns="ipc", values="cell").reindex(order)
     cols = sorted([c for c in table.columns if c != "all"], key=int) + (["all"] if "all" in table.columns else [])

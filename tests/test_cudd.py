@@ -1,5 +1,7 @@
 """CUDD: initial-image filters, the adversarial term, stages and the pipeline, on stubs and on real
 Fashion-MNIST images."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -270,3 +272,29 @@ def test_cli_recovers_a_cudd_set(tiny_teacher, tmp_path):
     d = Distilled.load(out)
     assert d.meta["method"] == "cudd" and d.images.shape == (20, 1, 28, 28) and len(set(d.meta["seeds"])) == 20
     assert len(list((out / "images").rglob("*.png"))) == 20
+
+
+def test_curriculum_students_are_warm_started_at_the_lower_lr_for_their_epochs(tiny_data, monkeypatch):
+    """The wiring of CUDD's curriculum students (papers.md 6.7): stage k's student continues from
+    stage k-1's, at `student_lr_warm`, for `student_epochs`, on every image made so far."""
+    import cda.cudd as cudd
+
+    calls = []
+    real = cudd.train_student
+
+    def spy(distilled, info, cfg, teacher=None, *args, init=None, **kw):
+        calls.append({"n": len(distilled.images), "lr": cfg.lr, "epochs": cfg.aug.epochs, "init": init})
+        model = real(distilled, info, cfg, teacher, *args, init=init, **kw)
+        calls[-1]["out"] = model
+        return model
+
+    monkeypatch.setattr(cudd, "train_student", spy)
+    cfg = replace(_cfg((1, 2, 3)), student_epochs=2, student_lr_warm=3e-4)
+    distill_cudd(_random_teacher(), tiny_data[0], INFO, cfg, progress=False)
+    assert [c["n"] for c in calls] == [10, 20]  # a student after each stage but the last, on all images so far
+    assert [c["epochs"] for c in calls] == [2, 2]
+    assert calls[0]["init"] is None and calls[0]["lr"] == cfg.student.lr  # the first starts cold
+    assert calls[1]["init"] is calls[0]["out"] and calls[1]["lr"] == 3e-4  # the next continues, at the lower lr
+    calls.clear()
+    distill_cudd(_random_teacher(), tiny_data[0], INFO, replace(cfg, warm_start=False), progress=False)
+    assert calls[1]["init"] is None and calls[1]["lr"] == cfg.student.lr

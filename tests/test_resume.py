@@ -8,15 +8,16 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from cda.cache import Cache, OutputError, save_torch
+from cda.cache import Cache, OutputError, save_progress, save_torch
 from cda.checkpoint import load_checkpoint
-from cda.config import AugConfig, EvalConfig, RecoverConfig
+from cda.config import AugConfig, CuddConfig, EvalConfig, RecoverConfig
 from cda.data import dataset_info
 from cda.evaluate import train_student
-from cda.recover import PROGRESS_FILE, real_subset, recover
+from cda.recover import PROGRESS_FILE, real_subset, recover, step_name
 from cda.training import NonFiniteLossError, resolve_device
 
 INFO = dataset_info("fashion_mnist")
@@ -34,6 +35,10 @@ CHILD = textwrap.dedent("""
     teacher, _ = load_checkpoint(sys.argv[2])
     if sys.argv[1] == "recover":
         recover(teacher, INFO, RECOVER, progress=False, progress_dir=sys.argv[3], checkpoint_every=25)
+    elif sys.argv[1] == "cudd":
+        from cda.cudd import distill_cudd
+        from tests.test_resume import CUDD, subset_split
+        distill_cudd(teacher, subset_split(), INFO, CUDD, progress=False, progress_dir=sys.argv[3])
     else:
         train_student(subset(), INFO, STUDENT, teacher=teacher, progress=False, progress_dir=sys.argv[3],
                       checkpoint_every=3)
@@ -41,13 +46,24 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def subset():
+def subset_split():
     from cda.data import DataConfig, load_split
 
-    return real_subset(load_split(DataConfig(train_per_class=40, test_per_class=20), train=True), 5)
+    return load_split(DataConfig(train_per_class=40, test_per_class=20), train=True)
 
 
-def _kill_after_first_checkpoint(kind: str, teacher_path: Path, folder: Path, progress_file: str) -> dict:
+def subset():
+    return real_subset(subset_split(), 5)
+
+
+# Two stages, so that a kill can land after the first stage's file and inside the second stage.
+CUDD = CuddConfig(recover=RecoverConfig(ipc=2, iterations=400, lr=0.1, r_bn=0.05, groups_per_step=1),
+                  student=EvalConfig(arch="convnet3_w8", aug=AugConfig(batch_size=16, crop_scale=(0.5, 1.0))),
+                  stages=(1, 2), student_epochs=3)
+
+
+def _kill_after_first_checkpoint(kind: str, teacher_path: Path, folder: Path, progress_file: str,
+                                 after: float = 0.3) -> dict:
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(teacher_path), str(folder)], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
@@ -57,7 +73,7 @@ def _kill_after_first_checkpoint(kind: str, teacher_path: Path, folder: Path, pr
             raise AssertionError(f"child ended before its first checkpoint: {proc.stderr.read().decode()}")
         assert time.time() < deadline, "no checkpoint within 120 s"
         time.sleep(0.005)
-    time.sleep(0.3)  # let it run on, and perhaps die in the middle of a later save
+    time.sleep(after)  # let it run on, and perhaps die in the middle of a later save
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert b"finished" not in proc.stdout.read()
@@ -67,7 +83,8 @@ def _kill_after_first_checkpoint(kind: str, teacher_path: Path, folder: Path, pr
 def test_killed_recovery_resumes_to_the_same_images(tiny_teacher, tmp_path):
     teacher, _, path = tiny_teacher
     state = _kill_after_first_checkpoint("recover", path, tmp_path, PROGRESS_FILE)
-    assert state["step"] == 0 and 0 < state["iteration"] < RECOVER.iterations  # killed part-way
+    assert state["step"] == step_name([(0, np.arange(10)), (1, np.arange(10))])  # the first (and only) step
+    assert 0 < state["iteration"] < RECOVER.iterations  # killed part-way
     teacher, _ = load_checkpoint(path)
     resumed = recover(teacher, INFO, RECOVER, progress=False, progress_dir=tmp_path, checkpoint_every=25)
     straight = recover(teacher, INFO, RECOVER, progress=False)
@@ -88,6 +105,60 @@ def test_killed_student_training_resumes_across_an_epoch_boundary(tiny_teacher, 
     straight = train_student(subset(), INFO, STUDENT, teacher=teacher, progress=False)
     for a, b in zip(resumed.state_dict().values(), straight.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_killed_cudd_run_resumes_to_the_same_set(tiny_teacher, tmp_path):
+    from cda.cudd import STAGE_FILE, distill_cudd
+
+    _, _, path = tiny_teacher
+    # Killed a while after the first stage's file appeared: inside the second stage's synthesis.
+    stage1 = _kill_after_first_checkpoint("cudd", path, tmp_path, STAGE_FILE.format(1), after=1.5)
+    assert stage1["images"].shape[:2] == (1, 10) and stage1["student"] is not None
+    assert not (tmp_path / STAGE_FILE.format(2)).exists()
+    teacher, _ = load_checkpoint(path)
+    resumed = distill_cudd(teacher, subset_split(), INFO, CUDD, progress=False, progress_dir=tmp_path)
+    straight = distill_cudd(teacher, subset_split(), INFO, CUDD, progress=False)
+    assert torch.equal(resumed.images, straight.images)
+    assert resumed.meta["seeds"] == straight.meta["seeds"] and resumed.meta["tiers"] == straight.meta["tiers"]
+    assert resumed.history["stage2_adv"] == pytest.approx(straight.history["stage2_adv"], rel=1e-6)
+
+
+@pytest.mark.parametrize("ipc", [1, 3])
+def test_checkpoint_holds_the_live_step_only(tiny_teacher, tmp_path, ipc):
+    """The live progress file holds one step (its size does not grow with the IPC or the slots
+    done); each finished step is written once, to its own file."""
+    teacher = tiny_teacher[0]
+    cfg = RecoverConfig(ipc=ipc, iterations=30, lr=0.1, groups_per_step=1)
+    sizes = []
+
+    def spy(path, key, state):
+        sizes.append(len(state["x"]))
+        return save_progress(path, key, state)
+
+    import cda.recover as rec
+    original = rec.save_progress
+    rec.save_progress = lambda path, key, state: spy(path, key, state) if "x" in state else original(path, key, state)
+    try:
+        recover(teacher, INFO, cfg, progress=False, progress_dir=tmp_path, checkpoint_every=10)
+    finally:
+        rec.save_progress = original
+    assert sizes and set(sizes) == {10}  # one group of 10 classes, whatever the IPC
+    assert sorted(p.name for p in tmp_path.glob("step-*.pt")) == sorted(
+        step_name([(i, np.arange(10))]) for i in range(ipc))
+    assert not (tmp_path / PROGRESS_FILE).exists()  # nothing live once finished
+
+
+def test_a_larger_ipc_reuses_the_slots_a_smaller_one_made(tiny_teacher, tmp_path):
+    teacher = tiny_teacher[0]
+    small = recover(teacher, INFO, RecoverConfig(ipc=1, iterations=5, groups_per_step=1), progress=False,
+                    store_dir=tmp_path)
+    made = (tmp_path / step_name([(0, np.arange(10))])).stat().st_mtime_ns
+    big = recover(teacher, INFO, RecoverConfig(ipc=2, iterations=5, groups_per_step=1), progress=False,
+                  store_dir=tmp_path)
+    assert (tmp_path / step_name([(0, np.arange(10))])).stat().st_mtime_ns == made  # loaded, not rewritten
+    assert torch.equal(big.images[0::2], small.images)
+    fresh = recover(teacher, INFO, RecoverConfig(ipc=2, iterations=5, groups_per_step=1), progress=False)
+    assert torch.equal(big.images, fresh.images)
 
 
 def test_progress_of_another_config_is_refused(tiny_teacher, tmp_path):

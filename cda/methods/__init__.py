@@ -1,0 +1,92 @@
+"""Distillation methods as one table: each entry says how its set is made and which options it takes.
+
+A method is registered once (`register`); the run config's `methods`, the pipeline, the result
+tables and the studies read this table, so adding a method (RDED, EDC, ...) is one new module in
+this package plus its tests. Entries are listed in the order they are registered, which is the
+order of the rows of every table.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from torch import nn
+
+
+@dataclass
+class Inputs:
+    """What a method may use to make its set."""
+
+    teacher: nn.Module
+    train: Any  # cda.data split of the training set
+    device: str = "cpu"
+    progress: bool = True
+    folder: Path | None = None  # the artifact's folder in the making: checkpoints, resume
+    store: Path | None = None  # finished steps shared between IPCs (slot reuse)
+    snapshot_at: tuple[int, ...] = ()
+
+    @property
+    def info(self):
+        return self.train.info
+
+
+@dataclass(frozen=True)
+class Method:
+    """One distillation method.
+
+    `options(run, ipc)` is the frozen config that makes the set at one IPC, built from the run's
+    config sections; it is hashed into the cache key. `make(inputs, options)` returns a
+    `cda.recover.Distilled`. `cached`: whether the set is stored in the cache (random real images
+    are cheaper to draw again than to load). `snapshots`: whether `make` can record images at
+    given iterations.
+    """
+
+    name: str
+    label: str
+    options: Callable[[Any, int], Any]
+    make: Callable[[Inputs, Any], Any]
+    cached: bool = True
+    snapshots: bool = False
+    description: str = ""
+
+
+REGISTRY: dict[str, Method] = {}
+# The built-in methods, imported on first use (each registers itself).
+_BUILTIN = ("random_real", "sre2l", "cda", "cudd", "nearest_mean")
+_loaded = False
+
+
+def register(method: Method) -> Method:
+    if method.name in REGISTRY and REGISTRY[method.name] is not method:
+        raise ValueError(f"a method named {method.name!r} is registered already")
+    REGISTRY[method.name] = method
+    return method
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in _BUILTIN:
+            importlib.import_module(f"{__name__}.{module}")
+
+
+def list_methods() -> list[str]:
+    """The names of every registered method, in table order."""
+    _load()
+    return list(REGISTRY)
+
+
+def get(name: str) -> Method:
+    _load()
+    if name not in REGISTRY:
+        raise KeyError(f"unknown method {name!r}; choose one of {list(REGISTRY)} (or register one: "
+                       f"see cda/methods/__init__.py)")
+    return REGISTRY[name]
+
+
+def label(name: str) -> str:
+    """The display name of a method; the reference rows ("full", "teacher") have theirs here too."""
+    return {"full": "Full data", "teacher": "Teacher"}.get(name) or get(name).label
