@@ -112,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executed-dir", help="where the executed copies go (default: build/executed)")
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("standin", help="write an ImageNet-shaped stand-in dataset made from Fashion-MNIST")
+    p.add_argument("--out", required=True, help="folder for train/ and val/ (use it as data.root)")
+    p.add_argument("--classes", type=int, default=1000, help="1000 (ImageNet-1K), 200 (Tiny), 10450 (21K-P)")
+    p.add_argument("--size", type=int, default=224, help="image side in pixels (Tiny-ImageNet: 64)")
+    p.add_argument("--train-per-class", type=int, default=2)
+    p.add_argument("--val-per-class", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("figures", help="redraw every figure from the saved results, computing nothing")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--only", nargs="+", metavar="NAME")
@@ -146,10 +155,27 @@ def _paper_companion(args) -> int:
         return 1
 
 
+def _standin(args) -> int:
+    from .standin import make_standin
+
+    try:
+        meta = make_standin(args.out, args.classes, args.size, args.train_per_class, args.val_per_class, args.seed,
+                            progress=not args.no_progress)
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        print(f"cda standin: error: {err}", file=sys.stderr)
+        return 1
+    print(f"stand-in: {args.classes} classes x ({args.train_per_class} train + {args.val_per_class} val) images "
+          f"of {args.size} px, {meta['bytes'] / 1e6:.1f} MB in {meta['seconds']:.0f}s -> {args.out} "
+          f"(use --set data.root={args.out})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("study", "notebooks", "figures"):
         return _paper_companion(args)
+    if args.command == "standin":
+        return _standin(args)
     try:
         cfg = _load_config(args)
     except (ConfigError, OSError) as err:
@@ -215,13 +241,13 @@ def _squeeze(args, cfg: RunConfig, progress: bool) -> int:
 
 def _teacher(path, cfg: RunConfig):
     from .checkpoint import load_checkpoint
-    from .data import dataset_info
+    from .data import info_for
 
-    return load_checkpoint(path, dataset_info(cfg.data.name), cfg.device)
+    return load_checkpoint(path, info_for(cfg.data), cfg.device)
 
 
 def _recover(args, cfg: RunConfig, progress: bool) -> int:
-    from .data import dataset_info
+    from .data import info_for
     from .distributed import env_world_size
     from .recover import recover
 
@@ -229,7 +255,7 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
         return _recover_distributed(args, cfg, progress)
 
     teacher, _ = _teacher(args.teacher, cfg)
-    info = dataset_info(cfg.data.name)
+    info = info_for(cfg.data)
     out = Path(args.out)
     made_by = {"teacher": str(Path(args.teacher).resolve()), "method": args.method, "ipc": args.ipc,
                "recover": to_dict(cfg.recover_for(args.method, args.ipc)),
@@ -253,13 +279,13 @@ def _recover_distributed(args, cfg: RunConfig, progress: bool) -> int:
     """`torchrun --nproc_per_node=N -m cda recover ...`: each rank recovers its share of the groups,
     rank 0 writes the assembled set (the same images as one process with the same batching)."""
     from . import distributed
-    from .data import dataset_info
+    from .data import info_for
     from .recover import recover
 
     rank, world, device = distributed.init_from_env(cfg.device)
     try:
         teacher, _ = _teacher(args.teacher, replace(cfg, device=device))
-        info = dataset_info(cfg.data.name)
+        info = info_for(cfg.data)
         out = Path(args.out)
         rcfg = cfg.recover_for(args.method, args.ipc)
         cudd = cfg.cudd_for(args.ipc) if args.method == "cudd" else None
@@ -290,7 +316,7 @@ def _recover_distributed(args, cfg: RunConfig, progress: bool) -> int:
 
 def _relabel(args, cfg: RunConfig, progress: bool) -> int:
     from .config import RelabelConfig
-    from .data import dataset_info
+    from .data import info_for
     from .recover import Distilled
     from .relabel import relabel
 
@@ -303,7 +329,7 @@ def _relabel(args, cfg: RunConfig, progress: bool) -> int:
         d = Distilled.load(args.distilled)
         rl = RelabelConfig(aug=cfg.eval.aug, topk=args.topk, quant=args.quant, fill_temperature=cfg.eval.temperature,
                            label_epochs=args.label_epochs)
-        labels = relabel(teacher, d.images, dataset_info(cfg.data.name), rl, args.out, device, progress and rank == 0,
+        labels = relabel(teacher, d.images, info_for(cfg.data), rl, args.out, device, progress and rank == 0,
                          rank=rank, world_size=world)
         if rank == 0:
             print(f"labels for {len(d.images)} images x {cfg.eval.aug.epochs} epochs: {labels.nbytes() / 1e6:.1f} MB "
