@@ -57,6 +57,15 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="replace an output made with another config (otherwise an error)")
 
 
+def _plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classes", type=int, help="the dataset's class count, where its data is not at hand")
+    p.add_argument("--channels", type=int, help="image channels (default: the dataset's)")
+    p.add_argument("--size", type=int, help="image side in pixels (default: the dataset's)")
+    p.add_argument("--rate", type=float, help="recovery iterations per second, to project the time")
+    p.add_argument("--measure", action="store_true",
+                   help="time a few recovery iterations on the device (random teacher weights) for the rate")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cda", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole pipeline: teacher, every method and IPC, table and figures")
     _common(p)
     p.add_argument("--print-config", action="store_true", help="print the resolved config and stop")
+    p.add_argument("--plan", action="store_true", help="print the plan (disk, memory, work) and stop")
+    _plan_options(p)
+
+    p = sub.add_parser("plan", help="what a run will need (disk, device memory, work), without running it")
+    _common(p)
+    _plan_options(p)
 
     p = sub.add_parser("squeeze", help="train a teacher and save its checkpoint")
     _common(p)
@@ -189,12 +204,36 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _plan(args, cfg: RunConfig, progress: bool) -> int:
+    from .plan import InsufficientDiskError, dataset_shape, make_plan, measure_rate
+
+    shape = dataset_shape(cfg, getattr(args, "classes", None), getattr(args, "channels", None),
+                          getattr(args, "size", None))
+    plan = make_plan(cfg, shape)
+    rate = getattr(args, "rate", None)
+    if getattr(args, "measure", False):
+        measured = measure_rate(cfg, shape)
+        rate = measured["recover_its_per_s"]
+        peak = f", peak {measured['peak_bytes'] / 1e9:.2f} GB" if "peak_bytes" in measured else ""
+        print(f"measured on {cfg.device}: {rate:.3f} recovery iterations/s{peak}")
+    print(plan.render({"recover_its_per_s": rate} if rate else None))
+    try:
+        plan.check_disk(cfg.cache_dir)
+    except InsufficientDiskError as err:
+        print(f"\ncda: {err}", file=sys.stderr)
+        return 1
+    print(f"\nThe disk at {cfg.cache_dir} can hold it.")
+    return 0
+
+
 def _run(args, cfg: RunConfig, progress: bool) -> int:
     if args.print_config:
         import yaml
 
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
+    if args.plan:
+        return _plan(args, cfg, progress)
     from .pipeline import run
 
     run(cfg, progress=progress)
@@ -370,7 +409,7 @@ def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "squeeze": _squeeze, "recover": _recover, "relabel": _relabel, "evaluate": _evaluate}
+_COMMANDS = {"run": _run, "plan": _plan, "squeeze": _squeeze, "recover": _recover, "relabel": _relabel, "evaluate": _evaluate}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -133,7 +133,7 @@ class RecoverConfig:
     classes_per_group: int = 100  # one image per class per group; official batches 100 classes
     groups_per_step: int = 0  # groups optimized together (BN statistics stay per group); 0: all
     seed: int = 0
-    amp: bool = True  # bf16 autocast, only on CUDA
+    amp: bool = True  # bf16 autocast, only on CUDA (the paper presets: False, fp32 as the official code)
     # Speed (benchmarks/recovery.py): a channels_last teacher, and bf16 autocast on the CPU too
     # (pays where the CPU has AVX512-BF16 or AMX). SRe2L / CDA recovery only, not CUDD.
     channels_last: bool = added(False)
@@ -186,6 +186,9 @@ class RelabelConfig:
     # and training epoch e reuses the views and labels of epoch e mod n (n times less storage, fewer
     # distinct views).
     label_epochs: int = added(0)
+    # bf16 autocast for the teacher on CUDA; False: fp32 (TF32 on CUDA), as the official code. Left
+    # out of the hash at False: on the CPU, where the cached labels were made, both are fp32.
+    amp: bool = added(False)
 
     def __post_init__(self):
         _check(self.dtype in ("float16", "bfloat16", "float32"),
