@@ -417,7 +417,7 @@ def _imagenet21k() -> RunConfig:
     # CDA on ImageNet-21K-P (papers.md 5.1, 5.2): a ResNet-18 teacher of 80 epochs on unnormalized
     # pixels, recovery at lr 0.05, r_bn 0.25 for 2K iterations, IPC up to 20. No relabel or
     # evaluation code was released for 21K: students follow the ImageNet-1K recipe, with the teacher
-    # online (stored FKD labels of 10,450 classes would take ~1.3 PB at IPC 20).
+    # online (stored FKD labels of 10,450 classes would take ~1.3 TB per set at IPC 20).
     student = EvalConfig(arch="resnet18", labels="online", temperature=20.0, channels_last=True,
                          aug=AugConfig(epochs=300, batch_size=1024, crop_scale=(0.08, 1.0), mix="cutmix"))
     return RunConfig(

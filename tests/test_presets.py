@@ -63,3 +63,23 @@ def test_a_standin_loads_under_the_tiny_preset(tmp_path):
     train = load_split(cfg.data, train=True)
     x, y = next(train.batches(4))
     assert train.info.num_classes == 200 and tuple(x.shape) == (4, 3, 64, 64)
+
+
+def test_recovery_and_relabel_default_to_fp32_with_tf32_on_cuda(monkeypatch):
+    import torch
+
+    from cda.config import RelabelConfig, config_hash
+    from cda.training import resolve_device
+
+    assert RelabelConfig().amp is False and config_hash(RelabelConfig()) == config_hash(RelabelConfig(amp=False))
+    assert config_hash(RelabelConfig(amp=True)) != config_hash(RelabelConfig())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        resolve_device("cpu")
+        assert not torch.backends.cuda.matmul.allow_tf32
+        resolve_device("cuda")
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
