@@ -61,7 +61,7 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", type=int, help="the dataset's class count, where its data is not at hand")
     p.add_argument("--channels", type=int, help="image channels (default: the dataset's)")
     p.add_argument("--size", type=int, help="image side in pixels (default: the dataset's)")
-    p.add_argument("--rate", type=float, help="recovery iterations per second, to project the time")
+    p.add_argument("--rate", type=float, help="recovery image-iterations per second, to project the time")
     p.add_argument("--measure", action="store_true",
                    help="time a few recovery iterations on the device (random teacher weights) for the rate")
 
@@ -213,10 +213,11 @@ def _plan(args, cfg: RunConfig, progress: bool) -> int:
     rate = getattr(args, "rate", None)
     if getattr(args, "measure", False):
         measured = measure_rate(cfg, shape)
-        rate = measured["recover_its_per_s"]
+        rate = measured["recover_images_per_s"]
         peak = f", peak {measured['peak_bytes'] / 1e9:.2f} GB" if "peak_bytes" in measured else ""
-        print(f"measured on {cfg.device}: {rate:.3f} recovery iterations/s{peak}")
-    print(plan.render({"recover_its_per_s": rate} if rate else None))
+        print(f"measured on {cfg.device}: {rate:.1f} recovery image-iterations/s in steps of "
+              f"{measured['images_per_step']} images{peak}")
+    print(plan.render({"recover_images_per_s": rate} if rate else None))
     try:
         plan.check_disk(cfg.cache_dir)
     except InsufficientDiskError as err:

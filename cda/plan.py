@@ -16,8 +16,10 @@ so a plan for ImageNet-1K can be printed without ImageNet. How each number is ma
   student its gradients and AdamW moments and the distilled set, which sits on the device. The
   allocator's peak also holds fragmentation and library workspaces; `measure_rate` on a GPU
   reports the real peak of a recovery step.
-- Time. Work is counted in recovery iterations (one optimizer step of one batch of groups) and
-  image-epochs (student training, relabeling); `Plan.project` turns measured rates into hours.
+- Time. Work is counted in recovery image-iterations (images x iterations: the cost of an
+  iteration grows with the images in its step) and image-epochs (student training, relabeling);
+  `Plan.project` turns measured rates into hours. A CUDD image-iteration costs more than a
+  recovery one (a student forward and the initial image's view as well).
 """
 from __future__ import annotations
 
@@ -140,7 +142,7 @@ class Plan:
     alternatives: dict[str, float] = field(default_factory=dict)  # label formats not chosen -> bytes
     memory: dict[str, float] = field(default_factory=dict)  # stage -> peak device bytes
     memory_notes: dict[str, str] = field(default_factory=dict)
-    work: dict[str, float] = field(default_factory=dict)  # recovery iterations, image-epochs
+    work: dict[str, float] = field(default_factory=dict)  # recovery image-iterations, image-epochs
 
     @property
     def disk_total(self) -> float:
@@ -150,14 +152,14 @@ class Plan:
     def peak_memory(self) -> float:
         return max(self.memory.values(), default=0.0)
 
-    def project(self, recover_its_per_s: float, student_images_per_s: float | None = None,
+    def project(self, recover_images_per_s: float, student_images_per_s: float | None = None,
                 relabel_images_per_s: float | None = None) -> dict[str, float]:
-        """Seconds per kind of work at measured rates: recovery iterations per second (one optimizer
-        step of one batch of groups, e.g. the first iterations' count over their wall time), and
-        optionally image-epochs per second of student training and of relabeling."""
-        if recover_its_per_s <= 0:
-            raise ValueError(f"recover_its_per_s={recover_its_per_s}: must be positive")
-        out = {"recovery": self.work["recovery iterations"] / recover_its_per_s}
+        """Seconds per kind of work at measured rates: recovery image-iterations per second (images
+        in a step x iterations done / seconds, e.g. over a run's first iterations), and optionally
+        image-epochs per second of student training and of relabeling."""
+        if recover_images_per_s <= 0:
+            raise ValueError(f"recover_images_per_s={recover_images_per_s}: must be positive")
+        out = {"recovery": self.work["recovery image-iterations"] / recover_images_per_s}
         if student_images_per_s:
             out["students"] = self.work["student image-epochs"] / student_images_per_s
         if relabel_images_per_s:
@@ -226,20 +228,12 @@ def _sets(cfg: RunConfig) -> list[tuple[str, int]]:
     return [(m, ipc) for ipc in cfg.ipcs for m in cfg.methods]
 
 
-def _recovery_iterations(cfg: RunConfig, method: str, ipc: int, classes: int) -> int:
-    """Optimizer iterations of one set: batches of groups x iterations (CUDD: each stage's slots)."""
+def _recovery_work(cfg: RunConfig, method: str, ipc: int, classes: int) -> int:
+    """Image-iterations of one set (images x iterations; CUDD's stages together hold the IPC)."""
     if method == "random":
         return 0
-    if method == "cudd":
-        c = cfg.cudd_for(ipc)
-        r = c.recover
-        slots = [b - a for a, b in c.stage_ranges()]
-    else:
-        r = cfg.recover_for(method, ipc)
-        slots = [ipc]
-    blocks = math.ceil(classes / r.classes_per_group)
-    per_step = r.groups_per_step or 10 ** 9
-    return sum(math.ceil(n * blocks / per_step) for n in slots) * r.iterations
+    r = cfg.cudd_for(ipc).recover if method == "cudd" else cfg.recover_for(method, ipc)
+    return ipc * classes * r.iterations
 
 
 def make_plan(cfg: RunConfig, shape: Shape | None = None, measure: bool = True) -> Plan:
@@ -277,7 +271,7 @@ def make_plan(cfg: RunConfig, shape: Shape | None = None, measure: bool = True) 
         plan.disk["teacher checkpoint(s)"] = sum(
             4 * sum(t.numel() for t in create_model(a, C, shape.channels, shape.image_size).state_dict().values())
             for a in teacher_arches)
-    plan.work["recovery iterations"] = sum(_recovery_iterations(cfg, m, ipc, C) for m, ipc in synthesized)
+    plan.work["recovery image-iterations"] = sum(_recovery_work(cfg, m, ipc, C) for m, ipc in synthesized)
     student = sum(ipc * C * e.aug.epochs for _, ipc in sets) * len(cfg.eval_seeds)
     cudd_students = 0
     for m, ipc in sets:
@@ -331,19 +325,21 @@ def _memory_rows(plan: Plan) -> None:
 # Measured rate and the call at the start of a run
 
 def measure_rate(cfg: RunConfig, shape: Shape, iterations: int = 3, method: str = "cda") -> dict:
-    """Time `iterations` recovery iterations of one batch of groups (a teacher of the run's
+    """Time `iterations` recovery iterations of one step of the run's size (a teacher of the run's
     architecture with random weights: the cost does not depend on them), after one warm-up
-    iteration. Returns iterations per second and, on CUDA, the allocator's peak bytes."""
+    iteration. Returns image-iterations per second and, on CUDA, the allocator's peak bytes."""
     from .data import info_for
     from .models import create_model
     from .recover import recover
 
     r = cfg.recover_for(method, 1)
-    per_step = r.classes_per_group * max(1, r.groups_per_step)
-    info = replace(info_for(cfg.data), num_classes=min(shape.num_classes, per_step), image_size=shape.image_size,
-                   channels=shape.channels)
-    teacher = create_model(cfg.squeeze.arch, shape.num_classes, shape.channels, shape.image_size)
-    one = replace(r, ipc=1, classes_per_group=min(r.classes_per_group, info.num_classes), groups_per_step=0)
+    groups = r.groups_per_step or math.ceil(shape.num_classes / r.classes_per_group) * max(cfg.ipcs)
+    images = min(shape.num_classes * max(cfg.ipcs), min(r.classes_per_group, shape.num_classes) * groups)
+    per_group = min(r.classes_per_group, shape.num_classes)
+    # one step of `images` images: that many classes in groups of the run's size, one IPC slot
+    info = replace(info_for(cfg.data), num_classes=images, image_size=shape.image_size, channels=shape.channels)
+    teacher = create_model(cfg.squeeze.arch, images, shape.channels, shape.image_size)
+    one = replace(r, ipc=1, classes_per_group=per_group, groups_per_step=0)
     cuda = cfg.device.startswith("cuda")
     recover(teacher, info, replace(one, iterations=1), cfg.device, progress=False)  # warm-up
     if cuda:
@@ -353,7 +349,7 @@ def measure_rate(cfg: RunConfig, shape: Shape, iterations: int = 3, method: str 
     recover(teacher, info, replace(one, iterations=iterations), cfg.device, progress=False)
     if cuda:
         torch.cuda.synchronize()
-    out = {"recover_its_per_s": iterations / (time.perf_counter() - start)}
+    out = {"recover_images_per_s": images * iterations / (time.perf_counter() - start), "images_per_step": images}
     if cuda:
         out["peak_bytes"] = torch.cuda.max_memory_allocated()
     return out

@@ -20,16 +20,16 @@ def test_the_imagenet_plan_needs_no_data_and_scales_with_ipc_and_classes():
     labels = "stored soft labels (FKD format)"
     for key in ("distilled sets, uint8 tensors", "distilled sets, PNG trees (estimate)", labels):
         assert p20.disk[key] == pytest.approx(2 * p10.disk[key])
-    for key in ("recovery iterations", "student image-epochs", "relabel image-epochs"):
+    for key in ("recovery image-iterations", "student image-epochs", "relabel image-epochs"):
         assert p20.work[key] == pytest.approx(2 * p10.work[key])
     # 3 synthesized sets of 10 x 1000 uint8 images; 4 labelled sets (random too) x 300 epochs of FKD views
     assert p10.disk["distilled sets, uint8 tensors"] == 3 * 10 * 1000 * 3 * 224 * 224
     assert p10.disk[labels] == pytest.approx(4 * 10 * 1000 * 300 * bytes_per_view(1000, 0, batch_size=1024))
-    # one batch of 100 classes per step, 10 blocks x 10 IPC slots x 4000 iterations, per method
-    assert p10.work["recovery iterations"] == 3 * 10 * 10 * 4000
+    # 10 x 1000 images x 4000 iterations, per synthesized set
+    assert p10.work["recovery image-iterations"] == 3 * 10 * 1000 * 4000
     half = make_plan(cfg, Shape(500, 3, 224), measure=False)
     assert half.disk["distilled sets, uint8 tensors"] * 2 == p10.disk["distilled sets, uint8 tensors"]
-    assert half.work["recovery iterations"] * 2 == p10.work["recovery iterations"]
+    assert half.work["recovery image-iterations"] * 2 == p10.work["recovery image-iterations"]
     assert half.disk[labels] < p10.disk[labels] / 2  # fewer logits per view as well
     online = make_plan(_paper(**{"eval.labels": "online"}), measure=False)
     assert labels not in online.disk and online.work["relabel image-epochs"] == 0
@@ -58,11 +58,11 @@ def test_refuses_when_the_disk_cannot_hold_the_output(monkeypatch, tmp_path):
 def test_time_projection_and_a_measured_rate():
     cfg = preset("smoke")
     plan = make_plan(cfg)
-    t = plan.project(recover_its_per_s=2.0, student_images_per_s=10.0)
-    assert t["recovery"] == plan.work["recovery iterations"] / 2 and t["total"] == t["recovery"] + t["students"]
-    assert "Time at the measured rates" in plan.render({"recover_its_per_s": 2.0})
+    t = plan.project(recover_images_per_s=2.0, student_images_per_s=10.0)
+    assert t["recovery"] == plan.work["recovery image-iterations"] / 2 and t["total"] == t["recovery"] + t["students"]
+    assert "Time at the measured rates" in plan.render({"recover_images_per_s": 2.0})
     rate = measure_rate(cfg, dataset_shape(cfg), iterations=2)
-    assert rate["recover_its_per_s"] > 0
+    assert rate["recover_images_per_s"] > 0 and rate["images_per_step"] == 20  # smoke: all 2 x 10 in one step
 
 
 def test_cli_plan_prints_and_refuses(monkeypatch, tmp_path, capsys):
