@@ -10,10 +10,12 @@ Speed is image-iterations per second (images x iterations / wall seconds), from 
 and the fraction of the peak: the data sheet's on known GPUs, and on the CPU the best rate of a
 2048 x 2048 matrix product measured in the same run (in the variant's precision).
 Quality: the teacher's cross-entropy and the BN-matching loss on the final uint8 images (no
-augmentation), and with --quality the accuracy of a student trained on each set.
+augmentation), and with --quality the accuracy of students trained on each set (--seeds of them:
+mean, std and each seed's).
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import replace
 
 import torch
@@ -61,6 +63,7 @@ def main():
     p.add_argument("--iterations", type=int, default=None)
     p.add_argument("--quality", action="store_true", help="also train a student on each set (slow)")
     p.add_argument("--rounds", type=int, default=3, help="timed runs of every variant, interleaved (median)")
+    p.add_argument("--seeds", type=int, default=3, help="--quality: students per set (seeds 0..n-1), mean and std")
     args = p.parse_args()
     setup(args)
     dev = args.device
@@ -128,11 +131,15 @@ def main():
 
         labels = torch.arange(info.num_classes).repeat_interleave(ipc)
         for r in rows:
-            m = evaluate(Distilled(results[r["variant"]], labels), test, ecfg, teacher, device=dev, progress=False)
-            r["student_top1"] = m["top1"]
+            top1 = [evaluate(Distilled(results[r["variant"]], labels), test, replace(ecfg, seed=seed), teacher,
+                             device=dev, progress=False)["top1"] for seed in range(args.seeds)]
+            r["student_top1"] = statistics.mean(top1)
+            r["student_top1_std"] = statistics.stdev(top1) if len(top1) > 1 else 0.0
+            r["student_top1_seeds"] = " ".join(f"{v:.2f}" for v in top1)
 
     cols = ["variant", "precision", "seconds", "img_it_per_s", "speedup_vs_reference", "gflop_per_s",
-            "peak_gflop_per_s", "peak_fraction", "teacher_ce", "bn_loss"] + (["student_top1"] if args.quality else [])
+            "peak_gflop_per_s", "peak_fraction", "teacher_ce", "bn_loss"] + (
+        ["student_top1", "student_top1_std", "student_top1_seeds"] if args.quality else [])
     print(f"recovery: teacher {arch}, {info.name}, IPC {ipc}, {iterations} iterations, device {dev}, "
           f"{flops / 1e6:.1f} MFLOP per forward, torch threads {torch.get_num_threads()}")
     print(table(rows, cols))

@@ -69,24 +69,36 @@ def sample_views(rng: np.random.Generator, n: int, size: int, scale: tuple[float
 
 
 def apply_views(x: torch.Tensor, params: ViewParams, out_size: int | None = None) -> torch.Tensor:
-    """Crop-and-resize, flip and circularly shift each image of `x` [N, C, H, W] (bilinear)."""
+    """Crop-and-resize, flip and circularly shift each image of `x` [N, C, H, W] (bilinear).
+
+    The crop is resampled from inside its box only, as torchvision's `resized_crop` does: source
+    coordinates are clamped to the box's outer pixel centres, so no pixel outside the box leaks in.
+    A crop smaller than the output (always the case for RandomResizedCrop back to the image's size)
+    is upscaled, where antialiasing changes nothing; a downscale is not antialiased.
+    """
     n, _, height, width = x.shape
     size = out_size or height
     dev = x.device
-    boxes = torch.as_tensor(params.boxes, device=dev, dtype=torch.float32)
-    top, left, h, w = boxes.unbind(1)
-    pos = torch.arange(size, device=dev, dtype=torch.float32)
+    # Coordinates in float64 (n x size values): in float32 they are off by up to ~1e-5 pixels at 224 px.
+    boxes = torch.as_tensor(params.boxes, device=dev).double()
+    top, left, h, w = (boxes * torch.tensor([height, width, height, width], device=dev)).unbind(1)  # pixels
+    pos = torch.arange(size, device=dev, dtype=torch.float64)
     shifts = torch.as_tensor(params.shifts, device=dev)
     # The output pixel p shows the crop's pixel (p - shift) mod size, mirrored when flipped.
     ys = (pos[None] - shifts[:, :1]) % size
     xs = (pos[None] - shifts[:, 1:2]) % size
     flips = torch.as_tensor(params.flips, device=dev)[:, None]
     xs = torch.where(flips, size - 1 - xs, xs)
-    # Map crop pixel centers to grid_sample's [-1, 1] coordinates (align_corners=False).
-    gy = 2 * top[:, None] + (2 * ys + 1) * h[:, None] / size - 1
-    gx = 2 * left[:, None] + (2 * xs + 1) * w[:, None] / size - 1
+    # Source pixel coordinates (half-pixel centres, as interpolate with align_corners=False), kept
+    # inside the box, then mapped to grid_sample's [-1, 1] coordinates.
+    sy = (ys + 0.5) * (h / size)[:, None] - 0.5
+    sx = (xs + 0.5) * (w / size)[:, None] - 0.5
+    sy = top[:, None] + torch.minimum(sy.clamp(min=0), (h - 1)[:, None])
+    sx = left[:, None] + torch.minimum(sx.clamp(min=0), (w - 1)[:, None])
+    gy = ((2 * sy + 1) / height - 1).to(x.dtype)
+    gx = ((2 * sx + 1) / width - 1).to(x.dtype)
     grid = torch.stack([gx[:, None, :].expand(n, size, size), gy[:, :, None].expand(n, size, size)], dim=-1)
-    return F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 @dataclass

@@ -57,6 +57,15 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="replace an output made with another config (otherwise an error)")
 
 
+def _plan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classes", type=int, help="the dataset's class count, where its data is not at hand")
+    p.add_argument("--channels", type=int, help="image channels (default: the dataset's)")
+    p.add_argument("--size", type=int, help="image side in pixels (default: the dataset's)")
+    p.add_argument("--rate", type=float, help="recovery image-iterations per second, to project the time")
+    p.add_argument("--measure", action="store_true",
+                   help="time a few recovery iterations on the device (random teacher weights) for the rate")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cda", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="the whole pipeline: teacher, every method and IPC, table and figures")
     _common(p)
     p.add_argument("--print-config", action="store_true", help="print the resolved config and stop")
+    p.add_argument("--plan", action="store_true", help="print the plan (disk, memory, work) and stop")
+    _plan_options(p)
+
+    p = sub.add_parser("plan", help="what a run will need (disk, device memory, work), without running it")
+    _common(p)
+    _plan_options(p)
 
     p = sub.add_parser("squeeze", help="train a teacher and save its checkpoint")
     _common(p)
@@ -112,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--executed-dir", help="where the executed copies go (default: build/executed)")
     p.add_argument("--no-progress", action="store_true")
 
+    p = sub.add_parser("standin", help="write an ImageNet-shaped stand-in dataset made from Fashion-MNIST")
+    p.add_argument("--out", required=True, help="folder for train/ and val/ (use it as data.root)")
+    p.add_argument("--classes", type=int, default=1000, help="1000 (ImageNet-1K), 200 (Tiny), 10450 (21K-P)")
+    p.add_argument("--size", type=int, default=224, help="image side in pixels (Tiny-ImageNet: 64)")
+    p.add_argument("--train-per-class", type=int, default=2)
+    p.add_argument("--val-per-class", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("figures", help="redraw every figure from the saved results, computing nothing")
     p.add_argument("--preset", default="cpu")
     p.add_argument("--only", nargs="+", metavar="NAME")
@@ -146,10 +170,27 @@ def _paper_companion(args) -> int:
         return 1
 
 
+def _standin(args) -> int:
+    from .standin import make_standin
+
+    try:
+        meta = make_standin(args.out, args.classes, args.size, args.train_per_class, args.val_per_class, args.seed,
+                            progress=not args.no_progress)
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        print(f"cda standin: error: {err}", file=sys.stderr)
+        return 1
+    print(f"stand-in: {args.classes} classes x ({args.train_per_class} train + {args.val_per_class} val) images "
+          f"of {args.size} px, {meta['bytes'] / 1e6:.1f} MB in {meta['seconds']:.0f}s -> {args.out} "
+          f"(use --set data.root={args.out})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("study", "notebooks", "figures"):
         return _paper_companion(args)
+    if args.command == "standin":
+        return _standin(args)
     try:
         cfg = _load_config(args)
     except (ConfigError, OSError) as err:
@@ -163,12 +204,37 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _plan(args, cfg: RunConfig, progress: bool) -> int:
+    from .plan import InsufficientDiskError, dataset_shape, make_plan, measure_rate
+
+    shape = dataset_shape(cfg, getattr(args, "classes", None), getattr(args, "channels", None),
+                          getattr(args, "size", None))
+    plan = make_plan(cfg, shape)
+    rate = getattr(args, "rate", None)
+    if getattr(args, "measure", False):
+        measured = measure_rate(cfg, shape)
+        rate = measured["recover_images_per_s"]
+        peak = f", peak {measured['peak_bytes'] / 1e9:.2f} GB" if "peak_bytes" in measured else ""
+        print(f"measured on {cfg.device}: {rate:.1f} recovery image-iterations/s in steps of "
+              f"{measured['images_per_step']} images{peak}")
+    print(plan.render({"recover_images_per_s": rate} if rate else None))
+    try:
+        plan.check_disk(cfg.cache_dir)
+    except InsufficientDiskError as err:
+        print(f"\ncda: {err}", file=sys.stderr)
+        return 1
+    print(f"\nThe disk at {cfg.cache_dir} can hold it.")
+    return 0
+
+
 def _run(args, cfg: RunConfig, progress: bool) -> int:
     if args.print_config:
         import yaml
 
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
+    if args.plan:
+        return _plan(args, cfg, progress)
     from .pipeline import run
 
     run(cfg, progress=progress)
@@ -215,9 +281,9 @@ def _squeeze(args, cfg: RunConfig, progress: bool) -> int:
 
 def _teacher(path, cfg: RunConfig):
     from .checkpoint import load_checkpoint
-    from .data import dataset_info
+    from .data import info_for
 
-    return load_checkpoint(path, dataset_info(cfg.data.name), cfg.device)
+    return load_checkpoint(path, info_for(cfg.data), cfg.device)
 
 
 def _recover(args, cfg: RunConfig, progress: bool) -> int:
@@ -257,7 +323,7 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
 
 def _relabel(args, cfg: RunConfig, progress: bool) -> int:
     from .config import RelabelConfig
-    from .data import dataset_info
+    from .data import info_for
     from .recover import Distilled
     from .relabel import relabel
 
@@ -270,7 +336,7 @@ def _relabel(args, cfg: RunConfig, progress: bool) -> int:
         d = Distilled.load(args.distilled)
         rl = RelabelConfig(aug=cfg.eval.aug, topk=args.topk, quant=args.quant, fill_temperature=cfg.eval.temperature,
                            label_epochs=args.label_epochs)
-        labels = relabel(teacher, d.images, dataset_info(cfg.data.name), rl, args.out, device, progress and rank == 0,
+        labels = relabel(teacher, d.images, info_for(cfg.data), rl, args.out, device, progress and rank == 0,
                          rank=rank, world_size=world)
         if rank == 0:
             print(f"labels for {len(d.images)} images x {cfg.eval.aug.epochs} epochs: {labels.nbytes() / 1e6:.1f} MB "
@@ -311,7 +377,7 @@ def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "squeeze": _squeeze, "recover": _recover, "relabel": _relabel, "evaluate": _evaluate}
+_COMMANDS = {"run": _run, "plan": _plan, "squeeze": _squeeze, "recover": _recover, "relabel": _relabel, "evaluate": _evaluate}
 
 if __name__ == "__main__":
     sys.exit(main())

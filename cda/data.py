@@ -203,9 +203,25 @@ Split = TensorSplit | FolderSplit
 # ---------------------------------------------------------------------------------------------
 # Loading
 
+def info_for(cfg: DataConfig) -> DatasetInfo:
+    """The dataset's info as `cfg` sets it (image size, normalization), without loading the data. An
+    ImageFolder tree of unknown class count (name "imagefolder") is counted when its root exists."""
+    info = dataset_info(cfg.name)
+    if not cfg.normalize:
+        info = replace(info, mean=(0.0,) * info.channels, std=(1.0,) * info.channels)
+    if cfg.image_size and not info.in_memory:
+        info = replace(info, image_size=cfg.image_size)
+    if not info.num_classes and cfg.root and (Path(cfg.root).expanduser() / "train").is_dir():
+        classes = sorted(p.name for p in (Path(cfg.root).expanduser() / "train").iterdir() if p.is_dir())
+        info = replace(info, num_classes=len(classes), classes=tuple(classes))
+    return info
+
+
 def load_split(cfg: DataConfig, train: bool) -> Split:
     """Load one split of `cfg.name`, optionally a stratified subset of it."""
     info = dataset_info(cfg.name)
+    if not cfg.normalize:  # pixels in [0, 1] as they are
+        info = replace(info, mean=(0.0,) * info.channels, std=(1.0,) * info.channels)
     loader = _LOADERS.get(cfg.name, _load_folder)
     split = loader(cfg, info, train)
     per_class = cfg.train_per_class if train else cfg.test_per_class

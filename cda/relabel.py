@@ -203,7 +203,7 @@ def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: Re
         plans = epoch_plan(cfg.aug, len(images), info.image_size, e)
         logits = []
         for plan in plans:
-            with autocast(dev, True):
+            with autocast(dev, cfg.amp):
                 logits.append(teacher(batch_inputs(images, plan, info, dev)).to(dtype).cpu())
         save_torch(_pack_compact(plans, logits, cfg) if cfg.topk else _pack(plans, logits), path)
     if world_size > 1:

@@ -267,7 +267,7 @@ def main_results(ctx: Context, ipcs=None, students=None, extra_student_max_ipc: 
     """Every method at every IPC on the preset's student, plus other students at the smaller IPCs."""
     ipcs = tuple(ipcs or ctx.cfg.ipcs)
     students = tuple(dict.fromkeys(students or ctx.default_students()[:2]))
-    cap = extra_student_max_ipc or (max(ipcs) if ctx.preset == "paper" else 10)
+    cap = extra_student_max_ipc or (max(ipcs) if ctx.preset in ("paper", "tiny_imagenet", "imagenet21k") else 10)
     rows = []
     for i, arch in enumerate(students):  # the first student runs at every IPC, the others up to `cap`
         e = replace(ctx.cfg.eval, arch=arch)

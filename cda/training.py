@@ -19,6 +19,10 @@ def resolve_device(name: str) -> torch.device:
                            f"(torch {torch.__version__}); use device='cpu'")
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise ValueError(f"device {name!r}: use 'cpu', 'cuda' or 'cuda:N'")
+    if name.startswith("cuda"):
+        # fp32 work may use TF32 tensor cores (cuDNN convolutions do by default; matmuls do not)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     return torch.device(name)
 
 
