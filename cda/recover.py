@@ -208,8 +208,8 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
                init: Callable[[list], torch.Tensor], extra: ExtraTerms | None = None,
                weights: dict[str, float] | None = None, device: str = "cpu", progress: bool = True,
                snapshot_at: tuple[int, ...] = (), desc: str = "recover", progress_dir: str | Path | None = None,
-               store_dir: str | Path | None = None, key: str = "", checkpoint_every: int = 100,
-               rank: int = 0, world_size: int = 1) -> Synthesized:
+               store_dir: str | Path | None = None, key: str = "", checkpoint_every: int = 0,
+               checkpoint_seconds: float = 300.0, rank: int = 0, world_size: int = 1) -> Synthesized:
     """The one synthesis loop (SRe2L, CDA and every CUDD stage): optimize the groups of IPC slots
     `slots` = [start, stop) against the teacher's CE + r_bn * BatchNorm loss, plus the weighted
     `extra` terms, with Adam under a cosine lr, one view per group per iteration (the crop
@@ -217,7 +217,9 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
 
     `init(step_groups)` gives a step's normalized starting images (one row per class of each group).
     Checkpoints are bounded by the step in flight: with `progress_dir`, the live step (images,
-    optimizer, random streams, its loss sums) is saved every `checkpoint_every` iterations, and each
+    optimizer, random streams, its loss sums) is saved every `checkpoint_every` iterations (0: at
+    the first 100-iteration mark after `checkpoint_seconds`, so that fast GPU steps are not slowed
+    by writes; at ImageNet shape a checkpoint is about 180 MB), and each
     finished step is written once, to its own file in `store_dir` (default `progress_dir`), named by
     its groups; a step already there is loaded, not recomputed, so an interrupted run resumes, and a
     run at a larger IPC reuses the slots a smaller one made with the same batching. `key` (with
@@ -248,7 +250,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
             if progress_dir is not None else None)
     state = (load_progress(live, file_key) if live is not None else None) or {}
     hooks = BNStatsLoss(teacher, cfg.first_bn_multiplier)
-    begin = time.perf_counter()
+    begin = saved_at = time.perf_counter()
     bar = tqdm(total=len(steps) * total, desc=desc, disable=not progress, leave=False)
 
     def add(step_sums: dict[str, torch.Tensor]):
@@ -313,7 +315,9 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
                 if it + 1 in snapshots:
                     step_snaps[it + 1] = info.to_uint8(x.detach()).cpu()
                 bar.update()
-                due = live is not None and checkpoint_every and (it + 1) % checkpoint_every == 0 and it + 1 < total
+                due = live is not None and it + 1 < total and (
+                    (it + 1) % checkpoint_every == 0 if checkpoint_every else
+                    (it + 1) % 100 == 0 and time.perf_counter() - saved_at > checkpoint_seconds)
                 if (it + 1) % 100 == 0 or it + 1 == total or due:
                     value = loss.item()  # one sync per 100 iterations, and before saving a checkpoint
                     if not math.isfinite(value):
@@ -323,6 +327,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
                             + (f". Progress up to the last checkpoint is kept in {live}" if live else ""))
                     bar.set_postfix(loss=f"{value / len(step_groups):.3f}")
                 if due:  # never checkpoint a diverged state: the check above ran first
+                    saved_at = time.perf_counter()
                     save_progress(live, file_key, {
                         "step": name, "iteration": it + 1, "x": x.detach().cpu(), "adam": optimizer.state_dict(),
                         "rngs": json.dumps([r.bit_generator.state for r in rngs]),
@@ -354,7 +359,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
 
 def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: str = "cpu",
             progress: bool = True, snapshot_at: tuple[int, ...] = (), desc: str = "recover",
-            progress_dir: str | Path | None = None, checkpoint_every: int = 100,
+            progress_dir: str | Path | None = None, checkpoint_every: int = 0,
             rank: int = 0, world_size: int = 1, store_dir: str | Path | None = None) -> Distilled:
     """Synthesize `cfg.ipc` images per class from Gaussian noise (SRe2L; CDA with a crop curriculum).
     Deterministic for `cfg.seed`.
