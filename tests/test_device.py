@@ -1,5 +1,8 @@
 """Devices: a clear error where CUDA is asked for and missing, and the main steps on the device that
 `pytest --device` names (cpu by default; `pytest --device cuda tests/test_device.py` on a GPU machine)."""
+import copy
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -39,7 +42,8 @@ def test_student_trains_on_the_device(device, tiny_teacher, tiny_data):
     on the CPU."""
     cfg = EvalConfig(arch="convnet3_w8", amp=False, aug=AugConfig(epochs=4, batch_size=16, crop_scale=(0.5, 1.0)))
     subset = real_subset(tiny_data[0], 5)
-    student = train_student(subset, INFO, cfg, tiny_teacher[0], device=device, progress=False)
+    teacher = copy.deepcopy(tiny_teacher[0])  # training moves the teacher to the device; keep the shared one
+    student = train_student(subset, INFO, cfg, teacher, device=device, progress=False)
     assert {p.device.type for p in student.parameters()} == {torch.device(device).type}
     if device == "cpu":
         return  # the CPU is the reference
@@ -52,11 +56,18 @@ def test_student_trains_on_the_device(device, tiny_teacher, tiny_data):
 
 def test_recovery_runs_on_the_device(device, tiny_teacher):
     cfg = RecoverConfig(ipc=1, iterations=20, lr=0.1, amp=False)
-    distilled = recover(tiny_teacher[0], INFO, cfg, device=device, progress=False)
+    distilled = recover(copy.deepcopy(tiny_teacher[0]), INFO, cfg, device=device, progress=False)
     assert distilled.meta["device"].startswith(device.split(":")[0])
     assert distilled.images.dtype == torch.uint8 and distilled.images.device.type == "cpu"
     if device == "cpu":
         return  # the CPU is the reference
     reference = recover(tiny_teacher[0], INFO, cfg, device="cpu", progress=False)
-    gap = (distilled.images.float() - reference.images.float()).abs().mean().item()
-    assert gap < 2.0, gap  # the same images up to float rounding across devices (mean gray levels)
+    other_seed = recover(tiny_teacher[0], INFO, replace(cfg, seed=1), device="cpu", progress=False)
+
+    def gap(a, b):
+        return (a.images.float() - b.images.float()).abs().mean().item()
+
+    # The same images up to float rounding (TF32 convolutions, Adam steps on near-zero gradients):
+    # much closer to the CPU's than another seed's images are.
+    assert gap(distilled, reference) < 0.2 * gap(other_seed, reference), (gap(distilled, reference),
+                                                                           gap(other_seed, reference))
