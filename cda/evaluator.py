@@ -67,8 +67,8 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor, dataset: str | D
         measured too (one more student per seed, unless the labels are hard already). Gives `hlr`.
 
     Returns a dict: `top1`, `top5` (mean over seeds, %), `hard_top1` (the same as top1 for hard
-    labels), `random_real_top1`, `full_data_top1` (% or None), `ior`, `hlr`, `lrs` (fractions, or None when their reference is
-    missing), their `*_std` over seeds, `labels` (online, stored or hard), `ipc`, `seconds`, and
+    labels), `random_real_top1`, `full_data_top1` (% or None), `ior`, `hlr`, `lrs` (fractions, or
+    None when their reference is missing), their `*_std` over seeds, `labels` (online, stored or hard), `ipc`, `seconds`, and
     `runs` with the per-seed values.
     """
     start = time.perf_counter()
@@ -102,8 +102,8 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor, dataset: str | D
     train = None
     if random_real == "compute":
         if ipc is None or ipc == 0:
-            raise ValueError(f"random_real='compute' draws the same number of real images per class, but the set has "
-                             f"{int(counts.min())} to {int(counts.max())} per class; pass random_real=<top-1 %> instead")
+            raise ValueError(f"random_real='compute' draws the same number of real images per class, but the set "
+                             f"has {int(counts.min())} to {int(counts.max())} per class; pass random_real=<top-1 %>")
         if mode == "stored" and teacher is None:
             raise ValueError("random_real='compute' with FKD labels needs the teacher to label the random images "
                              "(online), or pass random_real=<top-1 %>")

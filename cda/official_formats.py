@@ -252,7 +252,8 @@ class FKDLabels:
         from torch.utils.data import BatchSampler, RandomSampler
 
         if not 0 <= e < self.epochs:
-            raise ArtifactError(f"FKD labels in {self.folder} cover epochs 0..{self.epochs - 1}; epoch {e} was asked for")
+            raise ArtifactError(f"FKD labels in {self.folder} cover epochs 0..{self.epochs - 1}; "
+                                f"epoch {e} was asked for")
         g = self._fresh_generator()
         while len(self._states) <= e:
             g.set_state(self._states[-1])
@@ -279,8 +280,8 @@ class FKDLabels:
     def check_fits(self, aug: AugConfig, n_images: int) -> None:
         """The official constraints: the generation batch size, and no more epochs than stored."""
         if aug.batch_size != self.batch_size or aug.epochs > self.epochs:
-            raise ArtifactError(f"FKD labels in {self.folder} hold {self.epochs} epochs of batches of {self.batch_size}; "
-                                f"the student asks for {aug.epochs} epochs of {aug.batch_size}: set "
+            raise ArtifactError(f"FKD labels in {self.folder} hold {self.epochs} epochs of batches of "
+                                f"{self.batch_size}; the student asks for {aug.epochs} epochs of {aug.batch_size}: set "
                                 f"AugConfig(batch_size={self.batch_size}, epochs<={self.epochs})")
         if n_images != self.num_images:
             raise ArtifactError(f"FKD labels in {self.folder} are for {self.num_images} images, not {n_images}")
