@@ -1,26 +1,52 @@
-"""One model factory by name.
+"""One model factory by name, and the list of names it builds.
 
-Names:
+`list_models()` enumerates cda's canonical architectures (every name builds); `create_model(name, ...)`
+builds them and a few open-ended families that are not enumerated member by member:
+
 - `convnet{D}[_w{W}][_{bn|in|none}]`: the distillation ConvNet (D blocks of conv3x3-norm-ReLU-avgpool,
-  width W, default 64 and BatchNorm; recovery needs BatchNorm).
-- any torchvision classification model (`resnet18`, `mobilenet_v2`, `densenet121`, `efficientnet_b0`, ...);
-  append `_modified` for the small-image variant the papers use on small inputs (3x3 stride-1 stem,
-  no max-pool).
-- `timm/<name>` for any timm model (`timm/vit_tiny_patch16_224`, `timm/deit_tiny_patch16_224`, ...).
+  width W, default 64 and BatchNorm; recovery needs BatchNorm). Listed: the members cda uses.
 - `vit_p{P}_d{D}_w{W}`: a small ViT (timm's VisionTransformer) with patch P, depth D and width W, for
   small images, where a 16-pixel patch would leave one token (e.g. `vit_p4_d4_w128` on 28x28).
+- any torchvision classification model (`torchvision.models.list_models()`: `resnet18`, `mobilenet_v2`,
+  `densenet121`, ...); append `_modified` for the small-image variant the papers use on small inputs
+  (3x3 stride-1 stem, no max-pool). Listed: the papers' students.
+- `timm/<name>` for any timm model (`timm.list_models()`). Listed: CUDD's timm students.
 
 Every model takes any number of input channels.
 """
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import re
+import warnings
 from typing import Callable
 
 import torch
 from torch import nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_REGISTERED_TEACHERS: set[str] = set()
+
+# The canonical members of the parametrized families, each with whether it has BatchNorm (so that
+# it can be a recovery teacher: recovery matches BatchNorm statistics).
+_CANONICAL: dict[str, bool] = {
+    # ConvNets: the dataset-distillation standard (3 blocks for <= 32 px, 4 for 64 px), the narrow
+    # ones of the smoke preset and the tests, and DC's instance-norm and no-norm variants.
+    "convnet3": True, "convnet3_w8": True, "convnet3_w16": True, "convnet4": True,
+    "convnet3_in": False, "convnet3_w8_in": False, "convnet3_none": False,
+    "vit_p4_d4_w128": False,  # the small ViT of the cross-architecture studies at 28 px
+    # torchvision: the papers' students (CDA's cross-architecture table; ResNet-18 is the teacher),
+    # and their small-input variants.
+    **{f"{base}{suffix}": True for base in ("resnet18", "resnet50", "resnet101", "mobilenet_v2", "densenet121",
+                                            "efficientnet_b0") for suffix in ("", "_modified")},
+    # timm: the transformer and MLP students of CUDD's code.
+    "timm/deit_tiny_patch16_224": False, "timm/vit_tiny_patch16_224": False, "timm/mixer_s16_224": False,
+    "timm/resmlp_24_224": False,
+}
+
+PATTERNS = ("convnet{D}[_w{W}][_{bn|in|none}]", "vit_p{P}_d{D}_w{W}",
+            "<torchvision classification model>[_modified]", "timm/<timm model>")
 
 
 class UnknownModelError(KeyError):
@@ -32,15 +58,40 @@ class PretrainedWeightsError(RuntimeError):
     """Pretrained weights were asked for and could not be had."""
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a model builder `fn(num_classes, in_channels, image_size) -> nn.Module` under its name."""
-    _REGISTRY[fn.__name__] = fn
-    return fn
+def register_model(fn: Callable[..., nn.Module] | None = None, *, teacher: bool = False):
+    """Register a model builder `fn(num_classes, in_channels, image_size) -> nn.Module` under its name
+    (`@register_model`, or `@register_model(teacher=True)` for one with BatchNorm)."""
+    def add(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if f.__name__ in _REGISTRY or f.__name__ in _CANONICAL:
+            warnings.warn(f"register_model: {f.__name__!r} was already a model name; the new builder replaces it")
+        _REGISTRY[f.__name__] = f
+        (_REGISTERED_TEACHERS.add if teacher else _REGISTERED_TEACHERS.discard)(f.__name__)
+        return f
+    return add(fn) if fn is not None else add
 
 
-def list_models() -> list[str]:
-    """The explicitly registered names, a ConvNet example and the torchvision families."""
-    return sorted(_REGISTRY) + ["convnet{D}_w{W}_{bn|in|none}", "<torchvision name>[_modified]", "timm/<name>"]
+def list_models(pattern: str = "*", teachers: bool = False) -> list[str]:
+    """The names cda enumerates, sorted; every one builds with `create_model`.
+
+    `pattern` filters them as a shell-style wildcard (`"resnet*"`, `"*_modified"`, `"timm/*"`).
+    `teachers=True` keeps those with BatchNorm, which recovery can use as teachers.
+    The open-ended families (`PATTERNS`) build more names than are listed: any ConvNet depth and
+    width, any small-ViT shape, every torchvision classification model and every timm model.
+    """
+    names = {n: bn for n, bn in _CANONICAL.items()}
+    names.update({n: n in _REGISTERED_TEACHERS for n in _REGISTRY})
+    return sorted(n for n, bn in names.items() if fnmatch.fnmatchcase(n, pattern) and (bn or not teachers))
+
+
+def _unknown(name: str, why: str = "", candidates: list[str] | None = None) -> UnknownModelError:
+    from torchvision import models
+
+    if candidates is None:
+        candidates = list(dict.fromkeys(list_models() + models.list_models(module=models)))
+    close = difflib.get_close_matches(name, candidates, n=3)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return UnknownModelError(f"unknown architecture {name!r}{why}.{hint} cda lists: {', '.join(list_models())}; "
+                             f"it also builds {', '.join(PATTERNS)}.")
 
 
 _CONVNET = re.compile(r"^convnet(\d+)(?:_w(\d+))?(?:_(bn|in|none))?$")
@@ -102,9 +153,7 @@ def _torchvision_model(name: str, num_classes: int, in_channels: int, pretrained
     small = name.endswith("_modified")
     base = name[: -len("_modified")] if small else name
     if base not in models.list_models(module=models):
-        raise UnknownModelError(f"unknown architecture {name!r}: not a ConvNet name, not a torchvision "
-                                f"classification model and not timm/<name>. Known: {list_models()[:8]}... "
-                                f"and torchvision's {models.list_models(module=models)[:6]}...")
+        raise _unknown(name)
     if pretrained:
         try:
             model = models.get_model(base, weights=pretrained)
@@ -160,7 +209,7 @@ def _timm_model(name: str, num_classes: int, in_channels: int, image_size: int, 
     except ImportError as err:
         raise UnknownModelError(f"timm/{name}: timm is not installed (pip install timm)") from err
     if not timm.list_models(name):
-        raise UnknownModelError(f"unknown timm architecture {name!r}")
+        raise _unknown(f"timm/{name}", " (not in timm.list_models())", [f"timm/{n}" for n in timm.list_models()])
     kwargs = dict(num_classes=num_classes, in_chans=in_channels, pretrained=bool(pretrained))
     if any(k in name for k in ("vit", "deit", "mixer", "resmlp", "swin")):
         kwargs["img_size"] = image_size

@@ -1,4 +1,8 @@
-"""Shared fixtures: a few hundred real Fashion-MNIST images and a small teacher trained on them."""
+"""Shared fixtures: a few hundred real Fashion-MNIST images and a small teacher trained on them.
+
+`pytest --device cuda` (or cuda:N) runs the device-aware tests (those taking the `device` fixture) on
+that GPU; the default is the CPU, which is all CI has.
+"""
 import pytest
 import torch
 
@@ -8,6 +12,27 @@ from cda.data import load_split
 torch.set_num_threads(2)
 
 TINY = DataConfig(train_per_class=40, test_per_class=20)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu",
+                     help="device for the device-aware tests: cpu (default), cuda or cuda:N")
+    parser.addoption("--all-models", action="store_true",
+                     help="also run the heavy models of the model-registry tests at every channel count")
+
+
+def pytest_configure(config):
+    device = config.getoption("--device")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise pytest.UsageError(f"--device {device}: use cpu, cuda or cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise pytest.UsageError(f"--device {device} was asked for, but PyTorch sees no CUDA device here")
+
+
+@pytest.fixture(scope="session")
+def device(request) -> str:
+    """The device that the device-aware tests run on (`pytest --device cuda`)."""
+    return request.config.getoption("--device")
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,6 @@ def test_cli_reports_bad_input(tmp_path, capsys):
     assert main(["recover", "--preset", "smoke", "--teacher", str(tmp_path / "none.pt"), "--ipc", "1",
                  "--out", str(tmp_path / "d")]) == 1
     assert "does not exist" in capsys.readouterr().err
-    assert main(["run", "--preset", "smoke", "--device", "cuda:0"]) == 1 or __import__("torch").cuda.is_available()
 
 
 def test_cli_refuses_to_reuse_an_output_of_another_config(tmp_path, capsys):

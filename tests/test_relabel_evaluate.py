@@ -67,11 +67,57 @@ def test_stored_labels_refuse_another_plan(tiny_teacher, tiny_data, tmp_path):
         stored.check_fits(AugConfig(epochs=5, batch_size=16, crop_scale=(0.3, 1.0)), len(images))
 
 
-def test_soft_label_loss_is_zero_for_equal_logits_and_scales_with_t2():
-    s = torch.randn(4, 10)
-    assert soft_label_loss(s, s, 4.0).abs() < 1e-6
-    t = torch.randn(4, 10)
-    torch.testing.assert_close(soft_label_loss(s, t, 4.0, t2_scale=True), 16 * soft_label_loss(s, t, 4.0))
+def test_soft_label_loss_is_kl_teacher_to_student_batchmean_at_temperature():
+    """The official FKD loss (papers.md 6.4): KLDivLoss(batchmean)(log_softmax(s/T), softmax(t/T)),
+    i.e. KL(teacher || student) summed over classes and averaged over the batch, both logits divided by
+    T, times T^2 only with t2_scale. Checked against a value computed by hand for two rows."""
+    import math
+
+    p = [[0.7, 0.2, 0.1], [0.25, 0.25, 0.5]]  # teacher probabilities at temperature T
+    q = [[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]]  # student probabilities at temperature T
+    t = 4.0
+    teacher = t * torch.tensor(p).log()  # softmax(logits / T) gives back p exactly
+    student = t * torch.tensor(q).log()
+
+    def kl(a, b):
+        return sum(x * math.log(x / y) for x, y in zip(a, b))
+
+    expected = (kl(p[0], q[0]) + kl(p[1], q[1])) / 2  # batchmean: the sum over classes, averaged over rows
+    assert abs(expected - 0.5876) < 1e-4  # rows: 0.6349 and 0.5403 by hand
+    torch.testing.assert_close(soft_label_loss(student, teacher, t), torch.tensor(expected), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(soft_label_loss(student, teacher, t, t2_scale=True), torch.tensor(16 * expected),
+                               rtol=1e-5, atol=1e-5)
+    # Not the other direction, nor a mean over all elements, nor without the temperature.
+    reverse = (kl(q[0], p[0]) + kl(q[1], p[1])) / 2
+    assert abs(float(soft_label_loss(student, teacher, t)) - reverse) > 0.02
+    assert abs(float(soft_label_loss(student, teacher, t)) - expected / 3) > 0.1
+    assert abs(float(soft_label_loss(student, teacher, 1.0)) - expected) > 0.1
+    # The official defaults: T = 20, no T^2 factor.
+    assert EvalConfig().temperature == 20.0 and EvalConfig().t2_scale is False
+
+
+def test_recovery_views_follow_the_crop_curriculum():
+    """The crop boxes recovery draws (group_views) follow CDA's curriculum: whole-image crops at the
+    first iteration, areas down to end_scale at the last; SRe2L draws small crops from the start."""
+    from cda.config import CurriculumConfig, RecoverConfig
+    from cda.recover import group_views
+
+    def areas(cfg, it):
+        rngs = [np.random.default_rng([7, g]) for g in range(2000)]
+        boxes = group_views(rngs, 1, 28, cfg, it).boxes
+        return boxes[:, 2] * boxes[:, 3]
+
+    cda = RecoverConfig(iterations=100, curriculum=CurriculumConfig(schedule="cosine", start_scale=1.0,
+                                                                    end_scale=0.08))
+    first, middle, last = areas(cda, 0), areas(cda, 50), areas(cda, 99)
+    assert first.min() > 0.9  # scale (1, 1): the whole image, up to pixel rounding of the aspect ratio
+    assert last.min() < 0.12 and 0.45 < last.mean() < 0.65  # scale (~0.08, 1): uniform areas, mean ~0.54
+    assert first.mean() > middle.mean() > last.mean()
+    sre2l = areas(RecoverConfig(iterations=100, curriculum=CurriculumConfig(end_scale=0.08)), 0)
+    assert sre2l.min() < 0.12  # without the curriculum the first iteration already crops small
+    reverse = RecoverConfig(iterations=100, curriculum=CurriculumConfig(schedule="cosine", end_scale=0.08,
+                                                                        reverse=True))
+    assert areas(reverse, 0).min() < 0.12 and areas(reverse, 99).min() > 0.9
 
 
 def test_soft_labels_beat_chance_on_real_subset(tiny_teacher, tiny_data):
