@@ -23,6 +23,7 @@ from .checkpoint import load_checkpoint
 from .config import EvalConfig, RecoverConfig, RunConfig, SqueezeConfig
 from .data import DatasetInfo, load_split
 from .evaluate import evaluate, noisy_accuracy, train_student
+from .plan import plan_run
 from .recover import Distilled
 from .relabel import StoredLabels, relabel
 from .squeeze import squeeze
@@ -179,6 +180,7 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
     start = time.perf_counter()
     torch.manual_seed(0)
     ws = Workspace(cfg, progress, log)
+    plan_run(cfg, ws.info, log)  # what the run needs; refuses when the disk cannot hold it
     out = Path(cfg.out_dir)
     teacher_arch = cfg.squeeze.arch
     _, tmeta = ws.teacher()
