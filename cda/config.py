@@ -318,7 +318,7 @@ class RunConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Presets. "smoke" takes seconds (CI), "cpu" fits a 2-core machine on Fashion-MNIST, "paper" is
+# Presets. "smoke" is tiny, for CI, "cpu" fits a 2-core machine on Fashion-MNIST, "paper" is
 # the papers' ImageNet-1K setting (needs a GPU and the data).
 
 def preset(name: str, **overrides: Any) -> RunConfig:

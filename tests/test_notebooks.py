@@ -24,6 +24,13 @@ def _outputs(nb: dict, cell_id: str) -> list[dict]:
     return next(c for c in nb["cells"] if c.get("id") == cell_id)["outputs"]
 
 
+def _text(outputs: list[dict]) -> str:
+    """The text of a cell's outputs: streams, and the plain text of results."""
+    parts = [o.get("text", "") if o["output_type"] == "stream" else o.get("data", {}).get("text/plain", "")
+             for o in outputs]
+    return "".join("".join(p) if isinstance(p, list) else p for p in parts)
+
+
 def _has_png(outputs: list[dict]) -> bool:
     return any("image/png" in o.get("data", {}) for o in outputs)
 
@@ -42,9 +49,9 @@ def test_notebook_runs_at_smoke_preset(notebook, output_root):
                                parameters={"preset": "smoke", "output_root": str(output_root)},
                                kernel_name="python3", progress_bar=False, cwd=str(notebook.parent))
     nb = json.loads((output_root / notebook.name).read_text())
-    config = "".join(o.get("data", {}).get("text/plain", "") for o in _outputs(nb, "config"))
+    config = _text(_outputs(nb, "config"))
     assert f"study       {notebook.stem}" in config and f"<output_root>/results/{notebook.stem}/smoke.csv" in config
-    assert "teacher" in "".join("".join(o.get("text", "")) for o in _outputs(nb, "teacher"))
+    assert "top-1" in _text(_outputs(nb, "teacher"))
     assert _has_png(_outputs(nb, "distill")) and _has_png(_outputs(nb, "figures"))
     csv = output_root / "results" / notebook.stem / "smoke.csv"
     df = read_results(csv)
@@ -114,10 +121,10 @@ def test_study_parameters_are_checked_and_custom_runs_write_beside_the_defaults(
     assert studies._custom_params(st, {"methods": ["cda"]}) == {"methods": ["cda"]}
 
 
-def test_steps_one_by_one_write_what_run_writes_and_repeat_no_work(tmp_path):
+def test_steps_one_by_one_write_what_run_writes_and_repeat_no_work(output_root):
     """The notebook's steps: distill() builds every set, students() then builds no set, and the
     results equal those of run() (which is open + every step)."""
-    s = studies.open("cda_fig_synthesis_steps", "smoke", root=tmp_path, log=lambda m: None, progress=False,
+    s = studies.open("cda_fig_synthesis_steps", "smoke", root=output_root, log=lambda m: None, progress=False,
                      steps=[2, 6])
     assert "steps=[2, 6]" in str(s.config) and s.tag.startswith("smoke-")
     s.teacher()
@@ -127,22 +134,22 @@ def test_steps_one_by_one_write_what_run_writes_and_repeat_no_work(tmp_path):
     s.students()
     assert {k for k, e in s.ws.cache.ledger.items() if not e["cached"]} == built  # nothing built twice
     result = s.finish()
-    again = studies.run("cda_fig_synthesis_steps", "smoke", root=tmp_path, log=lambda m: None, progress=False,
+    again = studies.run("cda_fig_synthesis_steps", "smoke", root=output_root, log=lambda m: None, progress=False,
                         steps=[2, 6])
     pd.testing.assert_frame_equal(result.df, again.df)
     assert result.csv == again.csv and (result.csv.parent / f"{s.tag}.images.pt").is_file()
     assert [p.name for p in result.figures] == [p.name for p in again.figures]
 
 
-def test_student_steps_name_the_variant_they_train(tmp_path):
+def test_student_steps_name_the_variant_they_train(output_root):
     lines = []
-    s = studies.open("cudd_ablation", "smoke", root=tmp_path, log=lines.append, progress=False,
+    s = studies.open("cudd_ablation", "smoke", root=output_root, log=lines.append, progress=False,
                      variants=["CUDD (full)", "no L2 term"])
     s.students()
     assert any("no L2 term" in line and "top-1" in line for line in lines)
     assert any("CUDD (full)" in line and "top-1" in line for line in lines)
     with pytest.raises(ValueError, match="unknown CUDD ablation variant"):
-        studies.open("cudd_ablation", "smoke", root=tmp_path, variants=["nope"]).students()
+        studies.open("cudd_ablation", "smoke", root=output_root, variants=["nope"]).students()
 
 
 def test_tables_read_as_people_write_them():
@@ -161,8 +168,8 @@ def test_saved_mode_shows_the_committed_results_and_computes_nothing():
         s = studies.open(name, "cpu", root=ROOT, saved=True, log=lines.append)
         commit = json.loads((ROOT / "results" / name / "cpu.json").read_text())["git_commit"][:7]
         assert f"loaded from results/{name}/cpu.csv (computed by commit {commit}" in str(s.config)
-        metrics = s.teacher()  # the teacher's accuracy: in these results, or another study's with its teacher
-        assert 0 < metrics["top1"] <= 100, (name, lines)
+        s.teacher()  # the teacher's accuracy: in these results, or another study's with its teacher
+        assert 0 < s.teacher_metrics["top1"] <= 100, (name, lines)
         s.distill()
         s.labels()
         s.students()
@@ -188,7 +195,8 @@ def test_executed_copies_show_the_committed_results_without_volatile_metadata():
         commit = json.loads((ROOT / "results" / source.stem / "cpu.json").read_text())["git_commit"][:7]
         shown = json.dumps(nb)
         assert f"computed by commit {commit}" in shown, f"{path.name} shows older results: run `make executed-notebooks`"
-        assert _has_png(_outputs(nb, "figures")) and "text/markdown" in json.dumps(_outputs(nb, "tables"))
+        assert _has_png(_outputs(nb, "distill") + _outputs(nb, "figures"))  # grids once, in distill
+        assert "text/markdown" in json.dumps(_outputs(nb, "tables"))
         assert "application/vnd.jupyter.widget" not in shown
 
 

@@ -36,7 +36,7 @@ from ._core import (GRID_CLASSES, NAMES, Context, Study, figures_dir, get, markd
                     set_label)
 
 
-@dataclass
+@dataclass(repr=False)
 class StudyResult:
     name: str
     preset: str
@@ -44,6 +44,10 @@ class StudyResult:
     csv: Path
     figures: list[Path]
     cfg: RunConfig | None = None
+
+    def __repr__(self) -> str:
+        return (f"StudyResult({self.name!r}, preset {self.preset!r}: {len(self.df)} rows in {self.csv}, "
+                f"{len(self.figures)} figure files)")
 
 
 class Text:
@@ -171,6 +175,8 @@ class _Steps:
         self.tag = preset if not (overrides or self.custom) else f"{preset}-{config_hash(overrides, self.custom)[:8]}"
         self.csv = results_path(self.name, self.tag, self.root)
         self.result: StudyResult | None = None
+        self.teacher_metrics: dict | None = None  # after teacher()
+        self._shown: set[str] = set()  # figures a step already showed
 
     def _where(self, path: Path) -> str:
         """A path for people, relative to the output root (the same text on every machine)."""
@@ -206,16 +212,27 @@ class _Steps:
         """The study's tables, from its results."""
         return TableList(self.study.tables(self._result().df, self.root))
 
-    def figures(self) -> list[Path]:
-        """Show the study's figures (PNG) in a notebook; the paths of the PNG and PDF files."""
+    def figures(self) -> None:
+        """Show the study's figures in a notebook (drawn from the results at screen resolution; the
+        files are at 200 dpi), or log their paths."""
         paths = self._result().figures
-        for path in paths:
-            if path.suffix == ".png":
-                if _in_notebook():
-                    _show_png(path.read_bytes())
-                else:
-                    self.log(f"figure: {path}")
-        return paths
+        if not _in_notebook():
+            for path in paths:
+                self.log(f"figure: {path}")
+            return
+        for name, fig in self._drawn().items():
+            if name in self._shown:
+                self.log(f"({name}: shown above)")
+            else:
+                _show_png(plots.png_bytes(fig))
+
+    def _drawn(self, which: Callable[[str], bool] = lambda name: True) -> dict[str, Any]:
+        """The study's figures (those whose names `which` accepts), drawn from its saved results."""
+        from ..cache import load_torch
+
+        images_file = self.csv.with_suffix(".images.pt")
+        images = load_torch(images_file, what="study images") if images_file.is_file() else {}
+        return {k: fig for k, fig in self.study.draw(read_results(self.csv), images).items() if which(k)}
 
     def _result(self) -> StudyResult:
         raise NotImplementedError
@@ -238,7 +255,8 @@ class LiveStudy(_Steps):
         self._plan: Context | None = None
         self._seconds = 0.0  # time spent in the steps (not waiting between notebook cells)
         self.sets: dict[str, Any] = {}  # label -> distilled set, after distill()
-        self.rows: list[dict] | None = None
+        self.label_table: pd.DataFrame | None = None  # after labels()
+        self.rows: list[dict] | None = None  # after students()
         self.images: dict[str, Any] = {}
 
     @property
@@ -257,14 +275,13 @@ class LiveStudy(_Steps):
         finally:
             self._seconds += time.perf_counter() - start
 
-    def teacher(self) -> dict:
-        """Train or load the teacher; log its test accuracy. Returns its metrics."""
+    def teacher(self) -> None:
+        """Train or load the teacher; log its test accuracy (`teacher_metrics`)."""
         with self._timed():
             _, meta = self.ws.teacher()
-        m = meta["metrics"]
+        m = self.teacher_metrics = meta["metrics"]
         self.log(f"teacher {self.cfg.squeeze.arch} on {self.ws.info.name}: top-1 {m['top1']:.1f}%, "
                  f"top-5 {m['top5']:.1f}% on the test set (trained in {m.get('train_seconds', 0):.0f} s)")
-        return m
 
     def distill(self) -> None:
         """Build or load every distilled set the study needs; in a notebook, show each one's images."""
@@ -280,17 +297,17 @@ class LiveStudy(_Steps):
     def _set_ready(self, label: str, d) -> None:
         self.sets[label] = d
         seconds = d.meta.get("seconds")
-        self.log(f"  {label}: {len(d.labels)} images" + (f", synthesized in {seconds:.0f} s" if seconds else ""))
+        self.log(f"  {len(d.labels)} images" + (f", synthesized in {seconds:.0f} s" if seconds else ""))
         if _in_notebook():
             classes = list(self.ws.info.classes or [str(i) for i in range(self.ws.info.num_classes)])
             ipc = int(torch.bincount(d.labels.cpu()).max())
             fig = plots.distilled_grid({label: (d.images, d.labels)}, classes[:GRID_CLASSES], per_class=min(ipc, 4))
             _show_png(plots.png_bytes(fig, dpi=80))
 
-    def labels(self) -> pd.DataFrame:
+    def labels(self) -> None:
         """The students' labels: stored soft labels are built here (with `labels="stored"`); online
-        soft labels come from the teacher during training. Shows the teacher's soft label on the first
-        image of each class of one synthesized set."""
+        soft labels come from the teacher during training. Shows the teacher's softmax on the first
+        image of each class of one synthesized set (`label_table`)."""
         self.distill()
         e = self.cfg.eval
         with self._timed():
@@ -309,14 +326,13 @@ class LiveStudy(_Steps):
             label, d = next(((k, v) for k, v in self.sets.items() if not k.startswith(NAMES["random"])),
                             next(iter(self.sets.items()), (None, None)))
             if d is None:
-                return pd.DataFrame()
-            table = self._soft_labels(d)
+                return
+            table = self.label_table = self._soft_labels(d)
         self.log(f"the teacher's softmax on the first image of each class of {label} (whole image, T=1):")
         if _in_notebook():
             _show_markdown(markdown(table))
         else:
             self.log(markdown(table))
-        return table
 
     def _soft_labels(self, d) -> pd.DataFrame:
         teacher, _ = self.ws.teacher()
@@ -333,9 +349,9 @@ class LiveStudy(_Steps):
                                                             zip(top.values[i].tolist(), top.indices[i].tolist()))})
         return pd.DataFrame(rows).set_index("class")
 
-    def students(self) -> pd.DataFrame:
+    def students(self) -> None:
         """Train or load every student the study needs (a progress bar over them, and one per
-        student); returns the study's rows."""
+        student); the study's rows are then in `rows`."""
         from tqdm.auto import tqdm
 
         self.distill()
@@ -346,7 +362,6 @@ class LiveStudy(_Steps):
             ctx = Context(self.ws, self.preset, bar=bar)
             self.rows = self.study.compute(ctx, **self.params)
         self.images = ctx.images
-        return pd.DataFrame(self.rows)
 
     def finish(self) -> StudyResult:
         """Write results/<study>/<preset>.csv with its provenance JSON (and the grid images), then draw
@@ -397,27 +412,27 @@ class SavedStudy(_Steps):
         commit = str(self.prov.get("git_commit", "unknown"))
         self.source = (f"loaded from {self._where(self.csv)} (computed by commit {commit[:7]}{'+dirty' * commit.endswith('+dirty')}, "
                        f"written {str(self.prov.get('written', '?'))[:10]}); nothing is recomputed")
+        self.short = f"saved in {self._where(self.csv)}"
 
     @property
     def config(self) -> Text:
         return Text(f"{super().config}\nsource      {self.source}")
 
-    def teacher(self) -> dict:
+    def teacher(self) -> None:
         """The teacher's accuracy, from these results or from another study's that used the same teacher."""
         rows, where = self._teacher_rows()
         if rows is None:
             self.log(f"teacher {self.cfg.squeeze.arch}: its accuracy is in no saved results at preset {self.tag!r}")
-            return {}
-        m = dict(zip(rows.metric, rows.value))
+            return
+        m = self.teacher_metrics = dict(zip(rows.metric, rows.value))
         self.log(f"teacher {self.cfg.squeeze.arch} on {rows.dataset.iloc[0]}: top-1 {m['top1']:.1f}%, "
                  f"top-5 {m.get('top5', float('nan')):.1f}% on the test set (trained in "
                  f"{m.get('train_seconds', 0):.0f} s); {where}")
-        return m
 
     def _teacher_rows(self) -> tuple[pd.DataFrame | None, str]:
         own = self.df[self.df.method == "teacher"]
         if len(own):
-            return own, self.source
+            return own, self.short
         keys = {k for k in self.prov.get("artifacts", {}) if k.startswith("teacher/")}
         for csv in sorted((self.root / "results").glob(f"*/{self.tag}.csv")):
             other = csv.with_suffix(".json")
@@ -434,7 +449,7 @@ class SavedStudy(_Steps):
 
     def distill(self) -> None:
         """The distilled sets these results used, with their synthesis times, and the saved image grids."""
-        self.log(f"distilled sets: {self.source}")
+        self.log(f"the distilled sets these results used ({self.short}):")
         sec = self.df[self.df.metric == "recover_seconds"]
         if len(sec):
             tag_cols = [c for c in ("variant", "iterations") if c in sec.columns]
@@ -446,9 +461,10 @@ class SavedStudy(_Steps):
         else:
             n = sum(k.startswith("distilled/") for k in self.prov.get("artifacts", {}))
             self.log(f"{n} distilled sets (see the provenance {self._where(self.csv.with_suffix('.json'))})")
-        for path in self._figure_files():
-            if path.suffix == ".png" and ("grid" in path.stem or "images" in path.stem) and _in_notebook():
-                _show_png(path.read_bytes())
+        if _in_notebook():
+            for name, fig in self._drawn(lambda name: "grid" in name or "images" in name).items():
+                _show_png(plots.png_bytes(fig))
+                self._shown.add(name)
 
     def labels(self) -> None:
         how = {"online": "soft labels from the teacher, computed online on every augmented batch the students saw",
@@ -456,16 +472,18 @@ class SavedStudy(_Steps):
                "hard": "hard class labels"}[self.cfg.eval.labels]
         self.log(f"labels: {how}")
 
-    def students(self) -> pd.DataFrame:
+    def students(self) -> None:
         """How many students these results hold, and what they cost."""
-        top = self.df[self.df.metric == "top1"]
-        seconds = self.df[self.df.metric == "seconds"].value.sum()
+        students = self.df[self.df.ipc.notna() & self.df.student.notna()]  # an empty student reads as NaN
+        top = students[students.metric == "top1"]
+        seconds = students[students.metric == "seconds"].value.sum()
+        n = len(top.drop(columns=["metric", "value", "sigma"], errors="ignore").drop_duplicates())
         if len(top):
-            self.log(f"{len(top)} student results (top-1 from {top.value.min():.1f}% to {top.value.max():.1f}%), "
-                     f"{seconds:.0f} s of student training when computed; {self.source}")
+            self.log(f"{n} students (top-1 from {top.value.min():.1f}% to {top.value.max():.1f}%)"
+                     + (f", {seconds:.0f} s of training when they were computed" if seconds else "")
+                     + f"; {self.short}")
         else:
-            self.log(f"no student runs in this study; {self.source}")
-        return top
+            self.log(f"no students in this study; {self.short}")
 
     def finish(self) -> StudyResult:
         """Nothing to write: the saved results and figures (figures redrawn only where missing)."""
