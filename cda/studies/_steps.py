@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from .. import plots
-from ..config import RunConfig, config_hash, from_dict, preset as make_preset, to_dict
+from ..config import ConfigError, RunConfig, config_hash, from_dict, preset as make_preset, to_dict
 from ..pipeline import Workspace
 from ..results import read_results, write_results
 from ..training import resolve_device
@@ -136,18 +136,21 @@ def run(name: str | Study, preset: str = "cpu", overrides: dict | None = None,
 def redraw(name: str | Study, preset: str = "cpu", root: str | os.PathLike | None = None) -> list[Path]:
     """Draw a study's figures from its saved results alone (`preset`: the results' file stem, e.g.
     "cpu", or "cpu-<hash>" for a run with overrides)."""
-    from ..cache import load_torch
-
     st = name if isinstance(name, Study) else get(name)
     root = Path(root or project_root())
-    csv = results_path(st.name, preset, root)
-    df = read_results(csv)
-    images_file = csv.with_suffix(".images.pt")
-    images = load_torch(images_file, what="study images") if images_file.is_file() else {}
     paths = []
-    for fig_name, fig in st.draw(df, images).items():
+    for fig_name, fig in _draw(st, results_path(st.name, preset, root)).items():
         paths += plots.save_figure(fig, figures_dir(preset, root) / f"{st.name}_{fig_name}")
     return paths
+
+
+def _draw(st: Study, csv: Path) -> dict[str, Any]:
+    """A study's figures, drawn from its results file (and the image file beside it, if any)."""
+    from ..cache import load_torch
+
+    images_file = csv.with_suffix(".images.pt")
+    images = load_torch(images_file, what="study images") if images_file.is_file() else {}
+    return st.draw(read_results(csv), images)
 
 
 def load(name: str, preset: str = "cpu", root: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -228,14 +231,13 @@ class _Steps:
 
     def _drawn(self, which: Callable[[str], bool] = lambda name: True) -> dict[str, Any]:
         """The study's figures (those whose names `which` accepts), drawn from its saved results."""
-        from ..cache import load_torch
+        return {k: fig for k, fig in _draw(self.study, self.csv).items() if which(k)}
 
-        images_file = self.csv.with_suffix(".images.pt")
-        images = load_torch(images_file, what="study images") if images_file.is_file() else {}
-        return {k: fig for k, fig in self.study.draw(read_results(self.csv), images).items() if which(k)}
+    def finish(self) -> StudyResult:
+        raise NotImplementedError
 
     def _result(self) -> StudyResult:
-        raise NotImplementedError
+        return self.result or self.finish()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,9 +387,6 @@ class LiveStudy(_Steps):
                  f"{self._seconds:.0f} s")
         return self.result
 
-    def _result(self) -> StudyResult:
-        return self.result or self.finish()
-
 
 # ---------------------------------------------------------------------------------------------
 # Showing saved results.
@@ -407,7 +406,7 @@ class SavedStudy(_Steps):
         self.prov = json.loads(prov_file.read_text()) if prov_file.is_file() else {}
         try:
             self.cfg = from_dict(RunConfig, self.prov["config"]["run"])
-        except Exception:  # provenance of an older config layout: the preset's settings
+        except (KeyError, TypeError, ConfigError):  # provenance of an older config layout: the preset's settings
             self.cfg = make_preset(preset, **overrides)
         commit = str(self.prov.get("git_commit", "unknown"))
         self.source = (f"loaded from {self._where(self.csv)} (computed by commit {commit[:7]}{'+dirty' * commit.endswith('+dirty')}, "
@@ -501,6 +500,3 @@ class SavedStudy(_Steps):
             _show_markdown(markdown(table))
         else:
             self.log(markdown(table))
-
-    def _result(self) -> StudyResult:
-        return self.result or self.finish()
