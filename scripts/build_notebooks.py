@@ -368,7 +368,7 @@ The set as an ImageFolder tree of PNGs (`images/<class index>/<k>.png`, which
 and labels), `classes.json` (class index to name) and `meta.json` (how it was made). Other distillation
 tools evaluate such a set with their own soft-label recipe; the teacher is in the cache
 (`.cache/cda/teacher/`).""", cid="export-md"),
-        _cell("code", "s.export(export_dir)", cid="export"),
+        _cell("code", "folder = s.export(export_dir)", cid="export"),
     ]
     return _notebook(cells)
 
