@@ -170,9 +170,7 @@ class Context:
         for seed in self.cfg.eval_seeds:
             e = replace(eval_cfg or self.cfg.eval, seed=seed)
             if self.planning:
-                label = set_label(method, ipc, tags)
-                self.distilled(method, ipc, recover_cfg, label=label)
-                self.planned.append(Cell(method, ipc, e, recover_cfg, label))
+                self._plan(method, ipc, e, recover_cfg, tags)
                 continue
             metrics = self.ws.evaluation(method, ipc, e, recover_cfg)
             self._done(method, ipc, e, tags, f"top-1 {metrics['top1']:.1f}%")
@@ -186,9 +184,7 @@ class Context:
         for seed in self.cfg.eval_seeds:
             e = replace(eval_cfg or self.cfg.eval, seed=seed)
             if self.planning:
-                label = set_label(method, ipc, {})
-                self.distilled(method, ipc, recover_cfg, label=label)
-                self.planned.append(Cell(method, ipc, e, recover_cfg, label))
+                self._plan(method, ipc, e, recover_cfg, {})
                 continue
             results = self.ws.robustness(method, ipc, sigmas, e, recover_cfg)
             self._done(method, ipc, e, {}, ", ".join(f"top-1 {m['top1']:.1f}% at noise {s:g}"
@@ -196,6 +192,12 @@ class Context:
             for sigma, metrics in results.items():
                 rows += self._rows(method, ipc, e, metrics, {"sigma": sigma})
         return rows
+
+    def _plan(self, method: str, ipc: int, e: EvalConfig, recover_cfg, tags: dict) -> None:
+        """Planning: build (or load) the student's set now; record the student for later."""
+        label = set_label(method, ipc, tags)
+        self.distilled(method, ipc, recover_cfg, label=label)
+        self.planned.append(Cell(method, ipc, e, recover_cfg, label))
 
     def _done(self, method: str, ipc: int, e: EvalConfig, tags: dict, what: str) -> None:
         if self._bar is not None:
