@@ -1,5 +1,5 @@
 # The two commands of the README. Each sets up what is missing first (scripts/setup.sh).
-.PHONY: setup demo test notebooks figures
+.PHONY: setup demo test notebooks figures executed-notebooks
 
 setup:
 	@bash scripts/setup.sh
@@ -19,3 +19,8 @@ notebooks: setup
 
 figures: setup
 	.venv/bin/cda figures --preset cpu
+
+# The executed copies in notebooks/executed/ (what a reader on the web sees): every paper notebook run
+# with saved=True at the cpu preset, showing the committed results and figures; computes nothing.
+executed-notebooks: setup
+	.venv/bin/python scripts/build_notebooks.py --executed

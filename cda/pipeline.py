@@ -184,22 +184,10 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
     out = Path(cfg.out_dir)
     teacher_arch = cfg.squeeze.arch
     _, tmeta = ws.teacher()
-    base = {"dataset": ws.info.name, "teacher": teacher_arch}
-    rows = [dict(base, method="teacher", ipc=None, student=teacher_arch, labels="hard", seed=cfg.squeeze.seed,
-                 metric=k, value=v) for k, v in tmeta["metrics"].items()]
     log(f"teacher {teacher_arch}: top-1 {tmeta['metrics']['top1']:.2f}%")
-    for ipc in cfg.ipcs:
-        for method in cfg.methods:
-            for seed in cfg.eval_seeds:
-                e = replace(cfg.eval, seed=seed)
-                metrics = ws.evaluation(method, ipc, e)
-                log(f"{method:>6} IPC {ipc:>3} seed {seed}: top-1 {metrics['top1']:.2f}%")
-                rows += [dict(base, method=method, ipc=ipc, student=e.arch, labels=e.labels, seed=seed,
-                              metric=k, value=v) for k, v in metrics.items()]
-    if cfg.full_data:
-        metrics = ws.full_data()
-        rows += [dict(base, method="full", ipc=None, student=cfg.eval.arch, labels="hard", seed=cfg.squeeze.seed,
-                      metric=k, value=v) for k, v in metrics.items()]
+    from .studies import Context, main_table_rows  # the main table has one producer: this and its notebook
+
+    rows = main_table_rows(Context(ws), cfg.ipcs, cfg.methods, (cfg.eval.arch,))
     wall = time.perf_counter() - start
     df = write_results(rows, out / "results.csv", cfg, wall, cfg.device, extra=ws.cache.cost())
     table, timing = accuracy_table(df), timing_table(df)

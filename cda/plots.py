@@ -1,34 +1,84 @@
-"""Figures: grids of distilled images and accuracy curves, saved as PNG and PDF."""
+"""Figures: grids of distilled images and accuracy curves, saved as PNG and PDF.
+
+Every figure is drawn and saved in the seaborn "paper"/"whitegrid" theme set locally (an rc context
+around each drawing and save), on a figure that pyplot does not track: importing cda or drawing a
+figure changes no global matplotlib or seaborn state.
+"""
 from __future__ import annotations
 
+import functools
+import io
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
-import matplotlib
+import matplotlib as mpl
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+import numpy as np
+import pandas as pd
+import torch
 
-matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullFormatter  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
-
-def setup() -> None:
+@functools.cache
+def theme() -> dict:
+    """The rcParams that `seaborn.set_theme(context="paper", style="whitegrid")` would set globally."""
     import seaborn as sns
+    from cycler import cycler
 
-    sns.set_theme(context="paper", style="whitegrid")
+    return {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"),
+            "axes.prop_cycle": cycler("color", sns.color_palette("deep")), "font.family": ["sans-serif"]}
+
+
+@contextmanager
+def themed():
+    """The theme for the duration of a block; the caller's rcParams are restored afterwards."""
+    with mpl.rc_context(theme()):
+        yield
+
+
+def _themed(draw):
+    """Draw in the theme: the rcParams a figure reads while it is built are the theme's."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with themed():
+            return draw(*args, **kwargs)
+    return wrapper
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float], **kwargs):
+    """A figure with an Agg canvas, outside pyplot (nothing to close, no global figure list), and its axes."""
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def save_figure(fig, path: str | os.PathLike) -> list[Path]:
-    """Save `fig` as path.png (200 dpi) and path.pdf, with no timestamps, then close it."""
+    """Save `fig` as path.png (200 dpi) and path.pdf, with no timestamps."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = [path.with_suffix(".png"), path.with_suffix(".pdf")]
-    fig.savefig(out[0], dpi=200, bbox_inches="tight")
-    fig.savefig(out[1], bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None})
-    plt.close(fig)
+    with themed():
+        fig.savefig(out[0], dpi=200, bbox_inches="tight")
+        fig.savefig(out[1], bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None})
     return out
+
+
+def png_bytes(fig, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes, for display in a notebook; a figure with no colour (an image grid) as a
+    one-channel PNG, a quarter of the pixels' bytes."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    with themed():
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    image = Image.open(buf)
+    pixels = np.asarray(image)
+    if pixels.ndim == 3 and (pixels[..., :3] == pixels[..., :1]).all() and (pixels.shape[2] < 4 or (pixels[..., 3] == 255).all()):
+        buf = io.BytesIO()
+        image.convert("L").save(buf, format="png", optimize=True)
+    return buf.getvalue()
 
 
 def _tile(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_class: int) -> np.ndarray:
@@ -42,12 +92,15 @@ def _tile(images: torch.Tensor, labels: torch.Tensor, num_classes: int, per_clas
     return canvas
 
 
+@_themed
 def distilled_grid(sets: dict[str, tuple[torch.Tensor, torch.Tensor]], class_names, per_class: int = 4,
                    title: str | None = None):
-    """One panel per named set (e.g. Random / SRe2L / CDA): rows are images, columns are classes."""
-    setup()
-    fig, axes = plt.subplots(len(sets), 1, figsize=(1.0 * len(class_names), 1.0 * per_class * len(sets) + 0.6),
-                             squeeze=False)
+    """One panel per named set (e.g. Random / SRe2L / CDA): rows are images, columns are classes; as
+    many rows as the fullest class has images, up to `per_class` (one row at IPC 1)."""
+    per_class = min(per_class, max(int(torch.bincount(labels.cpu(), minlength=len(class_names))[:len(class_names)].max())
+                                   for _, labels in sets.values()))
+    fig, axes = new_figure(len(sets), 1, figsize=(1.0 * len(class_names), 1.0 * per_class * len(sets) + 0.6),
+                           squeeze=False)
     for ax, (name, (images, labels)) in zip(axes[:, 0], sets.items()):
         mosaic = _tile(images.cpu(), labels.cpu(), len(class_names), per_class)
         ax.imshow(mosaic[:, :, 0] if mosaic.shape[2] == 1 else mosaic, cmap="gray", vmin=0, vmax=255)
@@ -69,11 +122,11 @@ def _mean_lines(ax, df: pd.DataFrame, x: str, hue: str) -> None:
         ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=str(name))
 
 
+@_themed
 def accuracy_vs_ipc(df: pd.DataFrame, metric: str = "top1", title: str | None = None):
     """Top-1 against IPC per method, with the full-data and teacher accuracies as lines."""
-    setup()
     sub = df[df.metric == metric]
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, ax = new_figure(figsize=(5, 3.4))
     per_ipc = sub.dropna(subset=["ipc"])
     _mean_lines(ax, per_ipc, "ipc", "method")
     for i, (method, g) in enumerate(sub[sub.ipc.isna()].groupby("method", sort=False)):
@@ -88,9 +141,9 @@ def accuracy_vs_ipc(df: pd.DataFrame, metric: str = "top1", title: str | None = 
     return fig
 
 
+@_themed
 def loss_curves(histories: dict[str, list[float]], title: str | None = None, ylabel: str = "recovery loss"):
-    setup()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = new_figure(figsize=(5, 3.2))
     for name, values in histories.items():
         ax.plot(np.arange(1, len(values) + 1), values, label=name, lw=1)
     ax.set_yscale("log")
@@ -103,12 +156,12 @@ def loss_curves(histories: dict[str, list[float]], title: str | None = None, yla
     return fig
 
 
-def synthesis_steps(snapshots: dict[str, torch.Tensor], class_names) -> plt.Figure:
+@_themed
+def synthesis_steps(snapshots: dict[str, torch.Tensor], class_names) -> Figure:
     """Rows of one synthesized image per class, one row per (method, recovery step)."""
-    setup()  # every figure in the same theme, whatever was drawn before it
     rows = list(snapshots)
     n = len(class_names)
-    fig, axes = plt.subplots(len(rows), n, figsize=(0.9 * n + 1.6, 0.9 * len(rows) + 0.4), squeeze=False)
+    fig, axes = new_figure(len(rows), n, figsize=(0.9 * n + 1.6, 0.9 * len(rows) + 0.4), squeeze=False)
     for r, name in enumerate(rows):
         for k in range(n):
             ax = axes[r, k]
@@ -124,12 +177,12 @@ def synthesis_steps(snapshots: dict[str, torch.Tensor], class_names) -> plt.Figu
     return fig
 
 
-def crop_schedules(curricula: dict, total: int = 1000) -> plt.Figure:
+@_themed
+def crop_schedules(curricula: dict, total: int = 1000) -> Figure:
     """RandomResizedCrop's lower scale bound against the recovery iteration, per curriculum."""
     from .recover import crop_lower_bound
 
-    setup()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = new_figure(figsize=(5, 3.2))
     its = np.arange(total)
     for i, (name, cur) in enumerate(curricula.items()):
         ax.plot(its / total, [crop_lower_bound(cur, int(t), total) for t in its], label=name, lw=1.4,
@@ -142,11 +195,11 @@ def crop_schedules(curricula: dict, total: int = 1000) -> plt.Figure:
     return fig
 
 
-def scheduler_ablation(df: pd.DataFrame, metric: str = "top1") -> plt.Figure:
+@_themed
+def scheduler_ablation(df: pd.DataFrame, metric: str = "top1") -> Figure:
     """Top-1 against the milestone, one line per schedule, SRe2L as a dashed line."""
-    setup()
     sub = df[df.metric == metric]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = new_figure(figsize=(5, 3.2))
     _mean_lines(ax, sub[sub.schedule != "none"], "milestone", "schedule")
     base = sub[sub.schedule == "none"]["value"]
     if len(base):
@@ -158,13 +211,13 @@ def scheduler_ablation(df: pd.DataFrame, metric: str = "top1") -> plt.Figure:
     return fig
 
 
-def bar_top1(df: pd.DataFrame, column: str, title: str | None = None, metric: str = "top1") -> plt.Figure:
+@_themed
+def bar_top1(df: pd.DataFrame, column: str, title: str | None = None, metric: str = "top1") -> Figure:
     """Mean top-1 (with the spread over seeds), one dot per value of `column`. Dots, not bars: the
     axis is zoomed on the values, and bars cut off there would exaggerate the differences."""
-    setup()
     sub = df[df.metric == metric]
     stats = sub.groupby(column, sort=False)["value"].agg(["mean", "std"])
-    fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(stats) + 0.9))
+    fig, ax = new_figure(figsize=(5.5, 0.45 * len(stats) + 0.9))
     for i, (m, sd) in enumerate(zip(stats["mean"], stats["std"].fillna(0))):
         ax.errorbar(m, i, xerr=sd, fmt="o", color=f"C{i % 10}", capsize=3)
         ax.text(m, i - 0.25, f"{m:.1f}", ha="center", va="bottom", fontsize=7)
@@ -190,11 +243,11 @@ def _log_x(ax, values) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def line_top1(df: pd.DataFrame, x: str, hue: str, xlabel: str, logx: bool = False, metric: str = "top1") -> plt.Figure:
+@_themed
+def line_top1(df: pd.DataFrame, x: str, hue: str, xlabel: str, logx: bool = False, metric: str = "top1") -> Figure:
     """Mean top-1 against `x`, one line per value of `hue` (spread over seeds as error bars)."""
-    setup()
     sub = df[df.metric == metric]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = new_figure(figsize=(5, 3.2))
     _mean_lines(ax, sub, x, hue)
     if logx:
         _log_x(ax, sub[x].unique())
@@ -205,16 +258,16 @@ def line_top1(df: pd.DataFrame, x: str, hue: str, xlabel: str, logx: bool = Fals
     return fig
 
 
-def recovery_curves(df: pd.DataFrame) -> plt.Figure:
+@_themed
+def recovery_curves(df: pd.DataFrame) -> Figure:
     """Recovery loss (total and cross-entropy) against the iteration, per method and budget."""
-    setup()
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, axes = new_figure(1, 2, figsize=(9, 3.2))
     for ax, term in zip(axes, ("loss", "ce")):
         sub = df[df.metric == f"curve_{term}"]
         budgets = sorted(sub.iterations.unique())
         for (method, its), g in sub.groupby(["method", "iterations"], sort=False):
             shade = 0.35 + 0.65 * budgets.index(its) / max(1, len(budgets) - 1)
-            color = plt.get_cmap("Blues" if method == "sre2l" else "Oranges")(shade)
+            color = mpl.colormaps["Blues" if method == "sre2l" else "Oranges"](shade)
             ax.plot(g["step"], g["value"], color=color, lw=1, label=f"{method}, {its:g} it")
         ax.set_yscale("log")
         ax.set_xscale("log")
@@ -225,12 +278,12 @@ def recovery_curves(df: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def heatmap(table: pd.DataFrame, xlabel: str, title: str | None = None) -> plt.Figure:
+@_themed
+def heatmap(table: pd.DataFrame, xlabel: str, title: str | None = None) -> Figure:
     """A method x architecture table of top-1 as an annotated heatmap."""
     import seaborn as sns
 
-    setup()
-    fig, ax = plt.subplots(figsize=(1.3 * table.shape[1] + 1.8, 0.55 * table.shape[0] + 1.2))
+    fig, ax = new_figure(figsize=(1.3 * table.shape[1] + 1.8, 0.55 * table.shape[0] + 1.2))
     sns.heatmap(table.astype(float), annot=True, fmt=".1f", cmap="viridis", cbar_kws={"label": "top-1 (%)"}, ax=ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("")

@@ -1,9 +1,12 @@
-"""Write the notebooks in notebooks/ from the specs below, with outputs stripped.
+"""Write the notebooks in notebooks/ from the specs below, with outputs stripped; with --executed,
+also their executed copies in notebooks/executed/, which show the saved cpu results.
 
-The notebooks are thin by design (narrative, a parameters cell, a call into `cda.studies`, tables,
-figures), so they are generated from one place and stay consistent. Edit the text here and rerun:
+The notebooks are thin by design (narrative, a parameters cell, then one call into `cda` per step
+of the experiment: config, teacher, distilled images, labels, students, results, tables, figures),
+so they are generated from one place and stay consistent. Edit the text here and rerun:
 
-    python scripts/build_notebooks.py
+    python scripts/build_notebooks.py              # the notebooks (stripped)
+    python scripts/build_notebooks.py --executed   # and their executed copies (make executed-notebooks)
 """
 from __future__ import annotations
 
@@ -13,10 +16,28 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PRESETS = """**Presets.** `smoke` takes seconds (CI); `cpu`, the default, runs the experiment on Fashion-MNIST on a
-2-core CPU; `paper` is the papers' ImageNet-1K setting and needs a GPU and the data (it checks both first).
-Set `overrides` to change any config field, e.g. `{"eval_seeds": [0, 1, 2]}`. Every teacher, distilled set
-and student is cached by a hash of its config, so artifacts shared with other notebooks are computed once."""
+SMOKE_SECONDS = "9 to 98"  # measured: tests/test_notebooks.py, all thirteen in one run sharing one cache
+
+PRESETS = """**Presets.** `smoke` is for CI: tiny data and budgets, {smoke} s per notebook on 2 CPU cores
+(measured; the first notebook also trains the smoke teacher, the others share it through the cache).
+`cpu`, the default, runs the experiment on Fashion-MNIST on a 2-core CPU: {cpu}. `paper` is the papers'
+ImageNet-1K setting and needs a GPU and the data (it checks both first). Set `overrides` to change any
+config field, e.g. `{{"eval_seeds": [0, 1, 2]}}`. Every teacher, distilled set and student is cached by a
+hash of its config, so artifacts shared with other notebooks are computed once. `saved = True` shows the
+saved `results/<study>/<preset>.csv` and its figures instead of computing (as the executed copies in
+`notebooks/executed/` do)."""
+
+
+def _cpu_cost(name: str) -> str:
+    """What the committed cpu results cost to compute, from their provenance (measured, not typed)."""
+    path = ROOT / "results" / name / "cpu.json"
+    if not path.is_file():
+        return "no cpu results are committed yet"
+    seconds = json.loads(path.read_text()).get("build_seconds")
+    if not seconds:
+        return "the committed results record no build time"
+    return (f"computing this notebook's artifacts from nothing took {seconds / 60:.0f} min (the provenance's "
+            f"`build_seconds`, the shared teacher included), and seconds once the cache holds them")
 
 NOTEBOOKS = [
     dict(
@@ -205,6 +226,27 @@ weight controls this.""",
 ]
 
 
+OWN_DATA = dict(
+    name="distill_your_data",
+    title="Distill your own images: SRe2L, CDA or CUDD on any ImageFolder tree",
+    intro="""Point `data_root` at a folder of images sorted into classes, `train/<class>/*` and
+`val/<class>/*` (PNG, JPEG, anything PIL reads), choose a method and an IPC, and this notebook trains a
+teacher on `train/`, distills `ipc` images per class, trains students on the distilled set and on as many
+random real training images, tests both on `val/`, and exports the set for other tools. With
+`data_root = None` it first writes a small tree of real Fashion-MNIST images (100 training and 50
+validation images per class) to the temp folder, so it runs anywhere.
+
+**Methods.** `sre2l` (recovery from noise by BatchNorm-statistics matching), `cda` (SRe2L with CDA's
+crop curriculum), `cudd` (stages of images started from real ones the current student finds hard).
+
+**Presets.** `smoke` uses 30 training and 20 validation images per class and tiny budgets (for CI);
+`cpu`, the default, the whole tree with the budgets of the Fashion-MNIST notebooks (minutes for the
+demo tree on 2 CPU cores); `paper` the papers' ImageNet settings (a GPU). The images are resized to
+`image_size` pixels (None: 28 for the demo tree, else 64); the models take any size, but the time grows
+with it.""",
+)
+
+
 def _source(text: str) -> list[str]:
     lines = text.strip("\n").split("\n")
     return [line + "\n" for line in lines[:-1]] + [lines[-1]]
@@ -217,46 +259,179 @@ def _cell(kind: str, text: str, tags: list[str] | None = None, cid: str = "") ->
     return cell
 
 
-def notebook(spec: dict) -> dict:
-    name = spec["name"]
-    params = ["import os", "",
-              'preset = os.environ.get("CDA_PRESET", "cpu")  # smoke (seconds), cpu (Fashion-MNIST on a CPU) or paper (GPU)',
-              "overrides = {}  # dotted config fields, e.g. {\"eval_seeds\": [0, 1, 2]}",
-              "output_root = None  # folder for results/ and figures/ (None: the project folder)"]
-    params += [f"{p} = {v!r}  # {doc}" for p, v, doc in spec["params"]]
-    call_args = ", ".join(f"{p}={p}" for p, _, _ in spec["params"])
-    cells = [
-        _cell("markdown", f"# {spec['title']}\n\n{spec['claim']}\n\n{PRESETS}", cid="intro"),
-        _cell("code", "\n".join(params), ["parameters"], cid="parameters"),
-        _cell("markdown", "## Run\n\nEach step shows a progress bar; cached steps load at once.", cid="run-md"),
-        _cell("code", "from IPython.display import Image, Markdown, display\n\nfrom cda import studies\n\n"
-                      f'result = studies.run("{name}", preset, overrides, root=output_root, {call_args})',
-              cid="run"),
-        _cell("markdown", "## Tables\n\nMeasured here, from `results/" + name + "/<preset>.csv`.", cid="tables-md"),
-        _cell("code", "for caption, table in studies.tables(result.name, result.df, output_root):\n"
-                      '    display(Markdown(f"**{caption}**\\n\\n" + table.to_markdown()))', cid="tables"),
-        _cell("markdown", "## Figures\n\nSaved as PNG and PDF under `figures/<preset>/`.", cid="figures-md"),
-        _cell("code", "for path in result.figures:\n"
-                      '    if path.suffix == ".png":\n'
-                      "        display(Image(filename=str(path), width=720))", cid="figures"),
-        _cell("markdown", spec["reading"], cid="reading"),
-    ]
+def _notebook(cells: list[dict]) -> dict:
     return {"cells": cells, "metadata": {
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
         "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
 
 
+STEPS = [  # (id, heading and text, the call); the same steps in every notebook
+    ("teacher", """## The teacher
+
+Trained on the real training set with hard labels, once per preset (the notebooks share it). Its test
+accuracy bounds what the students can learn from its soft labels.""", "s.teacher()"),
+    ("distill", """## The distilled images
+
+Every set the study needs, synthesized or loaded from the cache, each shown as soon as it is ready (a
+column per class, a row per image; random real images are drawn, not synthesized).""", "s.distill()"),
+    ("labels", """## The labels
+
+The students learn from the teacher's soft labels. With `labels="online"` (the `smoke` and `cpu`
+presets) the teacher labels every augmented batch during training; with `"stored"` (the `paper` preset)
+they are computed here once per view and stored. The table shows what the teacher makes of one
+synthesized image per class.""", "s.labels()"),
+    ("students", """## The students
+
+One student per distilled set, architecture and seed, tested on the real test set: a progress bar over
+the students, one per student, and a line with each top-1.""", "s.students()"),
+    ("finish", """## Results
+
+`results/<study>/<preset>.csv` (long format: one row per run and metric), its provenance `.json` beside
+it (config, code commit, package versions, hardware, times), and the figures under `figures/<preset>/`,
+drawn from the CSV alone.""", "result = s.finish()"),
+]
+
+
+def _step_cells(tables_text: str) -> list[dict]:
+    cells = []
+    for cid, text, call in STEPS:
+        cells += [_cell("markdown", text, cid=f"{cid}-md"), _cell("code", call, cid=cid)]
+    return cells + [
+        _cell("markdown", tables_text, cid="tables-md"),
+        _cell("code", "s.tables()", cid="tables"),
+        _cell("markdown", "## Figures\n\nPNG here; PNG and PDF under `figures/<preset>/`.", cid="figures-md"),
+        _cell("code", "s.figures()", cid="figures"),
+    ]
+
+
+PARAMS = [
+    "import os",
+    "",
+    'preset = os.environ.get("CDA_PRESET", "cpu")  # smoke (CI), cpu (Fashion-MNIST on a CPU) or paper (GPU)',
+    'overrides = {}  # dotted config fields, e.g. {"eval_seeds": [0, 1, 2]}',
+    "output_root = None  # folder for results/, figures/ and the cache (None: the project folder)",
+    "saved = False  # True: show the saved results/<study>/<preset>.csv and its figures, computing nothing",
+]
+
+
+def notebook(spec: dict) -> dict:
+    name = spec["name"]
+    params = PARAMS + [f"{p} = {v!r}  # {doc}" for p, v, doc in spec["params"]]
+    call_args = "".join(f", {p}={p}" for p, _, _ in spec["params"])
+    if (ROOT / "results" / "paper" / f"{name}.csv").is_file():
+        tables = (f"## Tables, beside the paper's numbers\n\nOurs from the CSV; the paper's reported numbers from "
+                  f"`results/paper/{name}.csv` (never ours).")
+    else:
+        tables = ("## Tables\n\nOurs, from the CSV. The paper's numbers for this table were not available "
+                  "(`results/paper/README.md`), so there is nothing to put beside them.")
+    cells = [
+        _cell("markdown", f"# {spec['title']}\n\n{spec['claim']}\n\n"
+                          + PRESETS.format(smoke=SMOKE_SECONDS, cpu=_cpu_cost(name)), cid="intro"),
+        _cell("code", "\n".join(params), ["parameters"], cid="parameters"),
+        _cell("markdown", """## The study
+
+One object runs the experiment; each cell below is one step of it, and each step asks the cache first,
+so a rerun, or a step another notebook already ran, is instant. Its config is what runs and where the
+results go.""", cid="open-md"),
+        _cell("code", f'from cda import studies\n\ns = studies.open("{name}", preset, overrides, root=output_root, '
+                      f"saved=saved{call_args})", cid="open"),
+        _cell("code", "s.config", ["nbval-check-output"], cid="config"),
+        *_step_cells(tables),
+        _cell("markdown", spec["reading"], cid="reading"),
+    ]
+    return _notebook(cells)
+
+
+def own_data_notebook() -> dict:
+    params = ["import os", "",
+              "data_root = None  # train/<class>/* and val/<class>/* images (None: a small Fashion-MNIST tree)",
+              'method = "cda"  # sre2l, cda or cudd',
+              "ipc = 10  # distilled images per class",
+              'preset = os.environ.get("CDA_PRESET", "cpu")  # smoke (CI), cpu or paper (GPU)',
+              'device = "cpu"  # cpu, cuda or cuda:N',
+              "image_size = None  # pixels per side (None: 28 for the demo tree, else 64)",
+              "output_root = None  # folder for results/, figures/ and the cache (None: the project folder)",
+              "export_dir = None  # where the set goes (None: beside the results)"]
+    tables = "## Tables\n\nTop-1 on your `val/` images: the distilled set against random real images."
+    cells = [
+        _cell("markdown", f"# {OWN_DATA['title']}\n\n{OWN_DATA['intro']}", cid="intro"),
+        _cell("code", "\n".join(params), ["parameters"], cid="parameters"),
+        _cell("markdown", "## The study\n\nThe same steps as the paper notebooks, on your data.", cid="open-md"),
+        _cell("code", "from cda import own_data\n\ns = own_data.open(data_root, method, ipc, preset=preset, "
+                      "device=device, image_size=image_size, root=output_root)", cid="open"),
+        _cell("code", "s.config", cid="config"),
+        *_step_cells(tables),
+        _cell("markdown", """## Export
+
+The set as an ImageFolder tree of PNGs (`images/<class index>/<k>.png`, which
+`torchvision.datasets.ImageFolder` reads), one tensor file (`distilled.pt`: uint8 images `[N, C, H, W]`
+and labels), `classes.json` (class index to name) and `meta.json` (how it was made). Other distillation
+tools evaluate such a set with their own soft-label recipe; the teacher is in the cache
+(`.cache/cda/teacher/`).""", cid="export-md"),
+        _cell("code", "folder = s.export(export_dir)", cid="export"),
+    ]
+    return _notebook(cells)
+
+
+# ---------------------------------------------------------------------------------------------
+# Executed copies: every paper notebook run with saved=True at the cpu preset (seconds each), its
+# outputs kept and its volatile metadata (times, papermill's records, kernel versions) dropped.
+
+BANNER = """> **Executed copy, showing saved results.** This is `../{name}.ipynb` run with `preset="cpu"` and
+> `saved=True`: its outputs come from the committed `results/{name}/cpu.csv`, its provenance and
+> `figures/cpu/`, not from a fresh run (each step says where it read from). `make executed-notebooks`
+> rewrites it; run the source notebook to compute."""
+
+
+def clean_executed(nb: dict, name: str) -> dict:
+    """Drop what changes from run to run and add the banner that says what the copy shows."""
+    nb["metadata"] = {"kernelspec": nb["metadata"]["kernelspec"], "language_info": {"name": "python"}}
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {})
+        for key in ("papermill", "execution", "collapsed", "scrolled"):
+            meta.pop(key, None)
+        if "injected-parameters" in meta.get("tags", []):
+            cell["id"] = "injected-parameters"
+        for out in cell.get("outputs", []):
+            out.get("metadata", {}).pop("papermill", None)
+    nb["cells"].insert(0, _cell("markdown", BANNER.format(name=name), cid="executed-copy"))
+    return nb
+
+
+def write_executed(out: Path, names: list[str] | None = None) -> None:
+    import papermill as pm
+
+    out.mkdir(parents=True, exist_ok=True)
+    for spec in NOTEBOOKS:
+        name = spec["name"]
+        if names and name not in names:
+            continue
+        path = out / f"{name}.ipynb"
+        pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(path),
+                            parameters={"preset": "cpu", "saved": True}, kernel_name="python3",
+                            progress_bar=False, cwd=str(ROOT / "notebooks"))
+        nb = clean_executed(json.loads(path.read_text()), name)
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+        print(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(description="Write the stripped paper notebooks.")
+    p = argparse.ArgumentParser(description="Write the stripped notebooks (and, with --executed, their executed copies).")
     p.add_argument("--out", default=str(ROOT / "notebooks"), help="folder to write them to (default: notebooks/)")
-    out = Path(p.parse_args(argv).out)
+    p.add_argument("--executed", action="store_true",
+                   help="also run each paper notebook with saved=True at the cpu preset into <out>/executed/")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="with --executed: just these notebooks")
+    args = p.parse_args(argv)
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for spec in NOTEBOOKS:
-        path = out / f"{spec['name']}.ipynb"
-        path.write_text(json.dumps(notebook(spec), indent=1, ensure_ascii=False) + "\n")
+    for nb, name in [(notebook(spec), spec["name"]) for spec in NOTEBOOKS] + [(own_data_notebook(), OWN_DATA["name"])]:
+        path = out / f"{name}.ipynb"
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         print(path)
+    if args.executed:
+        write_executed(out / "executed", args.only)
     return 0
 
 

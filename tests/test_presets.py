@@ -19,8 +19,8 @@ def test_every_method_assembles_at_every_ipc(name):
         assert c.stages[-1] == ipc and c.recover.ipc == ipc and c.student.labels != "stored"
         assert c.recover.curriculum.schedule == "none"
         for changes in CUDD_ABLATIONS.values():  # the CUDD ablation notebook's variants
-            changes = dict(changes, stages=(ipc,)) if changes.get("stages") == "one" else changes
-            CuddConfig(**{**vars(c), **changes})
+            v = replace(cfg, cudd=replace(cfg.cudd, **changes)).cudd_for(ipc)
+            assert v.stages[-1] == ipc and (v.stages == (ipc,) or changes.get("stage_fractions") != (1.0,))
 
 
 def test_paper_cudd_students_follow_the_official_recipe():

@@ -88,5 +88,8 @@ def get(name: str) -> Method:
 
 
 def label(name: str) -> str:
-    """The display name of a method; the reference rows ("full", "teacher") have theirs here too."""
-    return {"full": "Full data", "teacher": "Teacher"}.get(name) or get(name).label
+    """The display name of a method; the reference rows ("full", "teacher") have theirs here too, and
+    a name nobody registered stands for itself."""
+    _load()
+    fixed = {"full": "Full data", "teacher": "Teacher"}
+    return fixed.get(name) or (REGISTRY[name].label if name in REGISTRY else str(name))

@@ -1,0 +1,31 @@
+"""The experiments behind the notebooks: one study per table or figure of the CDA and CUDD papers.
+
+A study takes a preset (smoke, cpu, paper) plus overrides, asks a cached `Workspace` for the
+teachers, distilled sets and student evaluations it needs, and writes
+
+- `results/<study>/<preset>.csv`: long format, one row per run and metric, with the study's own
+  columns (schedule, milestone, ...), and `<preset>.json` beside it with the provenance;
+- `figures/<preset>/<study>_<figure>.png|pdf`, drawn from the CSV alone (plus a small tensor file of
+  images for the image grids), so `redraw()` regenerates every figure without recomputing.
+
+Layout: `_core` (the registry, paths, the Context a study computes with, shared table and figure
+helpers, the main table's rows), `_steps` (`open` a study and run it step by step, or `run` it at
+once; `saved=True` shows saved results), and one module per paper, `cda` and `cudd`, where each
+study is registered once with its compute, figures and tables.
+
+Studies share artifacts through the cache: the main table's CDA set at IPC 10 is the scheduler
+ablation's cosine/milestone-1 cell and the cross-architecture study's convnet cell.
+"""
+from ._core import (GRID_CLASSES, NAMES, STUDIES, Cell, Context, Study, figures_dir, gain_table, get, main_table_rows,
+                    markdown, paper_numbers, project_root, readable, results_path, set_label, study, top1)
+from ._steps import (LiveStudy, SavedStudy, StudyResult, TableList, custom_params, load, open_study, redraw, run,
+                     tables)
+from . import cda, cudd  # noqa: E402,F401  (registers the studies, in the papers' order)
+
+open = open_study  # noqa: A001  (studies.open(name, ...), as the notebooks call it)
+_custom_params = custom_params
+
+__all__ = ["GRID_CLASSES", "NAMES", "STUDIES", "Cell", "Context", "LiveStudy", "SavedStudy", "Study", "StudyResult",
+           "TableList", "custom_params", "figures_dir", "gain_table", "get", "load", "main_table_rows", "markdown",
+           "open", "open_study", "paper_numbers", "project_root", "readable", "redraw", "results_path", "run",
+           "set_label", "study", "tables", "top1"]

@@ -1,0 +1,285 @@
+"""The CDA paper's studies (with SRe2L, the method it extends): its main table, the synthesis-steps
+figure, the curriculum ablations, the recovery and evaluation budgets, and cross-architecture."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+
+from .. import plots
+from ..config import CurriculumConfig
+from ..results import accuracy_table, timing_table
+from ._core import (NAMES, Context, first_per_class, gain_table, grid_figure, keep_grid, main_table_rows, readable,
+                    study, teacher_top1, top1, try_paper, GRID_CLASSES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Main results (Table 2).
+
+def main_student(df: pd.DataFrame) -> str:
+    """The student run at the most IPCs; on a tie the first in the rows (the main table runs it first)."""
+    return df.groupby("student", sort=False).ipc.nunique().idxmax()
+
+
+def _draw_main(df: pd.DataFrame, images: dict) -> dict:
+    per_ipc = df[df.ipc.notna()]
+    student = main_student(per_ipc)
+    main = df[(df.student == student) | df.ipc.isna()]
+    figs = {"accuracy_vs_ipc": plots.accuracy_vs_ipc(main, title=f"Student {student}: top-1 against IPC")}
+    if images:
+        figs["distilled_images"] = grid_figure(images)
+    return figs
+
+
+def _main_tables(df: pd.DataFrame, root) -> list:
+    student = main_student(df[df.ipc.notna()])
+    return [(f"Top-1 (%) with student {student}", accuracy_table(df[(df.student == student) | df.ipc.isna()])),
+            ("Top-1 (%) by student architecture", top1(df[df.ipc.notna()], ["student", "ipc"], "method")),
+            ("CDA minus SRe2L (points): ours beside the paper's main table",
+             gain_table(df, try_paper("cda_table2_main_results", root))),
+            ("Wall time per step (s)", timing_table(df[df.student == student]))]
+
+
+@study("cda_table2_main_results", "Main results: SRe2L against CDA across IPC and student",
+       draw=_draw_main, tables=_main_tables)
+def main_results(ctx: Context, ipcs=None, students=None, extra_student_max_ipc: int | None = None,
+                 methods=("random", "sre2l", "cda")) -> list[dict]:
+    """Every method at every IPC on the preset's student, plus other students at the smaller IPCs."""
+    ipcs = tuple(ipcs or ctx.cfg.ipcs)
+    students = tuple(dict.fromkeys(students or ctx.default_students()[:2]))
+    cap = extra_student_max_ipc or (max(ipcs) if ctx.preset in ("paper", "tiny_imagenet", "imagenet21k") else 10)
+    rows = main_table_rows(ctx, ipcs, methods, students, cap)
+    keep_grid(ctx, methods, ctx.ablation_ipc() if ctx.ablation_ipc() in ipcs else min(ipcs))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthesized images at several recovery steps (the official README's comparison figure).
+
+def _draw_steps(df: pd.DataFrame, images: dict) -> dict:
+    if not images:
+        return {}
+    return {"grid": plots.synthesis_steps(images["snapshots"], images["classes"])}
+
+
+def _steps_tables(df: pd.DataFrame, root) -> list:
+    return [("Recovery loss and the teacher's top-1 on the images at each step",
+             readable(df.pivot_table(index=["method", "step"], columns="metric", values="value", sort=False).round(3)))]
+
+
+@study("cda_fig_synthesis_steps", "Synthesized images at several recovery steps, SRe2L against CDA",
+       draw=_draw_steps, tables=_steps_tables)
+def synthesis_steps(ctx: Context, ipc: int = 1, steps=None) -> list[dict]:
+    """One recovery per method with snapshots at `steps` (default: 5%, 20%, 50% and 100% of the
+    iterations); rows give the recovery loss at each step and the teacher's accuracy on the snapshot."""
+    total = ctx.cfg.recover.iterations
+    steps = tuple(sorted(set(steps or [max(1, round(f * total)) for f in (0.05, 0.2, 0.5, 1.0)])))
+    if steps[0] < 1 or steps[-1] > total:
+        raise ValueError(f"steps {steps}: each must be between 1 and the {total} recovery iterations")
+    info, rows, snaps = ctx.ws.info, [], {}
+    classes = ctx.class_names()[:GRID_CLASSES]
+    for method in ("sre2l", "cda"):
+        rcfg = ctx.cfg.recover_for(method, ipc)
+        d = ctx.distilled(method, ipc, rcfg, snapshot_at=steps)
+        for step in steps:
+            images = d.snapshots[step]
+            acc = teacher_top1(ctx, images, d.labels)
+            base = dict(dataset=info.name, method=method, ipc=ipc, teacher=ctx.cfg.squeeze.arch, student="",
+                        labels="", seed=rcfg.seed, step=step)
+            rows += [dict(base, metric="recover_loss", value=d.history["loss"][step - 1]),
+                     dict(base, metric="recover_ce", value=d.history["ce"][step - 1]),
+                     dict(base, metric="teacher_top1_on_images", value=acc)]
+            snaps[f"{NAMES[method]}, step {step}"] = images[first_per_class(d.labels, len(classes), 1)].cpu()
+    ctx.images["snapshots"] = snaps
+    ctx.images["classes"] = classes
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Curriculum ablations: scheduler, direction, crop lower bound.
+
+def _curriculum(schedule: str, milestone: float = 1.0, end: float = 0.08, start: float = 1.0,
+                reverse: bool = False) -> CurriculumConfig:
+    return CurriculumConfig(schedule=schedule, milestone=milestone, start_scale=start, end_scale=end,
+                            reverse=reverse)
+
+
+def _schedule_rows(ctx: Context, variants: dict[str, CurriculumConfig], ipc: int) -> list[dict]:
+    """Evaluate each curriculum variant; rows carry the variant and the curriculum's fields."""
+    rows = []
+    for label, cur in variants.items():
+        rcfg = replace(ctx.cfg.recover, ipc=ipc, curriculum=cur)
+        method = "sre2l" if cur.schedule == "none" else "cda"
+        rows += ctx.cells(method, ipc, options=rcfg, variant=label, schedule=cur.schedule,
+                          milestone=cur.milestone, start_scale=cur.start_scale, end_scale=cur.end_scale,
+                          reverse=cur.reverse)
+    return rows
+
+
+def _curricula(df: pd.DataFrame) -> dict[str, CurriculumConfig]:
+    out = {}
+    for label, g in df.groupby("variant", sort=False):
+        r = g.iloc[0]
+        out[label] = _curriculum(r.schedule, float(r.milestone), float(r.end_scale), float(r.start_scale),
+                                 bool(r.reverse))
+    return out
+
+
+def _variant_tables(df: pd.DataFrame, root) -> list:
+    return [("Top-1 (%) by variant", top1(df, "variant"))]
+
+
+def _draw_scheduler(df: pd.DataFrame, images: dict) -> dict:
+    return {"crop_schedules": plots.crop_schedules(_curricula(df)), "ablation": plots.scheduler_ablation(df)}
+
+
+def _scheduler_tables(df: pd.DataFrame, root) -> list:
+    return [("Top-1 (%) by schedule and milestone", top1(df[df.schedule != "none"], "schedule", "milestone")),
+            ("Top-1 (%) by variant", top1(df, "variant"))]
+
+
+@study("cda_ablation_scheduler", "Curriculum scheduler ablation: step, linear and cosine by milestone",
+       draw=_draw_scheduler, tables=_scheduler_tables)
+def scheduler_ablation(ctx: Context, ipc: int | None = None, schedules=("step", "linear", "cosine"),
+                       milestones=(0.5, 1.0)) -> list[dict]:
+    ipc = ipc or ctx.ablation_ipc()
+    variants = {"SRe2L (no curriculum)": _curriculum("none")}
+    for s in schedules:
+        for m in milestones:
+            variants[f"{s}, milestone {m:g}"] = _curriculum(s, m)
+    return _schedule_rows(ctx, variants, ipc)
+
+
+def _draw_direction(df: pd.DataFrame, images: dict) -> dict:
+    return {"crop_schedules": plots.crop_schedules(_curricula(df)),
+            "ablation": plots.bar_top1(df, "variant", "Curriculum direction")}
+
+
+@study("cda_ablation_direction", "Curriculum direction: easy to hard, hard to easy, and constant crop ranges",
+       draw=_draw_direction, tables=_variant_tables)
+def direction_ablation(ctx: Context, ipc: int | None = None, constant_lower_bounds=(0.08, 0.5, 1.0)) -> list[dict]:
+    ipc = ipc or ctx.ablation_ipc()
+    variants = {"easy to hard (CDA, cosine)": _curriculum("cosine"),
+                "hard to easy (reverse cosine)": _curriculum("cosine", reverse=True)}
+    for lo in constant_lower_bounds:
+        variants[f"constant ({lo:g}, 1)" + (" = SRe2L" if lo == 0.08 else "")] = _curriculum("none", end=lo)
+    return _schedule_rows(ctx, variants, ipc)
+
+
+def _draw_lower_bound(df: pd.DataFrame, images: dict) -> dict:
+    return {"crop_schedules": plots.crop_schedules(_curricula(df)),
+            "ablation": plots.line_top1(df, "end_scale", "method", "crop scale lower bound")}
+
+
+@study("cda_ablation_crop_lower_bound", "The crop scale's lower bound, with and without the curriculum",
+       draw=_draw_lower_bound, tables=_variant_tables)
+def lower_bound_ablation(ctx: Context, ipc: int | None = None, lower_bounds=(0.08, 0.2, 0.4),
+                         with_sre2l: bool = False) -> list[dict]:
+    ipc = ipc or ctx.ablation_ipc()
+    variants = {f"CDA cosine to {lo:g}": _curriculum("cosine", end=lo) for lo in lower_bounds}
+    if with_sre2l:
+        variants.update({f"SRe2L constant ({lo:g}, 1)": _curriculum("none", end=lo) for lo in lower_bounds})
+    else:
+        variants["SRe2L constant (0.08, 1)"] = _curriculum("none")
+    return _schedule_rows(ctx, variants, ipc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Budgets: recovery iterations, and the student's epochs and batch size.
+
+def _scaled(value: int, factors) -> tuple[int, ...]:
+    return tuple(sorted({max(1, round(value * f)) for f in factors}))
+
+
+def _draw_budget(df: pd.DataFrame, images: dict) -> dict:
+    return {"loss_curves": plots.recovery_curves(df), "accuracy": plots.line_top1(
+        df[df.metric == "top1"], "iterations", "method", "recovery iterations", logx=True)}
+
+
+def _budget_tables(df: pd.DataFrame, root) -> list:
+    final_loss = df[df.metric == "curve_loss"].groupby(["method", "iterations"]).apply(
+        lambda g: g.sort_values("step").value.iloc[-max(1, len(g) // 10):].mean(), include_groups=False)
+    return [("Top-1 (%) by recovery iterations", top1(df, "method", "iterations")),
+            ("Recovery wall time (s)", top1(df, "method", "iterations", metric="recover_seconds")),
+            ("Final recovery loss (mean of the last 10% of the curve)", readable(final_loss.unstack().round(3)))]
+
+
+@study("cda_recovery_budget", "Recovery budget and convergence: loss and accuracy against iterations",
+       draw=_draw_budget, tables=_budget_tables)
+def recovery_budget(ctx: Context, ipc: int | None = None, iterations=None, curve_points: int = 100) -> list[dict]:
+    """SRe2L and CDA at several recovery budgets (default: 0.1, 0.2, 0.5 and 1 times the preset's);
+    the loss curves of each run are kept (`curve_points` points per run) to test the claim of faster
+    convergence."""
+    ipc = ipc or ctx.ablation_ipc()
+    iterations = iterations or _scaled(ctx.cfg.recover.iterations, (0.1, 0.2, 0.5, 1))
+    rows = []
+    for method in ("sre2l", "cda"):
+        for its in iterations:
+            rcfg = replace(ctx.cfg.recover_for(method, ipc), iterations=its)
+            rows += ctx.cells(method, ipc, options=rcfg, iterations=its)
+            d = ctx.distilled(method, ipc, rcfg)
+            every = max(1, its // curve_points)
+            base = dict(dataset=ctx.ws.info.name, method=method, ipc=ipc, teacher=ctx.cfg.squeeze.arch,
+                        student="", labels="", seed=rcfg.seed, iterations=its)
+            for term in ("loss", "ce"):
+                h = d.history[term]
+                rows += [dict(base, metric=f"curve_{term}", step=i + 1, value=h[i])
+                         for i in range(every - 1, its, every)]
+    return rows
+
+
+def _draw_eval_budget(df: pd.DataFrame, images: dict) -> dict:
+    return {"epochs": plots.line_top1(df[df.varied == "epochs"], "epochs", "method", "student epochs", logx=True),
+            "batch_size": plots.line_top1(df[df.varied == "batch_size"], "batch_size", "method",
+                                          "student batch size", logx=True)}
+
+
+def _eval_budget_tables(df: pd.DataFrame, root) -> list:
+    return [("Top-1 (%) by student epochs", top1(df[df.varied == "epochs"], "method", "epochs")),
+            ("Top-1 (%) by student batch size", top1(df[df.varied == "batch_size"], "method", "batch_size"))]
+
+
+@study("cda_eval_budget", "Evaluation budget: the student's epochs and batch size",
+       draw=_draw_eval_budget, tables=_eval_budget_tables)
+def eval_budget(ctx: Context, ipc: int | None = None, epochs=None, batch_sizes=None,
+                methods=("sre2l", "cda")) -> list[dict]:
+    """Student epochs (default 0.25 to 2 times the preset's) at the preset's batch size, and batch
+    sizes (half to twice) at the preset's epochs."""
+    ipc = ipc or ctx.ablation_ipc()
+    base = ctx.cfg.eval
+    epochs = epochs or _scaled(base.aug.epochs, (0.25, 0.5, 1, 2))
+    batch_sizes = batch_sizes or _scaled(base.aug.batch_size, (0.5, 1, 2))
+    rows = []
+    for method in methods:
+        for ep in epochs:
+            e = replace(base, aug=replace(base.aug, epochs=ep))
+            rows += ctx.cells(method, ipc, e, varied="epochs", epochs=ep, batch_size=base.aug.batch_size)
+        for bs in batch_sizes:
+            e = replace(base, aug=replace(base.aug, batch_size=bs))
+            rows += ctx.cells(method, ipc, e, varied="batch_size", epochs=base.aug.epochs, batch_size=bs)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-architecture (also CUDD's).
+
+def draw_cross(df: pd.DataFrame, images: dict) -> dict:
+    return {"heatmap": plots.heatmap(top1(df, "method", "student"), "student architecture",
+                                     f"recovered with {df.teacher.iloc[0]}")}
+
+
+def cross_tables(df: pd.DataFrame, root) -> list:
+    return [("Top-1 (%) by method and student architecture", top1(df, "method", "student")),
+            ("Student training time (s)", top1(df, "method", "student", metric="seconds"))]
+
+
+@study("cda_cross_architecture", "Cross-architecture: recover with one model, evaluate on others",
+       draw=draw_cross, tables=cross_tables)
+def cross_architecture(ctx: Context, ipc: int | None = None, students=None,
+                       methods=("random", "sre2l", "cda")) -> list[dict]:
+    ipc = ipc or ctx.ablation_ipc()
+    rows = []
+    for arch in students or ctx.default_students():
+        for method in methods:
+            rows += ctx.cells(method, ipc, replace(ctx.cfg.eval, arch=arch))
+    return rows

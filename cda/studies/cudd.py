@@ -1,0 +1,163 @@
+"""The CUDD paper's studies: its main results, ablation, cross-architecture, robustness to noise and
+the visual comparison of its Figure 1."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+import torch
+
+from .. import plots
+from ..results import accuracy_table, timing_table
+from ._core import (GRID_CLASSES, Context, first_per_class, gain_table, grid_figure, keep_grid, readable, study,
+                    teacher_top1, top1, try_paper)
+from .cda import cross_architecture, cross_tables, draw_cross
+
+
+def cudd_ipcs(ctx: Context) -> tuple[int, ...]:
+    """CUDD's IPCs: the preset's IPCs of 10 and more (its first stage needs room), else the largest."""
+    big = tuple(i for i in ctx.cfg.ipcs if i >= 10)
+    return big or (max(ctx.cfg.ipcs),)
+
+
+# ---------------------------------------------------------------------------------------------
+# Main results.
+
+def _draw_main(df: pd.DataFrame, images: dict) -> dict:
+    figs = {"accuracy_vs_ipc": plots.accuracy_vs_ipc(df, title="Student top-1 against IPC")}
+    if images:
+        figs["distilled_images"] = grid_figure(images)
+    return figs
+
+
+def _main_tables(df: pd.DataFrame, root) -> list:
+    return [("Top-1 (%)", accuracy_table(df)),
+            ("CUDD minus CDA (points): ours beside the paper's (ImageNet-1K, third-party transcription)",
+             gain_table(df, try_paper("cudd_main_results", root), "cda", "cudd")),
+            ("Wall time per step (s)", timing_table(df))]
+
+
+@study("cudd_main_results", "CUDD main results: CUDD against CDA, SRe2L and random real images",
+       draw=_draw_main, tables=_main_tables)
+def cudd_main(ctx: Context, ipcs=None, methods=("random", "sre2l", "cda", "cudd")) -> list[dict]:
+    rows = []
+    for ipc in ipcs or cudd_ipcs(ctx):
+        for method in methods:
+            rows += ctx.cells(method, ipc)
+    rows += ctx.reference_rows()
+    keep_grid(ctx, [m for m in ("sre2l", "cda", "cudd") if m in methods], min(ipcs or cudd_ipcs(ctx)))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Ablation.
+
+CUDD_ABLATIONS = {
+    "CUDD (full)": {},
+    "no adversarial term": {"adv": 0.0},
+    "no L2 term": {"l2": 0.0},
+    # from noise, the L2 pull to the initial image would pull towards noise, so it is off too
+    "noise init, no L2 (no real images)": {"real_init": False, "l2": 0.0},
+    "one stage (no curriculum)": {"stage_fractions": (1.0,)},
+}
+
+
+def _draw_ablation(df: pd.DataFrame, images: dict) -> dict:
+    return {"ablation": plots.bar_top1(df, "variant", "CUDD ablation")}
+
+
+def _ablation_tables(df: pd.DataFrame, root) -> list:
+    return [("Top-1 (%) by variant", top1(df, "variant"))]
+
+
+@study("cudd_ablation", "CUDD ablation: real-image init, L2 term, adversarial term, curriculum stages",
+       draw=_draw_ablation, tables=_ablation_tables)
+def cudd_ablation(ctx: Context, ipc: int | None = None, variants=tuple(CUDD_ABLATIONS)) -> list[dict]:
+    ipc = ipc or cudd_ipcs(ctx)[0]
+    unknown = [v for v in variants if v not in CUDD_ABLATIONS]
+    if unknown:
+        raise ValueError(f"unknown CUDD ablation variant(s) {unknown}; choose from {list(CUDD_ABLATIONS)}")
+    rows = []
+    for label in variants:
+        c = replace(ctx.cfg, cudd=replace(ctx.cfg.cudd, **CUDD_ABLATIONS[label])).cudd_for(ipc)
+        rows += ctx.cells("cudd", ipc, options=c, variant=label, stages=str(list(c.stages)),
+                          adv=c.adv, l2=c.l2, real_init=c.real_init)
+    rows += ctx.cells("cda", ipc, variant="CDA (reference)")
+    rows += ctx.cells("sre2l", ipc, variant="SRe2L (reference)")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-architecture and robustness to noise.
+
+@study("cudd_cross_architecture", "CUDD cross-architecture: CUDD, CDA and SRe2L sets on other students",
+       draw=draw_cross, tables=cross_tables)
+def cudd_cross_architecture(ctx: Context, ipc: int | None = None, students=None,
+                            methods=("sre2l", "cda", "cudd")) -> list[dict]:
+    return cross_architecture(ctx, ipc or cudd_ipcs(ctx)[0], students, methods)
+
+
+def _draw_noise(df: pd.DataFrame, images: dict) -> dict:
+    return {"robustness": plots.line_top1(df[df.metric == "top1"], "sigma", "method",
+                                          "test noise std (pixels in [0, 1])")}
+
+
+def _noise_tables(df: pd.DataFrame, root) -> list:
+    return [("Top-1 (%) by test noise std", top1(df, "method", "sigma"))]
+
+
+@study("cudd_noise_robustness", "Robustness to noise: students tested on images with Gaussian noise",
+       draw=_draw_noise, tables=_noise_tables)
+def noise_robustness(ctx: Context, ipc: int | None = None, sigmas=(0.0, 0.1, 0.2, 0.3),
+                     methods=("random", "sre2l", "cda", "cudd")) -> list[dict]:
+    ipc = ipc or cudd_ipcs(ctx)[0]
+    sigmas = tuple(float(s) for s in sigmas)
+    rows = []
+    for method in methods:
+        rows += ctx.noisy_cells(method, ipc, sigmas)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Visual comparison (Figure 1).
+
+def _draw_visual(df: pd.DataFrame, images: dict) -> dict:
+    if not images:
+        return {}
+    return {"grid": plots.distilled_grid({k: (v["images"], v["labels"]) for k, v in images["sets"].items()},
+                                         images["classes"], per_class=images["per_class"])}
+
+
+def _visual_tables(df: pd.DataFrame, root) -> list:
+    return [("Per set", readable(df.pivot_table(index="method", columns="metric", values="value",
+                                                sort=False).round(2)))]
+
+
+@study("cudd_fig_visual_comparison", "Visual comparison: CUDD images, their real initializations, and SRe2L's",
+       draw=_draw_visual, tables=_visual_tables)
+def cudd_visual(ctx: Context, ipc: int | None = None, per_class: int = 3) -> list[dict]:
+    """The first images per class of CUDD's set next to the real images they started from and the
+    SRe2L set; rows give each set's per-image distance to its real start and the teacher's accuracy."""
+    ipc = ipc or cudd_ipcs(ctx)[0]
+    info = ctx.ws.info
+    cudd = ctx.distilled("cudd", ipc)
+    sre2l = ctx.distilled("sre2l", ipc)
+    sources = torch.as_tensor(cudd.meta["seeds"])  # class-major, like the images
+    classes = ctx.class_names()[:GRID_CLASSES]
+    keep = first_per_class(cudd.labels, len(classes), per_class)
+    sets = {"CUDD": (cudd.images, cudd.labels), "SRe2L": (sre2l.images, sre2l.labels)}
+    if bool((sources >= 0).all()):
+        sets = {"real init": (ctx.ws.train.take(sources), cudd.labels), **sets}
+    rows = []
+    for name, (images, labels) in sets.items():
+        acc = teacher_top1(ctx, images, labels)
+        base = dict(dataset=info.name, method=name, ipc=ipc, teacher=ctx.cfg.squeeze.arch, student="",
+                    labels="", seed=0)
+        rows.append(dict(base, metric="teacher_top1_on_images", value=acc))
+        if "real init" in sets:
+            real = sets["real init"][0].float()
+            rows.append(dict(base, metric="mean_abs_pixel_change_from_real_init",
+                             value=float((images.float() - real).abs().mean()) if name != "SRe2L" else float("nan")))
+    sel = {name: {"images": im[keep].cpu(), "labels": lb[keep].cpu()} for name, (im, lb) in sets.items()}
+    ctx.images.update(sets=sel, classes=classes, per_class=per_class)
+    return rows
