@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
@@ -291,7 +292,8 @@ class RunConfig:
     eval_seeds: tuple[int, ...] = (0,)
     full_data: bool = True  # the teacher recipe on the student architecture, trained on all data
     device: str = "cpu"
-    cache_dir: str = ".cache/cda"
+    # $CDA_CACHE_DIR lets several output folders (runs/, results/, a test's temp folder) share one cache
+    cache_dir: str = field(default_factory=lambda: os.environ.get("CDA_CACHE_DIR", ".cache/cda"))
     out_dir: str = "results/main/custom"
 
     def __post_init__(self):
