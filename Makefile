@@ -19,10 +19,10 @@ test: setup
 	.venv/bin/python -m pytest -q tests && \
 	CDA_PRESET=smoke CDA_ROOT="$$tmp/nbval" .venv/bin/python -m pytest -q --nbval-lax --nbval-current-env notebooks
 
-# JupyterLab in headless Chromium: run a notebook with Run All, check its table, figure and progress
-# bar, save screenshots (needs Debian's chromium and chromium-driver).
+# Just the browser test (also part of `make test`): JupyterLab in headless Chromium runs a notebook
+# with Run All; screenshots in build/screenshots/ (needs Debian's chromium and chromium-driver).
 test-browser: setup
-	.venv/bin/python -m pytest -q -m browser tests/test_browser.py
+	CDA_SCREENSHOT_DIR=build/screenshots .venv/bin/python -m pytest -q -s tests/test_browser.py
 
 # Every paper notebook at the cpu preset (papermill; results in runs/, executed copies in build/executed/),
 # and the figures of runs/ redrawn from its saved results alone.
