@@ -66,7 +66,7 @@ def _tag(preset_name: str, overrides: dict) -> str:
     return f"{preset_name}-{config_hash(overrides, {})[:8]}" if overrides else preset_name
 
 
-def output_root(args) -> Path:
+def _output_root(args) -> Path:
     """Where `run`, `study`, `notebooks` and `figures` write: the project folder with --publish,
     --output-root, else <project>/runs."""
     from .studies import project_root
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     hint = "" if args.debug else " (--debug shows the traceback)"
     try:
-        root = output_root(args) if hasattr(args, "publish") else None
+        root = _output_root(args) if hasattr(args, "publish") else None
         with _shared_cache(args):
             if args.command in ("study", "notebooks", "figures"):
                 return _paper_companion(args, root)
