@@ -294,7 +294,7 @@ class RunConfig:
     device: str = "cpu"
     # $CDA_CACHE_DIR lets several output folders (runs/, results/, a test's temp folder) share one cache
     cache_dir: str = field(default_factory=lambda: os.environ.get("CDA_CACHE_DIR", ".cache/cda"))
-    out_dir: str = "results/main/custom"
+    out_dir: str = "runs/results/main/custom"  # a user's runs (cda run --publish: results/main/<preset>)
 
     def __post_init__(self):
         _check(len(self.ipcs) > 0 and all(i > 0 for i in self.ipcs), f"RunConfig.ipcs={self.ipcs}: must be positive")
@@ -339,7 +339,7 @@ def _smoke() -> RunConfig:
         cudd=CuddConfig(student_epochs=2),
         ipcs=(1, 2),
         full_data=True,
-        out_dir="results/main/smoke",
+        out_dir="runs/results/main/smoke",
     )
 
 
@@ -352,7 +352,7 @@ def _cpu() -> RunConfig:
         recover=RecoverConfig(iterations=500, lr=0.1, r_bn=0.05, jitter=2),
         eval=EvalConfig(arch="convnet3", aug=AugConfig(epochs=200, batch_size=64, crop_scale=(0.25, 1.0))),
         ipcs=(1, 10, 50),
-        out_dir="results/main/cpu",
+        out_dir="runs/results/main/cpu",
     )
 
 
@@ -368,7 +368,7 @@ def _paper() -> RunConfig:
         ipcs=(10, 50, 100),
         device="cuda",
         full_data=False,
-        out_dir="results/main/paper",
+        out_dir="runs/results/main/paper",
     )
 
 

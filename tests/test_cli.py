@@ -170,3 +170,11 @@ def test_run_without_publish_leaves_results_alone(project):
     assert main(["run", *cheap, "--publish"]) == 0
     published = project / "results" / "main" / made[0].parent.name / "results.csv"
     assert published.is_file() and (project / "results" / "main" / "smoke" / "results.csv").read_text() == "committed\n"
+
+
+def test_the_library_defaults_write_runs_too():
+    """`cda.pipeline.run(preset("cpu"))` from Python (the README's example) writes runs/, not results/."""
+    from cda.config import PRESETS, RunConfig, preset
+
+    assert all(preset(name).out_dir.startswith("runs/") for name in PRESETS)
+    assert RunConfig().out_dir.startswith("runs/")
