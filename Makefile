@@ -1,19 +1,31 @@
 # The two commands of the README. Each sets up what is missing first (scripts/setup.sh).
-.PHONY: setup demo test notebooks figures executed-notebooks
+# Nothing here but `make publish` writes the committed results/ and figures/: the others write runs/.
+.PHONY: setup demo test test-browser notebooks figures publish executed-notebooks
 
 setup:
 	@bash scripts/setup.sh
 
-# The main job: the whole pipeline on Fashion-MNIST at the cpu preset (about half an hour on 2 cores).
+# The main job: the whole pipeline on Fashion-MNIST at the cpu preset (about half an hour on 2 cores),
+# into runs/results/main/cpu/.
 demo: setup
 	.venv/bin/cda run --preset cpu
 
-# The tests (a few minutes on 2 cores, on real Fashion-MNIST images).
+# The tests (a few minutes on 2 cores, on real Fashion-MNIST images), then every notebook under nbval at
+# the smoke preset. The notebooks reuse the cache the tests' papermill runs filled, and write into a
+# temporary folder ($CDA_ROOT), never into the project.
 test: setup
-	.venv/bin/python -m pytest -q
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	export CDA_CACHE_DIR="$$tmp/cache" && \
+	.venv/bin/python -m pytest -q tests && \
+	CDA_PRESET=smoke CDA_ROOT="$$tmp/nbval" .venv/bin/python -m pytest -q --nbval-lax --nbval-current-env notebooks
 
-# Every paper notebook at the cpu preset (papermill; executed copies in build/executed/), and the
-# figures redrawn from the saved results alone.
+# Just the browser test (also part of `make test`): JupyterLab in headless Chromium runs a notebook
+# with Run All; screenshots in build/screenshots/ (needs Debian's chromium and chromium-driver).
+test-browser: setup
+	CDA_SCREENSHOT_DIR=build/screenshots .venv/bin/python -m pytest -q -s tests/test_browser.py
+
+# Every paper notebook at the cpu preset (papermill; results in runs/, executed copies in build/executed/),
+# and the figures of runs/ redrawn from its saved results alone.
 notebooks: setup
 	.venv/bin/cda notebooks --preset cpu
 
@@ -24,3 +36,7 @@ figures: setup
 # with saved=True at the cpu preset, showing the committed results and figures; computes nothing.
 executed-notebooks: setup
 	.venv/bin/python scripts/build_notebooks.py --executed
+# Rebuild the committed results: results/main/cpu/, results/<study>/cpu.*, figures/cpu/.
+publish: setup
+	.venv/bin/cda run --preset cpu --publish
+	.venv/bin/cda notebooks --preset cpu --publish

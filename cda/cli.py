@@ -3,35 +3,51 @@
 papermill, and `cda figures` to redraw every figure from the saved results.
 
 Every subcommand starts from a preset (`--preset cpu`), optionally a YAML file (`--config`), then
-dotted overrides (`--set recover.lr=0.1 --set ipcs=[1,10]`).
+dotted overrides (`--set recover.lr=0.1 --set ipcs=[1,10]`, `--device`, `--data-root`).
+
+Where results go: `run`, `study`, `notebooks` and `figures` write under an output root laid out like
+the project (results/main/<preset>/, results/<study>/<preset>.csv, figures/<preset>/). By default
+that root is runs/ in the project folder (git ignores it), so the committed results/ and figures/
+change only with --publish. A run with overrides writes <preset>-<hash> beside the preset's own.
+Teachers, distilled sets and students are cached in the project's .cache/cda whichever the root
+($CDA_CACHE_DIR moves it); --output-root DIR puts results, figures and cache under DIR.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
 import sys
+import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, apply_overrides, parse_override, preset, to_dict
+from .config import ConfigError, RunConfig, apply_overrides, config_hash, parse_override, preset, to_dict
+
+RUNS = "runs"  # a user's output root inside the project folder
 
 
-def _load_config(args) -> RunConfig:
-    cfg = preset(args.preset)
+def _overrides(args) -> dict:
+    """The dotted config fields of --config, then --set, then --device, --data-root, --dataset."""
+    overrides = {}
     if args.config:
         import yaml
 
-        text = Path(args.config).read_text()
-        data = yaml.safe_load(text) or {}
-        cfg = apply_overrides(cfg, _flatten(data))
-    overrides = dict(parse_override(s) for s in args.set)
+        data = yaml.safe_load(Path(args.config).read_text()) or {}
+        overrides.update(_flatten(data))
+    overrides.update(parse_override(s) for s in args.set)
     if args.device:
         overrides["device"] = args.device
     if args.data_root:
         overrides["data.root"] = args.data_root
-    if getattr(args, "dataset", None):
+    if args.dataset:
         overrides["data.name"] = args.dataset
-    return apply_overrides(cfg, overrides)
+    return overrides
+
+
+def _load_config(args) -> RunConfig:
+    return apply_overrides(preset(args.preset), _overrides(args))
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:
@@ -44,7 +60,42 @@ def _flatten(data: dict, prefix: str = "") -> dict:
     return out
 
 
+def _tag(preset_name: str, overrides: dict) -> str:
+    """The results' name: the preset's, or <preset>-<hash> for a run with overrides (as cda.studies names
+    a study run without custom parameters)."""
+    return f"{preset_name}-{config_hash(overrides, {})[:8]}" if overrides else preset_name
+
+
+def _output_root(args) -> Path:
+    """Where `run`, `study`, `notebooks` and `figures` write: the project folder with --publish,
+    --output-root, else <project>/runs."""
+    from .studies import project_root
+
+    if args.publish and args.output_root:
+        raise ConfigError("--publish writes the project's own results/ and figures/; drop --output-root")
+    if args.publish:
+        return project_root()
+    return Path(args.output_root).resolve() if args.output_root else project_root() / RUNS
+
+
+@contextlib.contextmanager
+def _shared_cache(args):
+    """Unless --output-root or $CDA_CACHE_DIR says otherwise, every output root uses the project's
+    cache, so a run in runs/ reuses what the committed results were built from (and the reverse)."""
+    if not hasattr(args, "publish") or args.output_root or os.environ.get("CDA_CACHE_DIR"):
+        yield
+        return
+    from .studies import project_root
+
+    os.environ["CDA_CACHE_DIR"] = str(project_root() / ".cache" / "cda")
+    try:
+        yield
+    finally:
+        del os.environ["CDA_CACHE_DIR"]
+
+
 def _common(p: argparse.ArgumentParser) -> None:
+    """The flags every subcommand takes."""
     p.add_argument("--preset", default="cpu", help="smoke, cpu (default) or paper")
     p.add_argument("--config", help="YAML file of config fields (nested sections)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -53,6 +104,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="the dataset's folder")
     p.add_argument("--dataset", help="dataset name (fashion_mnist, digits, cifar10, imagenet1k, ...)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
+def _step(p: argparse.ArgumentParser) -> None:
+    _common(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace an output made with another config (otherwise an error)")
 
@@ -64,6 +120,10 @@ def _plan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, help="recovery image-iterations per second, to project the time")
     p.add_argument("--measure", action="store_true",
                    help="time a few recovery iterations on the device (random teacher weights) for the rate")
+def _outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--publish", action="store_true",
+                   help="write the project's results/ and figures/ (the committed results); default: runs/")
+    p.add_argument("--output-root", help="write results/, figures/ and the cache under this folder instead of runs/")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="the whole pipeline: teacher, every method and IPC, table and figures")
     _common(p)
+    _outputs(p)
     p.add_argument("--print-config", action="store_true", help="print the resolved config and stop")
     p.add_argument("--plan", action="store_true", help="print the plan (disk, memory, work) and stop")
     _plan_options(p)
@@ -82,11 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     _plan_options(p)
 
     p = sub.add_parser("squeeze", help="train a teacher and save its checkpoint")
-    _common(p)
+    _step(p)
     p.add_argument("--out", required=True, help="checkpoint path (.pt)")
 
     p = sub.add_parser("recover", help="synthesize a distilled set with a teacher")
-    _common(p)
+    _step(p)
     p.add_argument("--teacher", required=True, help="teacher checkpoint from `cda squeeze`")
     p.add_argument("--method", default="cda", help="a registered method: sre2l, cda, cudd (settings in cudd.*), "
                    "nearest_mean, random (see cda.methods.list_methods())")
@@ -94,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder (distilled.pt and images/ of PNGs)")
 
     p = sub.add_parser("relabel", help="store FKD-style soft labels for a distilled set")
-    _common(p)
+    _step(p)
     p.add_argument("--teacher", required=True)
     p.add_argument("--distilled", required=True, help="folder from `cda recover`")
     p.add_argument("--out", required=True, help="labels folder")
@@ -105,27 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="label only this many epochs; training cycles through them (0: every epoch)")
 
     p = sub.add_parser("evaluate", help="train a student on a distilled set and test it")
-    _common(p)
+    _step(p)
     p.add_argument("--distilled", required=True, help="folder from `cda recover`")
     p.add_argument("--teacher", help="teacher checkpoint (online soft labels)")
     p.add_argument("--labels", help="stored labels folder from `cda relabel`")
 
     p = sub.add_parser("study", help="one paper table or figure (what its notebook runs), without Jupyter")
     p.add_argument("name", help="study name, e.g. cda_ablation_scheduler (see `cda study list`)")
-    p.add_argument("--preset", default="cpu")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config field (repeatable); results then go to <preset>-<hash>.csv")
+    _common(p)
+    _outputs(p)
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a study parameter, e.g. milestones=[0.25,0.5,1.0] (repeatable)")
-    p.add_argument("--output-root", help="folder for results/, figures/ and the cache (default: the project folder)")
-    p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("notebooks", help="execute every notebook with papermill at a preset")
-    p.add_argument("--preset", default="cpu")
+    _common(p)
+    _outputs(p)
     p.add_argument("--only", nargs="+", metavar="NAME", help="just these notebooks")
-    p.add_argument("--output-root", help="folder for results/, figures/ and the cache (default: the project folder)")
     p.add_argument("--executed-dir", help="where the executed copies go (default: build/executed)")
-    p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("standin", help="write an ImageNet-shaped stand-in dataset made from Fashion-MNIST")
     p.add_argument("--out", required=True, help="folder for train/ and val/ (use it as data.root)")
@@ -137,37 +194,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser("figures", help="redraw every figure from the saved results, computing nothing")
-    p.add_argument("--preset", default="cpu")
+    _common(p)
+    _outputs(p)
     p.add_argument("--only", nargs="+", metavar="NAME")
-    p.add_argument("--output-root", help="folder holding results/ (default: the project folder)")
     return parser
 
 
-def _paper_companion(args) -> int:
-    """The study, notebooks and figures subcommands, which take a preset but no RunConfig flags."""
+def _paper_companion(args, root: Path) -> int:
+    """The study, notebooks and figures subcommands."""
     from . import notebooks, studies
 
-    try:
-        if args.command == "study":
-            if args.name == "list":
-                for name, st in studies.STUDIES.items():
-                    print(f"{name:32} {st.title}")
-                return 0
-            overrides = dict(parse_override(s) for s in args.set)
-            params = dict(parse_override(s) for s in args.param)
-            studies.run(args.name, args.preset, overrides, args.output_root, not args.no_progress, **params)
-            for caption, table in studies.tables(args.name, studies.load(args.name, args.preset, args.output_root),
-                                                 args.output_root):
-                print(f"\n{caption}\n\n{table.to_markdown()}")
-        elif args.command == "notebooks":
-            notebooks.run_notebooks(args.preset, args.only, executed_dir=args.executed_dir,
-                                    output_root=args.output_root, progress=not args.no_progress)
-        else:
-            notebooks.redraw_all(args.preset, args.only, args.output_root)
-        return 0
-    except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
-        print(f"cda {args.command}: error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
-        return 1
+    overrides = _overrides(args)
+    apply_overrides(preset(args.preset), overrides)  # a bad field is a clear error before anything runs
+    if args.command == "study":
+        if args.name == "list":
+            for name, st in studies.STUDIES.items():
+                print(f"{name:32} {st.title}")
+            return 0
+        params = dict(parse_override(s) for s in args.param)
+        result = studies.run(args.name, args.preset, overrides, root, not args.no_progress, **params)
+        # the tables of this run, read from the CSV it just wrote
+        for caption, table in studies.tables(result.name, result.df, root):
+            print(f"\n{caption}\n\n{table.to_markdown()}")
+        print(f"\nresults: {result.csv}")
+    elif args.command == "notebooks":
+        notebooks.run_notebooks(args.preset, args.only, executed_dir=args.executed_dir, output_root=root,
+                                progress=not args.no_progress, overrides=overrides)
+    else:
+        tag = _tag(args.preset, overrides)
+        if not notebooks.redraw_all(tag, args.only, root):
+            raise FileNotFoundError(f"no results named {tag!r} under {root / 'results'} to redraw; run `cda study` "
+                                    f"or `cda notebooks` first, or pass --publish for the committed results")
+    return 0
 
 
 def _standin(args) -> int:
@@ -187,21 +245,42 @@ def _standin(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("study", "notebooks", "figures"):
-        return _paper_companion(args)
     if args.command == "standin":
         return _standin(args)
+    hint = "" if args.debug else " (--debug shows the traceback)"
     try:
-        cfg = _load_config(args)
-    except (ConfigError, OSError) as err:
-        print(f"cda: configuration error: {err}", file=sys.stderr)
-        return 2
-    progress = not args.no_progress
-    try:
-        return _COMMANDS[args.command](args, cfg, progress)
+        root = _output_root(args) if hasattr(args, "publish") else None
+        with _shared_cache(args):
+            if args.command in ("study", "notebooks", "figures"):
+                return _paper_companion(args, root)
+            try:
+                cfg = _load_config(args)
+            except (ConfigError, OSError) as err:
+                if args.debug:
+                    traceback.print_exc()
+                print(f"cda: configuration error: {err}{hint}", file=sys.stderr)
+                return 2
+            if args.command == "run":
+                cfg = _run_outputs(args, cfg, root)
+            return _COMMANDS[args.command](args, cfg, not args.no_progress)
     except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
-        print(f"cda {args.command}: error: {err}", file=sys.stderr)
-        return 1
+        # RuntimeError includes torch's errors, CUDA out-of-memory among them
+        if args.debug:
+            traceback.print_exc()
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"cda {args.command}: error: {message}{hint}", file=sys.stderr)
+        return 2 if isinstance(err, ConfigError) else 1
+
+
+def _run_outputs(args, cfg: RunConfig, root: Path) -> RunConfig:
+    """`cda run` writes <root>/results/main/<preset>[-<hash>]/ unless --set out_dir says where; a relative
+    cache folder lives under the root, as for the studies."""
+    overrides = _overrides(args)
+    if "out_dir" not in overrides:
+        cfg = replace(cfg, out_dir=str(root / "results" / "main" / _tag(args.preset, overrides)))
+    if not os.path.isabs(cfg.cache_dir):
+        cfg = replace(cfg, cache_dir=str(root / cfg.cache_dir))
+    return cfg
 
 
 def _plan(args, cfg: RunConfig, progress: bool) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any
@@ -299,8 +300,9 @@ class RunConfig:
     eval_seeds: tuple[int, ...] = (0,)
     full_data: bool = True  # the teacher recipe on the student architecture, trained on all data
     device: str = "cpu"
-    cache_dir: str = ".cache/cda"
-    out_dir: str = "results/main/custom"
+    # $CDA_CACHE_DIR lets several output folders (runs/, results/, a test's temp folder) share one cache
+    cache_dir: str = field(default_factory=lambda: os.environ.get("CDA_CACHE_DIR", ".cache/cda"))
+    out_dir: str = "runs/results/main/custom"  # a user's runs (cda run --publish: results/main/<preset>)
 
     def __post_init__(self):
         _check(len(self.ipcs) > 0 and all(i > 0 for i in self.ipcs), f"RunConfig.ipcs={self.ipcs}: must be positive")
@@ -365,7 +367,7 @@ def _smoke() -> RunConfig:
         cudd=CuddConfig(student_epochs=2),
         ipcs=(1, 2),
         full_data=True,
-        out_dir="results/main/smoke",
+        out_dir="runs/results/main/smoke",
     )
 
 
@@ -378,7 +380,7 @@ def _cpu() -> RunConfig:
         recover=RecoverConfig(iterations=500, lr=0.1, r_bn=0.05, jitter=2),
         eval=EvalConfig(arch="convnet3", aug=AugConfig(epochs=200, batch_size=64, crop_scale=(0.25, 1.0))),
         ipcs=(1, 10, 50),
-        out_dir="results/main/cpu",
+        out_dir="runs/results/main/cpu",
     )
 
 
@@ -405,7 +407,7 @@ def _paper() -> RunConfig:
         ipcs=(10, 50, 100),
         device="cuda",
         full_data=False,
-        out_dir="results/main/paper",
+        out_dir="runs/results/main/paper",
     )
 
 

@@ -29,15 +29,19 @@ def notebook_paths(root: str | os.PathLike | None = None, names: list[str] | Non
 
 def run_notebooks(preset: str = "cpu", names: list[str] | None = None, root: str | os.PathLike | None = None,
                   executed_dir: str | os.PathLike | None = None, output_root: str | os.PathLike | None = None,
-                  progress: bool = True, log: Callable[[str], None] = print) -> dict[str, float]:
-    """Execute each notebook with papermill at `preset`; the executed copies go to
-    build/executed/<name>-<preset>.ipynb (never over the source notebooks). Returns seconds per notebook."""
+                  progress: bool = True, log: Callable[[str], None] = print,
+                  overrides: dict | None = None) -> dict[str, float]:
+    """Execute each notebook with papermill at `preset` (plus the notebooks' `overrides` parameter); the
+    executed copies go to build/executed/<name>-<preset>.ipynb (never over the source notebooks).
+    Returns seconds per notebook."""
     import papermill as pm
 
     root = Path(root or project_root())
     out = Path(executed_dir or root / "build" / "executed")
     out.mkdir(parents=True, exist_ok=True)
     params = {"preset": preset}
+    if overrides:
+        params["overrides"] = dict(overrides)
     if output_root is not None:
         params["output_root"] = str(Path(output_root).resolve())  # papermill runs in notebooks/
     seconds = {}

@@ -1,0 +1,82 @@
+"""The papers' reported numbers (results/paper/*.csv) as the phrases the README and the notebooks quote,
+so that no paper number is typed by hand: `scripts/readme_numbers.py` writes them into README.md
+between `<!-- paper:NAME -->` and `<!-- /paper -->` markers, and a test checks they are current."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+DATASETS = {"tiny_imagenet": "Tiny-ImageNet", "imagenet1k": "ImageNet-1K", "imagenet21k": "ImageNet-21K",
+            "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion_mnist": "Fashion-MNIST"}
+MARKER = re.compile(r"<!-- paper:(?P<name>[a-z0-9_]+) -->(?P<text>.*?)<!-- /paper -->", re.S)
+
+
+def paper_folder() -> Path:
+    return Path(__file__).resolve().parents[1] / "results" / "paper"
+
+
+def _read(name: str, folder: str | os.PathLike | None) -> pd.DataFrame:
+    path = Path(folder or paper_folder()) / f"{name}.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no paper numbers at {path}")
+    return pd.read_csv(path)
+
+
+def gains(df: pd.DataFrame, base: str, new: str) -> pd.DataFrame:
+    """`new` minus `base` top-1 (points) per dataset, IPC and student, where a row has both."""
+    wide = df[df.method.isin([base, new])].pivot_table(index=["dataset", "ipc", "student"], columns="method",
+                                                        values="top1", sort=False)
+    wide = wide.dropna(subset=[base, new]) if {base, new} <= set(wide.columns) else wide.iloc[:0]
+    if wide.empty:
+        raise ValueError(f"the paper numbers have no rows with both {base!r} and {new!r}")
+    return (wide[new] - wide[base]).round(1).rename("gain").reset_index()
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.1f}".replace("-", "−")
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _student(arch: str) -> str:
+    m = re.fullmatch(r"resnet(\d+)", arch)
+    return f"ResNet-{m.group(1)}" if m else arch
+
+
+def cda_gain(folder: str | os.PathLike | None = None) -> str:
+    """CDA minus SRe2L over every dataset, IPC and student of CDA's main table: the range."""
+    df = _read("cda_table2_main_results", folder)
+    g = gains(df, "sre2l", "cda")
+    datasets = [DATASETS.get(d, d) for d in dict.fromkeys(g.dataset)]
+    return (f"{_signed(g.gain.min())} to {_signed(g.gain.max())} on {_join(datasets)}, "
+            f"{len(g)} cells; {df.paper.iloc[0]} {df.table.iloc[0]}")
+
+
+def cudd_gain(folder: str | os.PathLike | None = None) -> str:
+    """CUDD minus CDA at each IPC the (third-party) transcription has both."""
+    df = _read("cudd_main_results", folder)
+    g = gains(df, "cda", "cudd")
+    at = [f"{_signed(r.gain)} at IPC {int(r.ipc)}" for r in g.itertuples()]
+    datasets = _join([DATASETS.get(d, d) for d in dict.fromkeys(g.dataset)])
+    students = _join([_student(s) for s in dict.fromkeys(g.student)])
+    return f"{', '.join(at)}; {datasets}, {students}; {df.table.iloc[0]}'s transcription"
+
+
+SNIPPETS: dict[str, Callable[..., str]] = {"cda_gain": cda_gain, "cudd_gain": cudd_gain}
+
+
+def render(text: str, folder: str | os.PathLike | None = None) -> str:
+    """`text` with every `<!-- paper:NAME -->...<!-- /paper -->` span filled from the CSVs."""
+    def fill(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in SNIPPETS:
+            raise KeyError(f"unknown paper-number snippet {name!r}; known: {sorted(SNIPPETS)}")
+        return f"<!-- paper:{name} -->{SNIPPETS[name](folder)}<!-- /paper -->"
+
+    return MARKER.sub(fill, text)
