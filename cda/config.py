@@ -428,7 +428,7 @@ def _tiny_imagenet() -> RunConfig:
         ipcs=(50, 100),
         device="cuda",
         full_data=False,
-        out_dir="results/main/tiny_imagenet",
+        out_dir="runs/results/main/tiny_imagenet",
     )
 
 
@@ -450,7 +450,7 @@ def _imagenet21k() -> RunConfig:
         ipcs=(10, 20),
         device="cuda",
         full_data=False,
-        out_dir="results/main/imagenet21k",
+        out_dir="runs/results/main/imagenet21k",
     )
 
 

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from cda.paper_numbers import cda_gain, cudd_gain  # noqa: E402  (paper numbers come from results/paper)
 
 SMOKE_SECONDS = "9 to 98"  # measured: tests/test_notebooks.py, all thirteen in one run sharing one cache
 
@@ -44,9 +46,8 @@ NOTEBOOKS = [
         name="cda_table2_main_results",
         title="CDA main results (Table 2): SRe2L against CDA across IPC and student architectures",
         claim="""**Claim.** A crop curriculum during synthesis (RandomResizedCrop's lower scale bound falling from
-1.0 to 0.08 on a cosine schedule) makes SRe2L's recovered images train better students: +3 to +8 points
-top-1 on Tiny-ImageNet, ImageNet-1K and ImageNet-21K, for ResNet-18, -50 and -101 students (CDA's main
-table, Table 2 in the ICLR-2024 version).
+1.0 to 0.08 on a cosine schedule) makes SRe2L's recovered images train better students: """ + cda_gain() + """
+points top-1, for ResNet-18, -50 and -101 students (read from `results/paper/`).
 
 **How this notebook tests it.** One teacher; for each IPC three distilled sets (random real images, SRe2L,
 CDA), relabeled by the same teacher and evaluated by the same student recipe on the real test set, plus the
@@ -163,7 +164,7 @@ heatmap separates what the images carry from the labels only through the random-
         claim="""**Claim.** Curriculum dataset distillation (stages of images initialized from real images that
 the current student finds hard, optimized with an adversarial term against that student and an L2 pull to
 the initial image) beats CDA and SRe2L; the only CUDD numbers found are ImageNet-1K with a ResNet-50
-student, as quoted by CIM (Table 3): +2.3 and +1.6 over CDA at IPC 50 and 100.
+student, as quoted by CIM: """ + cudd_gain() + """ (CUDD − CDA, read from `results/paper/`).
 
 **How this notebook tests it.** The same teacher and evaluation for all four methods at IPC 10 and 50; CUDD
 runs two stages (40% and 100% of the IPC, as in the official README's 20 → 50 example).""",

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 
 from cda.config import PRESETS, CuddConfig, RunConfig, from_dict, preset, to_dict
-from cda.studies import CUDD_ABLATIONS
+from cda.studies.cudd import CUDD_ABLATIONS
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
