@@ -17,7 +17,7 @@ test: setup
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	export CDA_CACHE_DIR="$$tmp/cache" && \
 	.venv/bin/python -m pytest -q tests && \
-	CDA_PRESET=smoke CDA_ROOT="$$tmp/nbval" .venv/bin/python -m pytest -q --nbval-lax --nbval-current-env notebooks
+	CDA_PRESET=smoke CDA_ROOT="$$tmp/nbval" .venv/bin/python -m pytest -q --nbval-lax --nbval-current-env notebooks --ignore=notebooks/executed
 
 # Just the browser test (also part of `make test`): JupyterLab in headless Chromium runs a notebook
 # with Run All; screenshots in build/screenshots/ (needs Debian's chromium and chromium-driver).
