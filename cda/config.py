@@ -61,11 +61,17 @@ class DataConfig:
     # False: pixels in [0, 1] go to the models as they are (mean 0, std 1), as the ImageNet-21K-P
     # teacher was trained (papers.md 5.1); True: the dataset's own mean and std.
     normalize: bool = added(True)
+    # Training images per class held out as a validation set (cda.data.load_split(cfg, split="val")),
+    # drawn from subset_seed before any train_per_class subset; the training split no longer holds
+    # them, so every tuning choice can be made on them and never on the test set. 0: none.
+    validation: int = added(0)
 
     def __post_init__(self):
         for name in ("train_per_class", "test_per_class"):
             value = getattr(self, name)
             _check(value is None or value > 0, f"DataConfig.{name}={value}: must be positive or None")
+        _check(isinstance(self.validation, int) and self.validation >= 0,
+               f"DataConfig.validation={self.validation}: give a number of images per class >= 0 (0: no validation split)")
         _check(self.image_size is None or self.image_size > 0, f"DataConfig.image_size={self.image_size}: must be positive")
 
 
@@ -328,6 +334,41 @@ class RunConfig:
         """The stored-label config of a student recipe: the run's label format, the recipe's views."""
         return replace(self.relabel, aug=(eval_cfg or self.eval).aug)
 
+    def seeded(self, seed: int) -> "RunConfig":
+        """This run with every random choice made downstream of the teacher drawn from one `seed`.
+
+        One seed drives, each through its own stream (`derive_seed(seed, part)`, numpy SeedSequence
+        spawn keys, so no two parts share a stream and the same seed always gives the same run):
+
+        - "student": the student's initialization and its global torch/numpy state (eval.seed);
+        - "views": the student's augmentation plan and batch order, which are also the views the
+          stored soft labels are made on (eval.aug.seed);
+        - "synthesis": the noise SRe2L and CDA start from (recover.seed), and the random-real subset,
+          which the "random" method draws from recover.seed too (cda.methods.random_real, through
+          default_rng(recover.seed), while the noise comes from SeedSequence([recover.seed, slot,
+          class]));
+        - "cudd": CUDD's real-image and noise initialization (cudd.init_seed); where the run sets
+          CUDD's own curriculum student or recovery config, their seeds are set as the student's and
+          the synthesis's ("cudd_student", "cudd_views", "synthesis").
+
+        `eval_seeds` becomes (eval.seed,), so `pipeline.run(cfg.seeded(s))` trains one student per cell.
+        Not varied: the teacher (squeeze.seed: one teacher, shared by every seed), which training and
+        test images there are (data.subset_seed, and the validation split drawn from it), and the
+        stored-label format. The derived seeds are not the old defaults (eval.seed 0, aug.seed 42,
+        recover.seed 0, init_seed 0): seed 0 is a new run, not the committed one.
+        """
+        _check(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
+               f"RunConfig.seeded({seed!r}): give a non-negative integer seed")
+        s = {part: derive_seed(seed, part) for part in SEED_PARTS}
+        ev = replace(self.eval, seed=s["student"], aug=replace(self.eval.aug, seed=s["views"]))
+        c = self.cudd
+        cudd = replace(c, init_seed=s["cudd"],
+                       student=None if c.student is None else
+                       replace(c.student, seed=s["cudd_student"], aug=replace(c.student.aug, seed=s["cudd_views"])),
+                       recover=None if c.recover is None else replace(c.recover, seed=s["synthesis"]))
+        return replace(self, eval=ev, recover=replace(self.recover, seed=s["synthesis"]), cudd=cudd,
+                       eval_seeds=(ev.seed,))
+
     def cudd_for(self, ipc: int) -> CuddConfig:
         """The complete CUDD config at one IPC. Unset parts come from the run: `recover` from SRe2L's
         recovery config (CUDD schedules no crops), `student` from `eval` (with online labels where
@@ -342,6 +383,21 @@ class RunConfig:
             student = replace(student, labels="online")
         return replace(c, recover=replace(c.recover or self.recover_for("sre2l", ipc), ipc=ipc),
                        student=student, stages=stages)
+
+
+# The parts of a run that `RunConfig.seeded` draws from one seed, each with its own stream. Append
+# new parts at the end: a part's stream is fixed by its position.
+SEED_PARTS = ("student", "views", "synthesis", "cudd", "cudd_student", "cudd_views")
+
+
+def derive_seed(seed: int, part: str) -> int:
+    """The seed of one part of a run (SEED_PARTS) for a run seed: a 31-bit integer from numpy's
+    SeedSequence with the part's spawn key, independent of every other part's."""
+    import numpy as np
+
+    _check(part in SEED_PARTS, f"derive_seed: unknown part {part!r}; choose one of {SEED_PARTS}")
+    sequence = np.random.SeedSequence(seed, spawn_key=(SEED_PARTS.index(part),))
+    return int(sequence.generate_state(1)[0] >> 1)
 
 
 # ---------------------------------------------------------------------------------------------
