@@ -36,6 +36,26 @@ def test_one_seed_varies_every_part_and_is_deterministic(name):
         assert config_hash(a.method_config(method, 10)) != config_hash(b.method_config(method, 10))
 
 
+def test_for_seed_keeps_the_old_behaviour_unless_asked_for_all():
+    from cda.config import seeded_options
+
+    cfg = preset("cpu")
+    rc = cfg.recover_for("cda", 10)
+    e, opts = cfg.for_seed(3, options=rc)  # seed_scope "student": only the student's seed moves
+    assert e == replace(cfg.eval, seed=3) and opts == rc
+    assert config_hash(cfg) == config_hash(replace(cfg, seed_scope="student"))  # hash-neutral default
+    every = replace(cfg, seed_scope="all")
+    e, opts = every.for_seed(3, eval_cfg=replace(cfg.eval, arch="resnet18"), options=rc)
+    assert e == replace(every.seeded(3).eval, arch="resnet18")  # a study's own student recipe, reseeded
+    assert opts == replace(rc, seed=every.seeded(3).recover.seed)  # a study's own recovery variant, reseeded
+    random_opts = cfg.method_config("random", 10)
+    assert seeded_options(random_opts, 3).seed == every.seeded(3).method_config("random", 10).seed
+    nearest = cfg.method_config("nearest_mean", 10)
+    assert seeded_options(nearest, 3) == nearest  # nothing random to seed
+    with pytest.raises(ConfigError, match="seed_scope='some'"):
+        replace(cfg, seed_scope="some")
+
+
 def test_derived_seeds_do_not_share_streams():
     seeds = [derive_seed(s, part) for s in range(50) for part in SEED_PARTS]
     assert len(set(seeds)) == len(seeds)  # no two (seed, part) pairs collide
