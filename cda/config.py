@@ -71,7 +71,8 @@ class DataConfig:
             value = getattr(self, name)
             _check(value is None or value > 0, f"DataConfig.{name}={value}: must be positive or None")
         _check(isinstance(self.validation, int) and self.validation >= 0,
-               f"DataConfig.validation={self.validation}: give a number of images per class >= 0 (0: no validation split)")
+               f"DataConfig.validation={self.validation}: give a number of images per class >= 0 "
+               f"(0: no validation split)")
         _check(self.image_size is None or self.image_size > 0, f"DataConfig.image_size={self.image_size}: must be positive")
 
 

@@ -98,13 +98,17 @@ def verdict(claim_sign: int, ci: tuple[float, float] | Mapping, n: int | None = 
     return INCONCLUSIVE
 
 
-def _fmt_diff(d: Mapping) -> str:
-    """'+1.2 [-0.3, +2.7] (5 seeds)', or '+1.2 (1 seed)'."""
+FRACTIONS = ("ior", "hlr", "lrs")  # metrics given as fractions, not percent
+
+
+def _fmt_diff(d: Mapping, decimals: int = 2) -> str:
+    """'+1.20 [-0.30, +2.70] (5 seeds)', or '+1.20 (1 seed)'."""
     if not d or not d.get("n"):
         return ""
+    f = f"{{:+.{decimals}f}}".format
     if math.isnan(d["ci_low"]):
-        return f"{d['mean']:+.2f} ({d['n']} seed{'s' if d['n'] != 1 else ''})"
-    return f"{d['mean']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}] ({d['n']} seeds)"
+        return f"{f(d['mean'])} ({d['n']} seed{'s' if d['n'] != 1 else ''})"
+    return f"{f(d['mean'])} [{f(d['ci_low'])}, {f(d['ci_high'])}] ({d['n']} seeds)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,7 +145,8 @@ def _match(series: pd.Series, want: Any) -> pd.Series:
                           or str(v) == str(bool(want))).astype(bool)
     if isinstance(want, (int, float, np.number)):
         num = pd.to_numeric(series, errors="coerce")
-        return pd.Series(np.isclose(num.to_numpy(dtype=float), float(want)) & num.notna().to_numpy(), index=series.index)
+        hit = np.isclose(num.to_numpy(dtype=float), float(want)) & num.notna().to_numpy()
+        return pd.Series(hit, index=series.index)
     return series.astype(object).map(lambda v: not pd.isna(v) and str(v) == str(want)).astype(bool)
 
 
@@ -173,7 +178,8 @@ def _per_seed(rows: pd.DataFrame, where: str) -> pd.Series:
     dup = rows[rows.duplicated("seed", keep=False)]
     if len(dup):
         extra = [c for c in rows.columns if c not in ("seed", "value") and rows[c].astype(str).nunique() > 1]
-        raise ValueError(f"{where}: seed {int(dup.seed.iloc[0])} has {int((rows.seed == dup.seed.iloc[0]).sum())} rows; "
+        seed = int(dup.seed.iloc[0])
+        raise ValueError(f"{where}: seed {seed} has {int((rows.seed == seed).sum())} rows; "
                          f"the selectors leave {extra} varying: add them to `by`, `vs` or the selectors")
     return rows.set_index("seed")["value"].astype(float)
 
@@ -258,13 +264,14 @@ def summarize(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (), metric: s
     keys = [c for c in sub.columns if c not in ("seed", "value")]
     stats = sub.groupby(keys, dropna=False, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
     stats = stats.rename(columns={"count": "n"})
-    stats["cell"] = [f"{m:.2f}" if n < 2 else f"{m:.2f} ± {s:.2f}"
+    k = 4 if metric in FRACTIONS else 2
+    stats["cell"] = [f"{m:.{k}f}" if n < 2 else f"{m:.{k}f} ± {s:.{k}f}"
                      for m, s, n in zip(stats["mean"], stats["std"], stats["n"])]
     rows = []
     for a, b in pairs:
         cols = list(by) if by is not None else _shared_columns(sub, a, b)
         for r in compare(sub, {"method": a}, {"method": b}, by=cols, metric=metric, confidence=confidence):
-            rows.append({"a": a, "b": b, **r, "difference": _fmt_diff(r)})
+            rows.append({"a": a, "b": b, **r, "difference": _fmt_diff(r, 4 if metric in FRACTIONS else 2)})
     return Summary(stats, pd.DataFrame(rows))
 
 
@@ -355,7 +362,8 @@ class PaperRef:
         for sel in (self.a, self.b):
             rows = select(df, sel)
             if len(rows) != 1:
-                raise ValueError(f"{self.file}: {dict(sel)} matches {len(rows)} rows, not one; fix the claim's paper_ref")
+                raise ValueError(f"{self.file}: {dict(sel)} matches {len(rows)} rows, not one; "
+                                 f"fix the claim's paper_ref")
             values.append(float(rows["top1"].iloc[0]))
         return values[0] - values[1]
 
@@ -465,14 +473,16 @@ def claim_rows(claim: Claim, df: pd.DataFrame | None, results_root: str | Path =
     """The verdict rows of one claim on one study's results (None: not run): one per cell."""
     base = {"id": claim.id, "paper": claim.paper, "claim": claim.claim, "study": claim.study,
             "paper_number": claim.paper_ref.number(results_root) if claim.paper_ref else math.nan,
-            "paper_source": claim.paper_ref.describe() if claim.paper_ref else "not available (results/paper/README.md)"}
+            "paper_source": claim.paper_ref.describe() if claim.paper_ref
+            else "not available (results/paper/README.md)"}
     cells = [] if df is None else compare(df, claim.a, claim.b, by=claim.by, metric=claim.metric, vs=claim.vs,
                                           relative_to=claim.relative_to, where=claim.where, confidence=confidence)
     if not cells:
         return [{**base, "cell": "", "n_seeds": 0, "verdict": NOT_MEASURED}]
     return [{**base, "cell": _cell_text(c, claim), "a_mean": c["a_mean"], "b_mean": c["b_mean"],
              "difference": c["mean"], "std": c["std"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
-             "n_seeds": c["n"], "ours": _fmt_diff(c), "verdict": verdict(claim.sign, c)} for c in cells]
+             "n_seeds": c["n"], "ours": _fmt_diff(c, 4 if claim.metric in FRACTIONS else 2),
+             "verdict": verdict(claim.sign, c)} for c in cells]
 
 
 def verdict_table(results_root: str | Path = "results", preset: str = "cpu", claims: Sequence[Claim] = CLAIMS,
