@@ -62,11 +62,18 @@ class DataConfig:
     # False: pixels in [0, 1] go to the models as they are (mean 0, std 1), as the ImageNet-21K-P
     # teacher was trained (papers.md 5.1); True: the dataset's own mean and std.
     normalize: bool = added(True)
+    # Training images per class held out as a validation set (cda.data.load_split(cfg, split="val")),
+    # drawn from subset_seed before any train_per_class subset; the training split no longer holds
+    # them, so every tuning choice can be made on them and never on the test set. 0: none.
+    validation: int = added(0)
 
     def __post_init__(self):
         for name in ("train_per_class", "test_per_class"):
             value = getattr(self, name)
             _check(value is None or value > 0, f"DataConfig.{name}={value}: must be positive or None")
+        _check(isinstance(self.validation, int) and self.validation >= 0,
+               f"DataConfig.validation={self.validation}: give a number of images per class >= 0 "
+               f"(0: no validation split)")
         _check(self.image_size is None or self.image_size > 0, f"DataConfig.image_size={self.image_size}: must be positive")
 
 
@@ -303,8 +310,13 @@ class RunConfig:
     # $CDA_CACHE_DIR lets several output folders (runs/, results/, a test's temp folder) share one cache
     cache_dir: str = field(default_factory=lambda: os.environ.get("CDA_CACHE_DIR", ".cache/cda"))
     out_dir: str = "runs/results/main/custom"  # a user's runs (cda run --publish: results/main/<preset>)
+    # What an evaluation seed varies: "student" its initialization only (eval.seed); "all" also its
+    # views and batch order, the synthesis noise, the random-real subset and CUDD's initialization
+    # (RunConfig.for_seed, RunConfig.seeded).
+    seed_scope: str = added("student")
 
     def __post_init__(self):
+        _check(self.seed_scope in SEED_SCOPES, f"RunConfig.seed_scope={self.seed_scope!r}: choose one of {SEED_SCOPES}")
         _check(len(self.ipcs) > 0 and all(i > 0 for i in self.ipcs), f"RunConfig.ipcs={self.ipcs}: must be positive")
         from .methods import list_methods  # the registry imports this module: import it late
 
@@ -330,6 +342,44 @@ class RunConfig:
         """The stored-label config of a student recipe: the run's label format, the recipe's views."""
         return replace(self.relabel, aug=(eval_cfg or self.eval).aug)
 
+    def seeded(self, seed: int) -> "RunConfig":
+        """This run with every random choice made downstream of the teacher drawn from one `seed`.
+
+        One seed drives, each through its own stream (`derive_seed(seed, part)`: numpy SeedSequence
+        spawn keys, so no two parts share a stream and the same seed always gives the same run):
+
+        - "student": the student's initialization and its global torch/numpy state (eval.seed);
+        - "views": the student's augmentation plan and batch order, which are also the views its
+          stored soft labels are made on (eval.aug.seed);
+        - "synthesis": the noise SRe2L and CDA start from (recover.seed), and the random-real subset,
+          which the "random" method draws from recover.seed too (cda.methods.random_real, through
+          default_rng(recover.seed), while the noise comes from SeedSequence([recover.seed, slot,
+          class]));
+        - "cudd": CUDD's real-image and noise initialization (cudd.init_seed); where the run sets
+          CUDD's own curriculum student or recovery config, their seeds follow "cudd_student",
+          "cudd_views" and "synthesis".
+
+        `eval_seeds` becomes (eval.seed,), so `pipeline.run(cfg.seeded(s))` trains one student per cell.
+        Not varied: the teacher (squeeze.seed: one teacher, shared by every seed), which training and
+        test images there are (data.subset_seed, and the validation split drawn from it), and the
+        stored-label format. The derived seeds are not the old defaults (eval.seed 0, aug.seed 42,
+        recover.seed 0, init_seed 0): seed 0 is a new run, not the committed one.
+        """
+        ev = seeded_eval(self.eval, seed)
+        return replace(self, eval=ev, recover=seeded_options(self.recover, seed),
+                       cudd=seeded_options(self.cudd, seed), eval_seeds=(ev.seed,))
+
+    def for_seed(self, seed: int, eval_cfg: "EvalConfig | None" = None, options: Any = None) -> tuple:
+        """The student recipe and the set's options of one evaluation seed, as `seed_scope` says:
+        "student" (the old behaviour) sets only the student's seed (eval.seed = seed); "all" draws
+        every random part from the seed (`seeded_eval`, `seeded_options`). `eval_cfg` and `options`
+        default to the run's; returns (eval config, options), options None where none were given and
+        only the student's seed moves."""
+        e = eval_cfg or self.eval
+        if self.seed_scope == "student":
+            return replace(e, seed=seed), options
+        return seeded_eval(e, seed), None if options is None else seeded_options(options, seed)
+
     def cudd_for(self, ipc: int) -> CuddConfig:
         """The complete CUDD config at one IPC. Unset parts come from the run: `recover` from SRe2L's
         recovery config (CUDD schedules no crops), `student` from `eval` (with online labels where
@@ -344,6 +394,47 @@ class RunConfig:
             student = replace(student, labels="online")
         return replace(c, recover=replace(c.recover or self.recover_for("sre2l", ipc), ipc=ipc),
                        student=student, stages=stages)
+
+
+# The parts of a run that `RunConfig.seeded` draws from one seed, each with its own stream. Append
+# new parts at the end: a part's stream is fixed by its position.
+SEED_PARTS = ("student", "views", "synthesis", "cudd", "cudd_student", "cudd_views")
+
+
+SEED_SCOPES = ("student", "all")
+
+
+def derive_seed(seed: int, part: str) -> int:
+    """The seed of one part of a run (SEED_PARTS) for a run seed: a 31-bit integer from numpy's
+    SeedSequence with the part's spawn key, independent of every other part's."""
+    import numpy as np
+
+    _check(isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
+           f"seed={seed!r}: give a non-negative integer seed")
+    _check(part in SEED_PARTS, f"derive_seed: unknown part {part!r}; choose one of {SEED_PARTS}")
+    sequence = np.random.SeedSequence(seed, spawn_key=(SEED_PARTS.index(part),))
+    return int(sequence.generate_state(1)[0] >> 1)
+
+
+def seeded_eval(cfg: EvalConfig, seed: int, student: str = "student", views: str = "views") -> EvalConfig:
+    """A student recipe whose initialization and views (augmentation plan, batch order) come from `seed`."""
+    return replace(cfg, seed=derive_seed(seed, student), aug=replace(cfg.aug, seed=derive_seed(seed, views)))
+
+
+def seeded_options(options: Any, seed: int) -> Any:
+    """A method's options (or a run's recover / cudd section) with their random parts drawn from `seed`:
+    a RecoverConfig's noise ("synthesis"); a CuddConfig's initialization ("cudd") and, where set, its
+    recovery ("synthesis") and curriculum student ("cudd_student", "cudd_views"); any other options
+    with a `seed` field (the random-real subset) from "synthesis". Options without randomness are
+    returned as they are."""
+    if isinstance(options, CuddConfig):
+        return replace(options, init_seed=derive_seed(seed, "cudd"),
+                       recover=None if options.recover is None else seeded_options(options.recover, seed),
+                       student=None if options.student is None else
+                       seeded_eval(options.student, seed, "cudd_student", "cudd_views"))
+    if is_dataclass(options) and "seed" in {f.name for f in fields(options)}:
+        return replace(options, seed=derive_seed(seed, "synthesis"))
+    return options
 
 
 # ---------------------------------------------------------------------------------------------

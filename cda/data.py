@@ -5,6 +5,7 @@ Both kinds of split answer the same questions: `len`, `labels`, `take(indices)` 
 """
 from __future__ import annotations
 
+import copy
 import gzip
 import os
 import struct
@@ -164,6 +165,17 @@ class FolderSplit:
             ops = [v2.Resize(int(round(size / 0.875)), antialias=True), v2.CenterCrop(size)]
         return v2.Compose([v2.PILToTensor(), *ops])
 
+    def subset(self, indices, train: bool) -> "FolderSplit":
+        """The images at `indices`, still read from disk; `train` sets the augmentation."""
+        out = copy.copy(self)
+        out.folder = copy.copy(self.folder)
+        samples = [self.folder.samples[int(i)] for i in indices]
+        out.folder.samples = out.folder.imgs = samples
+        out.folder.targets = [t for _, t in samples]
+        out.labels = torch.as_tensor(out.folder.targets, dtype=torch.long)
+        out.train = train
+        return out
+
     def take(self, indices) -> torch.Tensor:
         tf = self._transform(train=False)
         return torch.stack([tf(self.folder.loader(self.folder.samples[int(i)][0])) for i in indices])
@@ -217,18 +229,70 @@ def info_for(cfg: DataConfig) -> DatasetInfo:
     return info
 
 
-def load_split(cfg: DataConfig, train: bool) -> Split:
-    """Load one split of `cfg.name`, optionally a stratified subset of it."""
+SPLITS = ("train", "val", "test")
+
+
+def load_split(cfg: DataConfig, train: bool | None = None, *, split: str | None = None) -> Split:
+    """Load one split of `cfg.name`, optionally a stratified subset of it.
+
+    Name it by `train` (True: "train", False: "test") or by `split`: "train" is the training set
+    less the validation images, "val" the `cfg.validation` images per class held out of the
+    training set (an error when there are none), "test" the test set. `train_per_class` subsets
+    the training split after the validation images are taken out, `test_per_class` the test split.
+    """
+    name = _split_name(train, split)
     info = dataset_info(cfg.name)
     if not cfg.normalize:  # pixels in [0, 1] as they are
         info = replace(info, mean=(0.0,) * info.channels, std=(1.0,) * info.channels)
     loader = _LOADERS.get(cfg.name, _load_folder)
-    split = loader(cfg, info, train)
-    per_class = cfg.train_per_class if train else cfg.test_per_class
+    out = loader(cfg, info, name != "test")
+    if name == "val" and not cfg.validation:
+        raise ValueError(f"no validation split for {cfg.name}: DataConfig.validation=0; set it to the number of "
+                         f"training images per class to hold out (--set data.validation=500)")
+    if name != "test" and cfg.validation:
+        held = validation_indices(out.labels, cfg.validation, cfg.subset_seed)
+        if name == "val":
+            return _subset(out, held, train=False)
+        out = _subset(out, np.setdiff1d(np.arange(len(out)), held), train=True)
+    per_class = cfg.train_per_class if name == "train" else cfg.test_per_class
     if per_class is not None:
-        idx = stratified_indices(split.labels, per_class, seed=cfg.subset_seed + (0 if train else 1))
-        split = TensorSplit(split.take(idx), split.labels[torch.as_tensor(idx)], split.info)
+        idx = stratified_indices(out.labels, per_class, seed=cfg.subset_seed + (0 if name == "train" else 1))
+        out = TensorSplit(out.take(idx), out.labels[torch.as_tensor(idx)], out.info)
+    return out
+
+
+def _split_name(train: bool | None, split: str | None) -> str:
+    if split is None:
+        if train is None:
+            raise ValueError("load_split: say which split, train=True / False or split='train' / 'val' / 'test'")
+        return "train" if train else "test"
+    if split not in SPLITS:
+        raise ValueError(f"load_split: unknown split {split!r}; choose one of {SPLITS}")
+    if train is not None and (split == "test") == bool(train):
+        raise ValueError(f"load_split: train={train} contradicts split={split!r}; give one of them")
     return split
+
+
+def validation_indices(labels: torch.Tensor, per_class: int, subset_seed: int) -> np.ndarray:
+    """The indices of the training images held out for validation: `per_class` per class, drawn from
+    `subset_seed` on a stream of their own (not the one the train_per_class subset is drawn from).
+    Every class must keep at least one training image."""
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    short = [(int(c), int(n)) for c, n in zip(classes, counts) if n <= per_class]
+    if short:
+        raise ValueError(f"DataConfig.validation={per_class} leaves no training images in class(es) "
+                         f"{short[:5]} (class, images); hold out fewer images per class")
+    return stratified_indices(labels, per_class, seed=[subset_seed, 2])  # streams 0, 1: train, test subsets
+
+
+def _subset(split: Split, indices: np.ndarray, train: bool) -> Split:
+    """The images at `indices` of a split: in memory a TensorSplit, a folder stays a folder (nothing is
+    decoded); `train` sets a folder's augmentation (False: the evaluation view)."""
+    if isinstance(split, FolderSplit):
+        return split.subset(indices, train)
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    return TensorSplit(split.images[idx], split.labels[idx], split.info)
 
 
 def stratified_indices(labels: torch.Tensor, per_class: int, seed: int) -> np.ndarray:

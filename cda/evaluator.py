@@ -126,7 +126,7 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor, dataset: str | D
             run["hard_top1"] = evaluate(distilled, test, replace(c, labels="hard"), device=device, progress=progress,
                                         desc="hard labels")["top1"]
         if full_data is not None:
-            run["hlr"] = (full_data - run["hard_top1"]) / 100
+            run["hlr"] = hard_label_recovery(full_data, run["hard_top1"])
         if random_real == "compute":
             subset = real_subset(train, ipc, seed=seed)
             rc = replace(c, labels="online" if mode == "stored" else mode)
@@ -135,7 +135,7 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor, dataset: str | D
         elif random_real is not None:
             run["random_real_top1"] = float(random_real)
         if "random_real_top1" in run:
-            run["ior"] = (run["top1"] - run["random_real_top1"]) / 100
+            run["ior"] = improvement_over_random(run["top1"], run["random_real_top1"])
         if "ior" in run and "hlr" in run:
             run["lrs"] = label_robust_score(run["ior"], run["hlr"])
         runs.append(run)
@@ -148,6 +148,18 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor, dataset: str | D
             out[f"{key}_std"] = float(np.std(values)) if values else None
     out["seconds"] = time.perf_counter() - start
     return out
+
+
+def improvement_over_random(top1: float, random_real_top1: float) -> float:
+    """DD-Ranking's IOR as a fraction: the set's top-1 (%) minus that of random real images at the same
+    IPC, labels and recipe (%), divided by 100."""
+    return (top1 - random_real_top1) / 100
+
+
+def hard_label_recovery(full_data_top1: float, hard_top1: float) -> float:
+    """DD-Ranking's HLR as a fraction: full-data top-1 (%) minus the set's top-1 with hard labels (%),
+    divided by 100."""
+    return (full_data_top1 - hard_top1) / 100
 
 
 def label_robust_score(ior: float, hlr: float, weight: float = 0.5) -> float:

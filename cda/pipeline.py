@@ -91,8 +91,7 @@ class Workspace:
 
     def _source(self, method: str, ipc: int, options: Any) -> tuple:
         """What identifies a distilled set: the data, the teacher and how the set was made."""
-        return (self.cfg.data, self.cfg.squeeze, method, ipc, None if method == "random" else options,
-                self.cfg.recover.seed)
+        return (self.cfg.data, self.cfg.squeeze, method, ipc, options, self.cfg.recover.seed)
 
     def _student_source(self, method: str, ipc: int, eval_cfg: EvalConfig | None,
                         options: Any) -> tuple[EvalConfig, Any, tuple]:

@@ -178,29 +178,36 @@ class Context:
         """Long-format rows of one evaluated cell, over the preset's evaluation seeds."""
         rows = []
         for seed in self.cfg.eval_seeds:
-            e = replace(eval_cfg or self.cfg.eval, seed=seed)
+            # seed_scope "student": only the student's seed moves; "all": its views, the set's noise too
+            e, opts = self.cfg.for_seed(seed, eval_cfg, self._options(method, ipc, options))
             if self.planning:
-                self._plan(method, ipc, e, options, tags)
+                self._plan(method, ipc, e, opts, tags)
                 continue
-            metrics = self.ws.evaluation(method, ipc, e, options)
+            metrics = self.ws.evaluation(method, ipc, e, opts)
             self._done(method, ipc, e, tags, f"top-1 {metrics['top1']:.1f}%")
-            rows += self._rows(method, ipc, e, metrics, tags)
+            rows += self._rows(method, ipc, e, metrics, tags, seed)
         return rows
+
+    def _options(self, method: str, ipc: int, options):
+        """The set's options as given, or (only where every seed draws its own set) the run's."""
+        if options is not None or self.cfg.seed_scope == "student":
+            return options
+        return self.cfg.method_config(method, ipc)
 
     def noisy_cells(self, method: str, ipc: int, sigmas: tuple[float, ...], eval_cfg: EvalConfig | None = None,
                     options=None) -> list[dict]:
         """Rows of students tested on the test set with Gaussian pixel noise of each std in `sigmas`."""
         rows = []
         for seed in self.cfg.eval_seeds:
-            e = replace(eval_cfg or self.cfg.eval, seed=seed)
+            e, opts = self.cfg.for_seed(seed, eval_cfg, self._options(method, ipc, options))
             if self.planning:
-                self._plan(method, ipc, e, options, {})
+                self._plan(method, ipc, e, opts, {})
                 continue
-            results = self.ws.robustness(method, ipc, sigmas, e, options)
+            results = self.ws.robustness(method, ipc, sigmas, e, opts)
             self._done(method, ipc, e, {}, ", ".join(f"top-1 {m['top1']:.1f}% at noise {s:g}"
                                                      for s, m in results.items()))
             for sigma, metrics in results.items():
-                rows += self._rows(method, ipc, e, metrics, {"sigma": sigma})
+                rows += self._rows(method, ipc, e, metrics, {"sigma": sigma}, seed)
         return rows
 
     def _plan(self, method: str, ipc: int, e: EvalConfig, options, tags: dict) -> None:
@@ -214,9 +221,11 @@ class Context:
             self._bar.update(1)
         self.log(f"student {e.arch} on {set_label(method, ipc, tags)}, seed {e.seed}: {what}")
 
-    def _rows(self, method, ipc, e: EvalConfig, metrics: dict, tags: dict) -> list[dict]:
+    def _rows(self, method, ipc, e: EvalConfig, metrics: dict, tags: dict, seed: int | None = None) -> list[dict]:
+        """Long-format rows; `seed` is the run's evaluation seed (under seed_scope "all" the student's
+        own seed is derived from it)."""
         base = dict(dataset=self.ws.info.name, method=method, ipc=ipc, teacher=self.cfg.squeeze.arch,
-                    student=e.arch, labels=e.labels, seed=e.seed, **tags)
+                    student=e.arch, labels=e.labels, seed=e.seed if seed is None else seed, **tags)
         return [dict(base, metric=k, value=v) for k, v in metrics.items()]
 
     def reference_rows(self) -> list[dict]:

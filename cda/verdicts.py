@@ -1,0 +1,593 @@
+"""Verdicts on the papers' claims: statistics over seeds, the field's metrics, and one row per claim.
+
+Every number here is computed from cda's long-format results (cda.results.COLUMNS: one row per run
+and metric, `seed` naming the run; see RunConfig.seeded for what a seed varies):
+
+- `summarize`: mean ± std over seeds per cell, and for pairs of methods the paired difference (the
+  same seed on both sides) with its t-based confidence interval (`paired_difference`);
+- `field_metrics`: DD-Ranking's IOR and HLR for every set, as fractions (cda.evaluator);
+- `verdict`: holds / does not hold / inconclusive from the sign of a confidence interval;
+- `CLAIMS`, `verdict_table`: each claim of the two papers that a notebook tests, the paper's number
+  (read from results/paper/, never typed here), ours with its interval, and the verdict;
+- `knob_sensitivity`: how a difference (CDA − SRe2L by default) moves when one protocol knob moves
+  one step either way from its default.
+
+Accuracies are in percent, as in the rest of cda; differences of accuracies are in percentage points.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .evaluator import hard_label_recovery, improvement_over_random, label_robust_score
+from .results import COLUMNS
+
+HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
+ONE_SEED = f"{INCONCLUSIVE} (1 seed)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+def t_quantile(p: float, df: int) -> float:
+    """The p-quantile of Student's t distribution with `df` degrees of freedom (scipy.stats.t.ppf)."""
+    from scipy import stats
+
+    if not 0 < p < 1 or df < 1:
+        raise ValueError(f"t_quantile(p={p}, df={df}): p must lie in (0, 1) and df be at least 1")
+    return float(stats.t.ppf(p, df))
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
+    """The difference a − b over paired runs: a[i] and b[i] are measured with the same seed i.
+
+    Returns `mean` (the mean of the per-seed differences), `std` (their sample standard deviation,
+    ddof 1), `n` (the number of pairs), `se` = std / sqrt(n), `t` (the two-sided t quantile with n − 1
+    degrees of freedom) and the interval `ci_low`, `ci_high` = mean ∓ t · se at `confidence`. With one
+    pair, std, se, t and the interval are NaN: one seed says nothing about the spread.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"paired_difference: a and b must be two equally long lists of values, one per seed; "
+                         f"got shapes {a.shape} and {b.shape}")
+    if len(a) == 0:
+        raise ValueError("paired_difference: no pairs; give at least one value per side")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("paired_difference: a or b holds NaN or infinite values; drop the failed runs first")
+    if not 0 < confidence < 1:
+        raise ValueError(f"paired_difference: confidence={confidence} must lie in (0, 1), e.g. 0.95")
+    d = a - b
+    n = len(d)
+    out = {"mean": float(d.mean()), "std": math.nan, "n": n, "se": math.nan, "t": math.nan,
+           "ci_low": math.nan, "ci_high": math.nan, "confidence": confidence}
+    if n > 1:
+        std = float(d.std(ddof=1))
+        se = std / math.sqrt(n)
+        t = t_quantile(0.5 + confidence / 2, n - 1)
+        out.update(std=std, se=se, t=t, ci_low=out["mean"] - t * se, ci_high=out["mean"] + t * se)
+    return out
+
+
+def verdict(claim_sign: int, ci: tuple[float, float] | Mapping, n: int | None = None) -> str:
+    """Holds if the interval excludes 0 on the claimed side (claim_sign +1: a − b > 0, −1: a − b < 0),
+    does not hold if it excludes 0 on the other side, inconclusive otherwise (an interval touching 0
+    included). `ci` is (low, high) or a `paired_difference` result (whose `n` is then used); with one
+    seed the interval is undefined and the verdict says so; with none, "not measured"."""
+    if isinstance(ci, Mapping):
+        n = ci.get("n", n) if n is None else n
+        ci = (ci["ci_low"], ci["ci_high"])
+    if claim_sign not in (1, -1):
+        raise ValueError(f"verdict: claim_sign={claim_sign}; give +1 (claimed a > b) or -1 (claimed a < b)")
+    if n == 0:
+        return NOT_MEASURED
+    low, high = (float(v) for v in ci)
+    if math.isnan(low) or math.isnan(high):
+        return ONE_SEED if n in (None, 1) else INCONCLUSIVE
+    if low > high:
+        raise ValueError(f"verdict: the interval ({low}, {high}) has its ends swapped")
+    if claim_sign * low > 0 and claim_sign * high > 0:
+        return HOLDS
+    if claim_sign * low < 0 and claim_sign * high < 0:
+        return FAILS
+    return INCONCLUSIVE
+
+
+FRACTIONS = ("ior", "hlr", "lrs")  # metrics given as fractions, not percent
+
+
+def _fmt_diff(d: Mapping, decimals: int = 2) -> str:
+    """'+1.20 [-0.30, +2.70] (5 seeds)', or '+1.20 (1 seed)'."""
+    if not d or not d.get("n"):
+        return ""
+    f = f"{{:+.{decimals}f}}".format
+    if math.isnan(d["ci_low"]):
+        return f"{f(d['mean'])} ({d['n']} seed{'s' if d['n'] != 1 else ''})"
+    return f"{f(d['mean'])} [{f(d['ci_low'])}, {f(d['ci_high'])}] ({d['n']} seeds)"
+
+
+# ---------------------------------------------------------------------------------------------
+# Selecting and pairing rows
+
+class Extreme:
+    """A selector value: the lowest or highest value of a column among the rows the rest of the
+    selector picks (e.g. the smallest student batch size a study ran, whatever the preset's)."""
+
+    def __init__(self, which: str):
+        if which not in ("min", "max"):
+            raise ValueError(f"Extreme({which!r}): choose 'min' or 'max'")
+        self.which = which
+
+    def __repr__(self) -> str:
+        return "LOWEST" if self.which == "min" else "HIGHEST"
+
+
+LOWEST, HIGHEST = Extreme("min"), Extreme("max")
+
+
+def _match(series: pd.Series, want: Any) -> pd.Series:
+    """Rows of `series` equal to `want`: a scalar (numbers compared with a tolerance, booleans also
+    as their text), a list (any of its values) or None (missing)."""
+    if isinstance(want, (list, tuple, set, frozenset)):
+        hit = pd.Series(False, index=series.index)
+        for w in want:
+            hit |= _match(series, w)
+        return hit
+    if want is None:
+        return series.isna()
+    if isinstance(want, (bool, np.bool_)):
+        return series.map(lambda v: (isinstance(v, (bool, np.bool_)) and bool(v) == bool(want))
+                          or str(v) == str(bool(want))).astype(bool)
+    if isinstance(want, (int, float, np.number)):
+        num = pd.to_numeric(series, errors="coerce")
+        hit = np.isclose(num.to_numpy(dtype=float), float(want)) & num.notna().to_numpy()
+        return pd.Series(hit, index=series.index)
+    return series.astype(object).map(lambda v: not pd.isna(v) and str(v) == str(want)).astype(bool)
+
+
+def select(df: pd.DataFrame, selector: Mapping[str, Any]) -> pd.DataFrame:
+    """The rows of `df` that match every entry of `selector` ({column: value}; see `_match`, and
+    LOWEST / HIGHEST, resolved after the other entries)."""
+    missing = [c for c in selector if c not in df.columns]
+    if missing:
+        raise KeyError(f"the results have no column(s) {missing}; they have {list(df.columns)}")
+    plain = {c: v for c, v in selector.items() if not isinstance(v, Extreme)}
+    hit = pd.Series(True, index=df.index)
+    for column, want in plain.items():
+        hit &= _match(df[column], want)
+    out = df[hit]
+    for column, want in selector.items():
+        if isinstance(want, Extreme) and len(out):
+            values = pd.to_numeric(out[column], errors="coerce")
+            out = out[np.isclose(values, values.min() if want.which == "min" else values.max())]
+    return out
+
+
+def _key(value: Any) -> Any:
+    """A cell value as a hashable, comparable key (NaN as None)."""
+    return None if pd.isna(value) else value.item() if isinstance(value, np.generic) else value
+
+
+def _per_seed(rows: pd.DataFrame, where: str) -> pd.Series:
+    """value by seed; an error when a seed has several rows (the selectors left something varying)."""
+    dup = rows[rows.duplicated("seed", keep=False)]
+    if len(dup):
+        extra = [c for c in rows.columns if c not in ("seed", "value") and rows[c].astype(str).nunique() > 1]
+        seed = int(dup.seed.iloc[0])
+        raise ValueError(f"{where}: seed {seed} has {int((rows.seed == seed).sum())} rows; "
+                         f"the selectors leave {extra} varying: add them to `by`, `vs` or the selectors")
+    return rows.set_index("seed")["value"].astype(float)
+
+
+def compare(df: pd.DataFrame, a: Mapping, b: Mapping, by: Sequence[str] = ("ipc", "student"),
+            metric: str = "top1", vs: str | None = None, relative_to: Mapping | None = None,
+            where: Mapping | None = None, confidence: float = 0.95) -> list[dict]:
+    """Paired differences a − b of `metric`, one per cell.
+
+    Rows matching `where` and `metric` are split into the a side (matching `a`) and the b side
+    (matching `b` and not `a`). A cell is one combination of the `by` columns (and of `vs`, a column
+    that varies on the b side only: each of its values is compared with the a side). Within a cell,
+    the two sides are paired by seed (seeds on one side only are left out).
+
+    `relative_to` ({column: value}, e.g. {"sigma": 0.0}) compares changes instead of levels: on each
+    side, a seed's value minus the same side's value at that reference, same seed and cell otherwise
+    (robustness is how much accuracy falls with noise, not where it starts). Cells at the reference
+    itself are skipped.
+
+    Returns per cell: the `by` (and `vs`) values, `a_mean`, `b_mean` (the mean over the paired seeds
+    of each side), `seeds` (the paired seeds) and `paired_difference`'s fields.
+    """
+    sub = df[df.metric == metric] if "metric" in df.columns else df
+    sub = select(sub, where or {})
+    by = list(by)
+    for column in by + ([vs] if vs else []):
+        if column not in sub.columns:
+            raise KeyError(f"compare: no column {column!r} in the results; they have {list(sub.columns)}")
+    side_a = select(sub, a)
+    side_b = select(sub, b)
+    side_b = side_b[~side_b.index.isin(side_a.index)]
+    ref = dict(relative_to or {})
+    out = []
+    cells_b = side_b.groupby(by + ([vs] if vs else []), dropna=False, sort=True)
+    for values, rows_b in cells_b:
+        values = values if isinstance(values, tuple) else (values,)
+        cell = dict(zip(by + ([vs] if vs else []), (_key(v) for v in values)))
+        if ref and all(c in cell and _match(pd.Series([cell[c]]), w).iloc[0] for c, w in ref.items()):
+            continue
+        rows_a = side_a
+        for column in by:
+            rows_a = rows_a[_match(rows_a[column], cell[column])]
+        if not len(rows_a):
+            continue
+        name = f"cell {cell}"
+        va, vb = _per_seed(rows_a, f"{name}, side a"), _per_seed(rows_b, f"{name}, side b")
+        if ref:
+            va = va - _reference(side_a, cell, by, ref, f"{name}, side a")
+            vb = vb - _reference(side_b, cell, by + ([vs] if vs else []), ref, f"{name}, side b")
+        seeds = sorted(set(va.dropna().index) & set(vb.dropna().index))
+        if not seeds:
+            continue
+        d = paired_difference(va[seeds].to_numpy(), vb[seeds].to_numpy(), confidence)
+        out.append({**cell, "a_mean": float(va[seeds].mean()), "b_mean": float(vb[seeds].mean()),
+                    "seeds": seeds, **d})
+    return out
+
+
+def _reference(side: pd.DataFrame, cell: dict, keys: list[str], ref: Mapping, where: str) -> pd.Series:
+    rows = select(side, ref)
+    for column in keys:
+        if column not in ref:
+            rows = rows[_match(rows[column], cell[column])]
+    return _per_seed(rows, f"{where}, reference {dict(ref)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries and the field's metrics
+
+class Summary(NamedTuple):
+    cells: pd.DataFrame  # one row per cell: its columns, mean, std (ddof 1), n, and "mean ± std"
+    differences: pd.DataFrame  # one row per pair of methods and cell: the paired difference and CI
+
+
+def summarize(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (), metric: str = "top1",
+              by: Sequence[str] | None = None, confidence: float = 0.95) -> Summary:
+    """Mean ± std over seeds of `metric` per cell, and for every (a, b) pair of methods the paired (by
+    seed) difference a − b with its confidence interval, per cell of `by` (default: dataset, ipc,
+    teacher, student, labels and any study columns such as `variant` that do not differ between the
+    two methods' rows)."""
+    sub = df[df.metric == metric]
+    keys = [c for c in sub.columns if c not in ("seed", "value")]
+    stats = sub.groupby(keys, dropna=False, sort=False)["value"].agg(["mean", "std", "count"]).reset_index()
+    stats = stats.rename(columns={"count": "n"})
+    k = 4 if metric in FRACTIONS else 2
+    stats["cell"] = [f"{m:.{k}f}" if n < 2 else f"{m:.{k}f} ± {s:.{k}f}"
+                     for m, s, n in zip(stats["mean"], stats["std"], stats["n"])]
+    rows = []
+    for a, b in pairs:
+        cols = list(by) if by is not None else _shared_columns(sub, a, b)
+        for r in compare(sub, {"method": a}, {"method": b}, by=cols, metric=metric, confidence=confidence):
+            rows.append({"a": a, "b": b, **r, "difference": _fmt_diff(r, 4 if metric in FRACTIONS else 2)})
+    return Summary(stats, pd.DataFrame(rows))
+
+
+def _shared_columns(df: pd.DataFrame, a: str, b: str) -> list[str]:
+    """The cell columns for comparing methods a and b: the standard ones, plus study columns on which
+    the two methods' rows agree as sets (a column that labels each method differently is left out)."""
+    base = ["dataset", "ipc", "teacher", "student", "labels"]
+    extra = []
+    for column in df.columns:
+        if column in COLUMNS:
+            continue
+        va = set(df.loc[df.method == a, column].astype(str))
+        vb = set(df.loc[df.method == b, column].astype(str))
+        if va == vb:
+            extra.append(column)
+    return [c for c in base if c in df.columns] + extra
+
+
+SOFT = ("online", "stored")
+
+
+def field_metrics(df: pd.DataFrame, reference: str = "random", full: str = "full") -> pd.DataFrame:
+    """DD-Ranking's IOR, HLR and LRS for every set, in cda's long format (metric "ior", "hlr", "lrs";
+    values are fractions, not percentage points).
+
+    IOR (labels: the set's soft-label mode) = (the set's soft-label top-1 − the top-1 of `reference`
+    (random real images) at the same IPC, student, labels and seed) / 100. HLR (labels "hard") =
+    (the `full`-data top-1 of the same student architecture, mean over its rows − the set's top-1
+    with hard labels, same seed) / 100: it needs hard-label rows, which the studies make only when
+    asked. LRS (labels "soft+hard") where a seed has both. Rows whose reference is missing are left
+    out rather than guessed.
+    """
+    top = df[df.metric == "top1"]
+    cell = ["dataset", "ipc", "teacher", "student", "seed"]
+    extra = [c for c in top.columns if c not in COLUMNS]
+    sets = top[top.ipc.notna() & ~top.method.isin([reference, full])]
+    rows = []
+    soft = top[top.labels.isin(SOFT)]
+    base = soft[soft.method == reference].set_index(cell + ["labels"])["value"]
+    if base.index.duplicated().any():
+        raise ValueError(f"field_metrics: several {reference!r} rows per (IPC, student, labels, seed); "
+                         f"filter the results to one variant first")
+    for _, r in sets[sets.labels.isin(SOFT)].iterrows():
+        k = tuple(r[c] for c in cell) + (r["labels"],)
+        if k in base.index:
+            rows.append({**r[COLUMNS[:-2] + extra].to_dict(), "metric": "ior",
+                         "value": improvement_over_random(r["value"], float(base[k]))})
+    full_top1 = top[top.method == full].groupby("student")["value"].mean()
+    for _, r in sets[sets.labels == "hard"].iterrows():
+        if r["student"] in full_top1.index:
+            rows.append({**r[COLUMNS[:-2] + extra].to_dict(), "metric": "hlr",
+                         "value": hard_label_recovery(float(full_top1[r["student"]]), r["value"])})
+    out = pd.DataFrame(rows, columns=COLUMNS + extra)
+    if len(out):
+        key = ["dataset", "method", "ipc", "teacher", "student", "seed"] + extra
+        ior, hlr = out[out.metric == "ior"], out[out.metric == "hlr"].drop(columns=["labels", "metric"])
+        both = ior.merge(hlr, on=key, suffixes=("", "_hlr"), how="inner")
+        lrs = both.assign(metric="lrs", labels=both["labels"] + "+hard",
+                          value=[label_robust_score(i, h) for i, h in zip(both["value"], both["value_hlr"])])
+        out = pd.concat([out, lrs[COLUMNS + extra]], ignore_index=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The claims
+
+PAPER_DIR = "paper"  # results/paper/: the papers' numbers, each row naming its table and source
+
+
+@dataclass(frozen=True)
+class PaperRef:
+    """Where a claim's number is in results/paper/: the a and b rows of one CSV (each selector must
+    match exactly one row); the paper's number is a's `top1` minus b's."""
+
+    file: str
+    a: Mapping[str, Any]
+    b: Mapping[str, Any]
+
+    def describe(self) -> str:
+        common = {k: v for k, v in self.a.items() if self.b.get(k) == v}
+        where = ", ".join(f"{k}={v}" for k, v in common.items())
+        diff = lambda sel: "/".join(str(v) for k, v in sel.items() if k not in common)
+        return f"{self.file}: {where}: {diff(self.a)} − {diff(self.b)}"
+
+    def number(self, results_root: str | Path = "results") -> float:
+        df = pd.read_csv(Path(results_root) / PAPER_DIR / self.file)
+        values = []
+        for sel in (self.a, self.b):
+            rows = select(df, sel)
+            if len(rows) != 1:
+                raise ValueError(f"{self.file}: {dict(sel)} matches {len(rows)} rows, not one; "
+                                 f"fix the claim's paper_ref")
+            values.append(float(rows["top1"].iloc[0]))
+        return values[0] - values[1]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a paper, as a notebook tests it: in `study`'s results, `a` − `b` of `metric` has
+    the sign `sign` (+1: a is better) in every cell of `by` (and of `vs`; see `compare`)."""
+
+    id: str
+    paper: str  # "CDA" or "CUDD"
+    claim: str  # in words
+    source: str  # where the paper states it
+    study: str  # the notebook whose results/<study>/<preset>.csv holds the runs
+    a: Mapping[str, Any]
+    b: Mapping[str, Any]
+    by: tuple[str, ...] = ("ipc", "student")
+    vs: str | None = None
+    metric: str = "top1"
+    sign: int = 1
+    relative_to: Mapping[str, Any] | None = None
+    where: Mapping[str, Any] = field(default_factory=dict)
+    paper_ref: PaperRef | None = None  # None: the paper's number was not available (results/paper/README.md)
+
+
+_CDA_T2 = "cda_table2_main_results.csv"
+_CUDD_MAIN = "cudd_main_results.csv"
+_IN1K_50 = {"dataset": "imagenet1k", "ipc": 50}
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("cda-beats-sre2l", "CDA", "CDA's crop curriculum trains better students than SRe2L at the same IPC "
+          "and student", "main table (Table 2 in the ICLR-2024 version); abstract", "cda_table2_main_results",
+          {"method": "cda"}, {"method": "sre2l"},
+          paper_ref=PaperRef(_CDA_T2, {**_IN1K_50, "student": "resnet18", "method": "cda"},
+                             {**_IN1K_50, "student": "resnet18", "method": "sre2l"})),
+    Claim("cda-beats-sre2l-other-students", "CDA", "CDA beats SRe2L on students of other architectures than "
+          "the recovery model", "main table (ResNet-50/101 students of a ResNet-18 recovery)",
+          "cda_cross_architecture", {"method": "cda"}, {"method": "sre2l"},
+          paper_ref=PaperRef(_CDA_T2, {**_IN1K_50, "student": "resnet50", "method": "cda"},
+                             {**_IN1K_50, "student": "resnet50", "method": "sre2l"})),
+    Claim("cda-layout-early", "CDA", "CDA's images take their global layout within the first recovery steps: "
+          "the teacher recognizes its early snapshots more often than SRe2L's", "the official README's "
+          "SRe2L/CDA comparison figure (qualitative)", "cda_fig_synthesis_steps", {"method": "cda"},
+          {"method": "sre2l"}, by=("ipc", "step"), metric="teacher_top1_on_images"),
+    Claim("cosine-beats-linear", "CDA", "A cosine crop schedule beats a linear one", "scheduler ablation "
+          "(reported by summaries; its numbers were not available)", "cda_ablation_scheduler",
+          {"method": "cda", "schedule": "cosine"}, {"method": "cda", "schedule": "linear"}, by=("ipc", "milestone")),
+    Claim("easy-to-hard-beats-reverse", "CDA", "Easy to hard (whole views first) beats the reverse "
+          "curriculum (RCL)", "learning-paradigm ablation (numbers not available)", "cda_ablation_direction",
+          {"method": "cda", "reverse": False}, {"method": "cda", "reverse": True}, by=("ipc",)),
+    Claim("easy-to-hard-beats-constant", "CDA", "Easy to hard beats a constant crop range (CNL), for each "
+          "constant lower bound", "learning-paradigm ablation (numbers not available)", "cda_ablation_direction",
+          {"method": "cda", "reverse": False}, {"method": "sre2l"}, by=("ipc",), vs="end_scale"),
+    Claim("end-at-0.08", "CDA", "Ending the curriculum at RandomResizedCrop's default lower bound 0.08 (the "
+          "paper's choice) beats ending it higher", "the method's setting; questioned by the reviewers",
+          "cda_ablation_crop_lower_bound", {"method": "cda", "end_scale": 0.08}, {"method": "cda"},
+          by=("ipc",), vs="end_scale"),
+    Claim("cda-converges-faster", "CDA", "CDA converges faster: at each recovery budget its images train "
+          "better students than SRe2L's", "abstract (numbers not available)", "cda_recovery_budget",
+          {"method": "cda"}, {"method": "sre2l"}, by=("ipc", "student", "iterations")),
+    Claim("more-student-epochs", "CDA", "Post-training needs many epochs: the longest budget beats each "
+          "shorter one", "the papers' 300-epoch protocol", "cda_eval_budget",
+          {"varied": "epochs", "epochs": HIGHEST}, {"varied": "epochs"}, by=("ipc", "method"), vs="epochs"),
+    Claim("smaller-student-batches", "CDA", "Smaller post-training batches are crucial: the smallest batch "
+          "beats each larger one", "batch-size ablation (reported by summaries; numbers not available)",
+          "cda_eval_budget", {"varied": "batch_size", "batch_size": LOWEST}, {"varied": "batch_size"},
+          by=("ipc", "method"), vs="batch_size"),
+    Claim("cudd-beats-cda", "CUDD", "CUDD beats CDA at the same IPC and student", "main table (CIM Table 3's "
+          "transcription)", "cudd_main_results", {"method": "cudd"}, {"method": "cda"},
+          paper_ref=PaperRef(_CUDD_MAIN, {**_IN1K_50, "student": "resnet50", "method": "cudd"},
+                             {**_IN1K_50, "student": "resnet50", "method": "cda"})),
+    Claim("cudd-beats-sre2l", "CUDD", "CUDD beats SRe2L at the same IPC and student", "abstract; main table "
+          "(CIM Table 3's transcription)", "cudd_main_results", {"method": "cudd"}, {"method": "sre2l"},
+          paper_ref=PaperRef(_CUDD_MAIN, {**_IN1K_50, "student": "resnet50", "method": "cudd"},
+                             {**_IN1K_50, "student": "resnet50", "method": "sre2l"})),
+    Claim("cudd-components-help", "CUDD", "Each component of CUDD helps: the full method beats every variant "
+          "with one component off", "ablation tables (numbers not available)", "cudd_ablation",
+          {"method": "cudd", "variant": "CUDD (full)"}, {"method": "cudd"}, vs="variant"),
+    Claim("cudd-cross-architecture", "CUDD", "CUDD's adversarial term improves cross-architecture "
+          "generalization: CUDD beats SRe2L on every student", "abstract (numbers not available)",
+          "cudd_cross_architecture", {"method": "cudd"}, {"method": "sre2l"}),
+    Claim("cudd-robust-to-noise", "CUDD", "CUDD's students are more robust to noise: they lose less top-1 "
+          "than SRe2L's and CDA's as Gaussian noise grows", "abstract (noise model and numbers not available)",
+          "cudd_noise_robustness", {"method": "cudd"}, {"method": ["sre2l", "cda"]},
+          by=("ipc", "student", "sigma"), vs="method", relative_to={"sigma": 0.0}),
+)
+
+VERDICT_COLUMNS = ["id", "paper", "claim", "study", "cell", "paper_number", "paper_source", "a_mean", "b_mean",
+                   "difference", "std", "ci_low", "ci_high", "n_seeds", "ours", "verdict"]
+
+
+def _cell_text(row: Mapping, claim: Claim) -> str:
+    parts = [f"{c}={_short(row[c])}" for c in claim.by]
+    if claim.vs:
+        parts.append(f"vs {claim.vs}={_short(row[claim.vs])}")
+    if claim.relative_to:
+        parts.append("change from " + ", ".join(f"{k}={v}" for k, v in claim.relative_to.items()))
+    return ", ".join(parts)
+
+
+def _short(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def claim_rows(claim: Claim, df: pd.DataFrame | None, results_root: str | Path = "results",
+               confidence: float = 0.95) -> list[dict]:
+    """The verdict rows of one claim on one study's results (None: not run): one per cell."""
+    base = {"id": claim.id, "paper": claim.paper, "claim": claim.claim, "study": claim.study,
+            "paper_number": claim.paper_ref.number(results_root) if claim.paper_ref else math.nan,
+            "paper_source": claim.paper_ref.describe() if claim.paper_ref
+            else "not available (results/paper/README.md)"}
+    cells = [] if df is None else compare(df, claim.a, claim.b, by=claim.by, metric=claim.metric, vs=claim.vs,
+                                          relative_to=claim.relative_to, where=claim.where, confidence=confidence)
+    if not cells:
+        return [{**base, "cell": "", "n_seeds": 0, "verdict": NOT_MEASURED}]
+    return [{**base, "cell": _cell_text(c, claim), "a_mean": c["a_mean"], "b_mean": c["b_mean"],
+             "difference": c["mean"], "std": c["std"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
+             "n_seeds": c["n"], "ours": _fmt_diff(c, 4 if claim.metric in FRACTIONS else 2),
+             "verdict": verdict(claim.sign, c)} for c in cells]
+
+
+def verdict_table(results_root: str | Path = "results", preset: str = "cpu", claims: Sequence[Claim] = CLAIMS,
+                  confidence: float = 0.95, write: bool = True) -> pd.DataFrame:
+    """One row per claim and cell: the claim, the paper's number (read from results/paper/; NaN where
+    it was not available), ours (the paired difference a − b in points, with its interval and
+    number of seeds) and the verdict. Reads results/<study>/<preset>.csv for each claim's study (a
+    study not run gives "not measured"); with `write`, saves results/verdicts/<preset>.csv and a
+    provenance .json beside it."""
+    from .results import read_results
+
+    start = time.perf_counter()
+    root = Path(results_root)
+    rows, read = [], {}
+    for claim in claims:
+        if claim.study not in read:
+            path = root / claim.study / f"{preset}.csv"
+            read[claim.study] = read_results(path) if path.is_file() else None
+        rows += claim_rows(claim, read[claim.study], root, confidence)
+    table = pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS)
+    if write:
+        from .cache import atomic_path, write_json
+        from .results import provenance
+
+        path = root / "verdicts" / f"{preset}.csv"
+        with atomic_path(path) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.4g")
+        extra = {"studies": {s: f"{s}/{preset}.csv" if d is not None else None for s, d in read.items()},
+                 "confidence": confidence}
+        write_json(provenance({"preset": preset, "claims": [c.id for c in claims]}, time.perf_counter() - start,
+                              "cpu", extra), path.with_suffix(".json"))
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Sensitivity to a protocol knob
+
+def knob_sensitivity(rows: pd.DataFrame, knob: str, default: Any = None, a: Mapping | str = "cda",
+                     b: Mapping | str = "sre2l", by: Sequence[str] = ("ipc", "student"), metric: str = "top1",
+                     sign: int = 1, confidence: float = 0.95) -> pd.DataFrame:
+    """How the difference a − b (CDA − SRe2L by default) moves as a protocol knob moves.
+
+    `rows`: long-format results over a grid of the column `knob` (e.g. one step either way of the
+    default student epochs), a and b at each value, several seeds. `default`: the knob's protocol
+    value (None: the middle of the grid).
+
+    Returns one row per cell and knob value: `step` (the value's position relative to the default in
+    the sorted grid: -1, 0, +1, ...), the paired difference a − b and its interval, the verdict on
+    the sign `sign` at that value, `shift` (the difference minus the difference at the default) with
+    its own paired interval (`shift_ci_low`, `shift_ci_high`: both differences on the same seeds), and
+    `verdict_moves` (whether the verdict differs from the default's).
+    """
+    sel_a = {"method": a} if isinstance(a, str) else dict(a)
+    sel_b = {"method": b} if isinstance(b, str) else dict(b)
+    if knob not in rows.columns:
+        raise KeyError(f"knob_sensitivity: no column {knob!r} in the rows; they have {list(rows.columns)}")
+    grid = sorted({_key(v) for v in rows[knob] if not pd.isna(v)})
+    if not grid:
+        raise ValueError(f"knob_sensitivity: the column {knob!r} holds no values")
+    if default is None:
+        default = grid[(len(grid) - 1) // 2]
+    match = [g for g in grid if _match(pd.Series([g]), default).iloc[0]]
+    if not match:
+        raise ValueError(f"knob_sensitivity: default {knob}={default!r} is not in the grid {grid}")
+    centre = grid.index(match[0])
+    cells = list(by) + [knob]
+    levels = compare(rows, sel_a, sel_b, by=cells, metric=metric, confidence=confidence)
+    # the shift: (a − b)(value) − (a − b)(default), paired by seed
+    shifts = {}
+    if len(grid) > 1:
+        da = _side_difference(rows, sel_a, sel_b, cells, metric)
+        for key, series in da.items():
+            ref_key = key[:-1] + (match[0],)
+            if key[-1] != match[0] and ref_key in da:
+                seeds = sorted(set(series.index) & set(da[ref_key].index))
+                if seeds:
+                    shifts[key] = paired_difference(series[seeds].to_numpy(), da[ref_key][seeds].to_numpy(), confidence)
+    out = []
+    at_default = {tuple(r[c] for c in by): verdict(sign, r) for r in levels if r[knob] == match[0]}
+    for r in levels:
+        key = tuple(r[c] for c in cells)
+        s = shifts.get(key, {})
+        v = verdict(sign, r)
+        out.append({**{c: r[c] for c in cells}, "step": grid.index(r[knob]) - centre, "difference": r["mean"],
+                    "ci_low": r["ci_low"], "ci_high": r["ci_high"], "n_seeds": r["n"], "verdict": v,
+                    "shift": 0.0 if r[knob] == match[0] else s.get("mean", math.nan),
+                    "shift_ci_low": s.get("ci_low", math.nan), "shift_ci_high": s.get("ci_high", math.nan),
+                    "verdict_moves": v != at_default.get(tuple(r[c] for c in by), v)})
+    return pd.DataFrame(out)
+
+
+def _side_difference(rows: pd.DataFrame, a: Mapping, b: Mapping, cells: list[str], metric: str) -> dict:
+    """{cell key: per-seed a − b}."""
+    sub = rows[rows.metric == metric]
+    side_a = select(sub, a)
+    side_b = select(sub, b)
+    side_b = side_b[~side_b.index.isin(side_a.index)]
+    out = {}
+    for values, ga in side_a.groupby(cells, dropna=False, sort=True):
+        key = tuple(_key(v) for v in (values if isinstance(values, tuple) else (values,)))
+        gb = side_b
+        for column, v in zip(cells, key):
+            gb = gb[_match(gb[column], v)]
+        if len(gb):
+            diff = (_per_seed(ga, f"cell {key}, side a") - _per_seed(gb, f"cell {key}, side b")).dropna()
+            if len(diff):
+                out[key] = diff
+    return out
