@@ -215,12 +215,15 @@ Split = TensorSplit | FolderSplit
 # ---------------------------------------------------------------------------------------------
 # Loading
 
+def _normalization(info: DatasetInfo, cfg: DataConfig) -> DatasetInfo:
+    """normalize=False: pixels in [0, 1] go to the models as they are."""
+    return info if cfg.normalize else replace(info, mean=(0.0,) * info.channels, std=(1.0,) * info.channels)
+
+
 def info_for(cfg: DataConfig) -> DatasetInfo:
     """The dataset's info as `cfg` sets it (image size, normalization), without loading the data. An
     ImageFolder tree of unknown class count (name "imagefolder") is counted when its root exists."""
-    info = dataset_info(cfg.name)
-    if not cfg.normalize:
-        info = replace(info, mean=(0.0,) * info.channels, std=(1.0,) * info.channels)
+    info = _normalization(dataset_info(cfg.name), cfg)
     if cfg.image_size and not info.in_memory:
         info = replace(info, image_size=cfg.image_size)
     if not info.num_classes and cfg.root and (Path(cfg.root).expanduser() / "train").is_dir():
@@ -241,9 +244,7 @@ def load_split(cfg: DataConfig, train: bool | None = None, *, split: str | None 
     the training split after the validation images are taken out, `test_per_class` the test split.
     """
     name = _split_name(train, split)
-    info = dataset_info(cfg.name)
-    if not cfg.normalize:  # pixels in [0, 1] as they are
-        info = replace(info, mean=(0.0,) * info.channels, std=(1.0,) * info.channels)
+    info = _normalization(dataset_info(cfg.name), cfg)
     loader = _LOADERS.get(cfg.name, _load_folder)
     out = loader(cfg, info, name != "test")
     if name == "val" and not cfg.validation:
