@@ -13,7 +13,8 @@ so a plan for ImageNet-1K can be printed without ImageNet. How each number is ma
   forward of the model at batch 2 on the meta device (fp32; bf16 autocast is counted as half) and
   scaled linearly to the step's batch; add the weights, twice the largest activation (the gradient
   being computed), and for recovery the images' Adam state (x, grad, two moments) and views, for a
-  student its gradients and AdamW moments and the distilled set, which sits on the device. The
+  student its gradients and AdamW moments, and the distilled set where it fits on the device
+  (cda.relabel.RESIDENT_BYTES; a larger set streams from host memory batch by batch). The
   allocator's peak also holds fragmentation and library workspaces; `measure_rate` on a GPU
   reports the real peak of a recovery step.
 - Time. Work is counted in recovery image-iterations (images x iterations: the cost of an
@@ -253,9 +254,15 @@ def make_plan(cfg: RunConfig, shape: Shape | None = None, measure: bool = True) 
         plan.disk["distilled sets, uint8 tensors"] = images * img
         plan.disk["distilled sets, PNG trees (estimate)"] = images * img * PNG_RATIO
         plan.disk_notes["distilled sets, uint8 tensors"] = f"{len(synthesized)} sets, {images:,} images"
+        # SRe2L and CDA keep their finished steps in the cache's slots/ (reused by larger IPCs): the
+        # largest IPC's set once more per method
+        slotted = sum(max(ipc for m2, ipc in synthesized if m2 == m) * C for m in {m for m, _ in synthesized}
+                      if m in ("sre2l", "cda"))
+        if slotted:
+            plan.disk["finished recovery steps (cache slots/)"] = slotted * img
     e = cfg.eval
     labelled = sum(ipc * C for _, ipc in sets)
-    rl = RelabelConfig(aug=e.aug)
+    rl = cfg.relabel_for(e)
     views = labelled * rl.stored_epochs
     full = views * bytes_per_view(C, 0, batch_size=e.aug.batch_size)
     if e.labels == "stored":
@@ -315,12 +322,16 @@ def _memory_rows(plan: Plan) -> None:
     act = 0.5 if bf16 else 1.0
     s = model_memory(e.arch, shape)
     batch = e.aug.batch_size
-    on_device = max(cfg.ipcs) * shape.num_classes * shape.image_bytes  # the distilled set, uint8
+    from .relabel import RESIDENT_BYTES
+
+    whole = max(cfg.ipcs) * shape.num_classes * shape.image_bytes  # the distilled set, uint8
+    on_device = whole if whole <= RESIDENT_BYTES else 0  # larger sets stream from the host
     teacher_w = t.weight_bytes if e.labels == "online" else 0
     plan.memory["student training"] = (4 * s.weight_bytes + teacher_w + on_device
                                        + batch * (act * (s.saved_per_image + 2 * s.largest_per_image) + 2 * image_f32))
     plan.memory_notes["student training"] = (f"{e.arch}, batch {batch}, {'bf16' if bf16 else 'fp32'}, weights + "
-                                             f"grads + AdamW; the set on the device: {on_device / GB:.1f} GB")
+                                             f"grads + AdamW; " + (f"the set on the device: {on_device / GB:.1f} GB"
+                                             if on_device else f"the {whole / GB:.1f}-GB set streams from host memory"))
 
 
 # ---------------------------------------------------------------------------------------------
