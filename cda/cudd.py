@@ -151,7 +151,8 @@ def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Te
 
     rank, world = rank_and_world()
     out = synthesize(teacher, info, cfg.recover, (start, start + slots), init, extra, {"l2": cfg.l2, "adv": cfg.adv},
-                     device, progress, desc=desc, progress_dir=progress_dir, key=f"cudd stage from slot {start}",
+                     device, progress, desc=desc, progress_dir=progress_dir,
+                     key=f"cudd {config_hash(cfg)} stage from slot {start}",  # its initial images, weights
                      rank=rank, world_size=world)
     n_groups = slots * math.ceil(n_classes / cfg.recover.classes_per_group)
     images = out.images.reshape(n_classes, slots, *out.images.shape[1:]).transpose(0, 1)

@@ -242,7 +242,6 @@ def _recovery_work(cfg: RunConfig, method: str, ipc: int, classes: int) -> int:
 def make_plan(cfg: RunConfig, shape: Shape | None = None, measure: bool = True) -> Plan:
     """The plan of `cfg` on a dataset of `shape` (default: `dataset_shape(cfg)`). `measure=False`
     skips the model-memory measurements (no device-memory rows)."""
-    from .config import RelabelConfig
 
     shape = shape or dataset_shape(cfg)
     plan = Plan(cfg, shape)
