@@ -8,6 +8,7 @@ order of the rows of every table.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -53,8 +54,9 @@ class Method:
 
 
 REGISTRY: dict[str, Method] = {}
-# The built-in methods, imported on first use (each registers itself).
-_BUILTIN = ("random_real", "sre2l", "cda", "cudd", "nearest_mean")
+# Every module of this package is imported on first use (each registers itself): these first, in
+# the order of the tables' rows, then any other, by name. A new method is a new file here.
+_FIRST = ("random_real", "sre2l", "cda", "cudd")
 _loaded = False
 
 
@@ -69,7 +71,8 @@ def _load() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        for module in _BUILTIN:
+        found = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+        for module in [*_FIRST, *(m for m in found if m not in _FIRST)]:
             importlib.import_module(f"{__name__}.{module}")
 
 
