@@ -119,7 +119,8 @@ def _frozen(model: nn.Module, dev: torch.device) -> nn.Module:
 
 def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Tensor, info: DatasetInfo,
                      cfg: CuddConfig, start: int, device: str = "cpu", progress: bool = True,
-                     desc: str = "cudd", progress_dir: Path | None = None) -> tuple[torch.Tensor, dict[str, list[float]]]:
+                     desc: str = "cudd", progress_dir: Path | None = None,
+                     checkpoint_every: int = 0) -> tuple[torch.Tensor, dict[str, list[float]]]:
     """Optimize one stage's images from their normalized initial images `x0` [slots, classes, C, H, W]
     (IPC slots start, start+1, ...) with recovery's loop (`recover.synthesize`) plus the L2 and
     adversarial terms. Returns the final uint8 images [slots, classes, C, H, W] and the
@@ -153,6 +154,7 @@ def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Te
     out = synthesize(teacher, info, cfg.recover, (start, start + slots), init, extra, {"l2": cfg.l2, "adv": cfg.adv},
                      device, progress, desc=desc, progress_dir=progress_dir,
                      key=f"cudd {config_hash(cfg)} stage from slot {start}",  # its initial images, weights
+                     checkpoint_every=checkpoint_every,
                      rank=rank, world_size=world)
     n_groups = slots * math.ceil(n_classes / cfg.recover.classes_per_group)
     images = out.images.reshape(n_classes, slots, *out.images.shape[1:]).transpose(0, 1)
@@ -208,7 +210,8 @@ STAGE_FILE = "stage{}.pt"
 
 
 def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddConfig, device: str = "cpu",
-                 progress: bool = True, progress_dir: str | Path | None = None) -> Distilled:
+                 progress: bool = True, progress_dir: str | Path | None = None,
+                 checkpoint_every: int = 0) -> Distilled:
     """Build a CUDD set of `cfg.stages[-1]` images per class, stage by stage.
 
     Returns uint8 images in class-major order with their labels; meta holds, per image, the real
@@ -217,8 +220,9 @@ def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddCo
 
     With `progress_dir`, each finished stage is written once (its images, seeds, tiers, loss curves
     and the curriculum student trained after it) and the stage in flight checkpoints like recovery
-    and student training do: the same call after an interruption continues from the last finished
-    stage and the last checkpoint inside the next one, and gives the same set.
+    and student training do (`checkpoint_every` iterations; 0: by time, see `recover.synthesize`):
+    the same call after an interruption continues from the last finished stage and the last
+    checkpoint inside the next one, and gives the same set.
 
     Under torchrun the stages are sharded over the ranks and the curriculum students train with
     DistributedDataParallel; every rank returns the whole set.
@@ -259,7 +263,8 @@ def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddCo
         t1 = time.perf_counter()
         stage_dir = folder / f"stage{k}" if folder is not None else None
         x_all[a:b], curves = synthesize_stage(teacher, student, x0, info, cfg, a, device, progress,
-                                              desc=f"cudd stage {k}", progress_dir=stage_dir)
+                                              desc=f"cudd stage {k}", progress_dir=stage_dir,
+                                              checkpoint_every=checkpoint_every)
         history.update({f"stage{k}_{t}": v for t, v in curves.items()})
         t2 = time.perf_counter()
         if b < ipc:  # the last stage needs no student

@@ -25,10 +25,9 @@ import torch
 def theme() -> dict:
     """The rcParams that `seaborn.set_theme(context="paper", style="whitegrid")` would set globally."""
     import seaborn as sns
-    from cycler import cycler
 
     return {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"),
-            "axes.prop_cycle": cycler("color", sns.color_palette("deep")), "font.family": ["sans-serif"]}
+            "axes.prop_cycle": mpl.cycler("color", sns.color_palette("deep")), "font.family": ["sans-serif"]}
 
 
 @contextmanager

@@ -38,7 +38,7 @@ CHILD = textwrap.dedent("""
     elif sys.argv[1] == "cudd":
         from cda.cudd import distill_cudd
         from tests.test_resume import CUDD, subset_split
-        distill_cudd(teacher, subset_split(), INFO, CUDD, progress=False, progress_dir=sys.argv[3])
+        distill_cudd(teacher, subset_split(), INFO, CUDD, progress=False, progress_dir=sys.argv[3], checkpoint_every=25)
     else:
         train_student(subset(), INFO, STUDENT, teacher=teacher, progress=False, progress_dir=sys.argv[3],
                       checkpoint_every=3)
@@ -111,8 +111,10 @@ def test_killed_cudd_run_resumes_to_the_same_set(tiny_teacher, tmp_path):
     from cda.cudd import STAGE_FILE, distill_cudd
 
     _, _, path = tiny_teacher
-    # Killed a while after the first stage's file appeared: inside the second stage's synthesis.
-    stage1 = _kill_after_first_checkpoint("cudd", path, tmp_path, STAGE_FILE.format(1), after=1.5)
+    # Killed at the second stage's first checkpoint: after the first stage's file, inside the second stage.
+    live = _kill_after_first_checkpoint("cudd", path, tmp_path, f"stage2/{PROGRESS_FILE}", after=0.0)
+    assert 0 < live["iteration"] < CUDD.recover.iterations
+    stage1 = torch.load(tmp_path / STAGE_FILE.format(1), weights_only=True)
     assert stage1["images"].shape[:2] == (1, 10) and stage1["student"] is not None
     assert not (tmp_path / STAGE_FILE.format(2)).exists()
     teacher, _ = load_checkpoint(path)
