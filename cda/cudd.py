@@ -26,7 +26,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from .cache import load_progress, save_progress
 from .config import ConfigError, CuddConfig, EvalConfig, config_hash, to_dict

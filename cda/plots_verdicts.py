@@ -3,12 +3,10 @@ protocol knob. Drawn in a local style: no global matplotlib or seaborn state is 
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
+import pandas as pd
 
-from .plots import save_figure  # noqa: F401  (first: it picks the backend; re-exported to save these figures)
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from .plots import new_figure, save_figure  # noqa: F401  (save_figure: re-exported to save these figures)
 
 STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
          "font.size": 9, "legend.fontsize": 8, "legend.frameon": False}
@@ -30,7 +28,7 @@ def knob_figure(table: pd.DataFrame, knob: str, hue: str | None = None, y: str =
     marker."""
     low, high = ("ci_low", "ci_high") if y == "difference" else ("shift_ci_low", "shift_ci_high")
     with matplotlib.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(4.6, 3.2))
+        fig, ax = new_figure(figsize=(4.6, 3.2))
         groups = table.groupby(hue, sort=True) if hue else [(None, table)]
         for i, (name, g) in enumerate(groups):
             g = g.sort_values(knob)
@@ -63,7 +61,7 @@ def verdict_figure(table: pd.DataFrame, title: str | None = None):
     number as a cross where it is known. Differences are in the claim's metric (top-1 points)."""
     rows = table[table["n_seeds"].fillna(0) > 0].reset_index(drop=True)
     with matplotlib.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.4, 0.25 * len(rows) + 1.2))
+        fig, ax = new_figure(figsize=(6.4, 0.25 * len(rows) + 1.2))
         y = np.arange(len(rows))[::-1]
         colors = [VERDICT_COLORS.get(v, "0.5") for v in rows["verdict"]]
         err = _errors(rows, "difference", "ci_low", "ci_high")

@@ -19,7 +19,7 @@ from torchvision.transforms import InterpolationMode, RandomResizedCrop
 
 import cda
 from cda.cache import ArtifactError
-from cda.config import AugConfig, DataConfig, EvalConfig, SqueezeConfig
+from cda.config import AugConfig, EvalConfig, SqueezeConfig
 from cda.data import dataset_info
 from cda.evaluate import evaluate, train_student
 from cda.official_formats import FKDLabels, LayoutError, load_image_folder

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import pytest
 
-from cda.config import PRESETS, CuddConfig, RunConfig, from_dict, preset, to_dict
+from cda.config import PRESETS, RunConfig, from_dict, preset, to_dict
 from cda.studies.cudd import CUDD_ABLATIONS
 
 

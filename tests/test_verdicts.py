@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cda.results import COLUMNS
-from cda.verdicts import (CLAIMS, HIGHEST, LOWEST, Claim, PaperRef, compare, field_metrics, knob_sensitivity,
+from cda.verdicts import (CLAIMS, HIGHEST, LOWEST, PaperRef, compare, field_metrics, knob_sensitivity,
                           paired_difference, select, summarize, t_quantile, verdict, verdict_table)
 
 ROOT = Path(__file__).resolve().parents[1]
