@@ -25,7 +25,6 @@ from .results import accuracy_table, timing_table
 from .studies import Context, LiveStudy, Study
 from .studies._core import grid_figure, keep_grid
 
-METHODS = ("sre2l", "cda", "cudd")
 
 
 def _compute(ctx: Context, method: str = "cda", ipc: int = 10) -> list[dict]:
@@ -74,8 +73,11 @@ def open(data_root: str | os.PathLike | None = None, method: str = "cda", ipc: i
          overrides: dict | None = None, progress: bool = True, log: Callable[[str], None] = print) -> OwnDataStudy:
     """Your ImageFolder tree as a study (None: a small Fashion-MNIST tree, made once in a temp folder).
     `image_size`: the side the images are resized to (None: 28 for the demo tree, else 64)."""
-    if method not in METHODS:
-        raise ValueError(f"method {method!r}: choose one of {METHODS}")
+    from . import methods
+
+    choices = [m for m in methods.list_methods() if m != "random"]  # random real images are the baseline
+    if method not in choices:
+        raise ValueError(f"method {method!r}: choose one of {choices}")
     demo = data_root is None
     data_root = Path(demo_folder() if demo else data_root).resolve()
     for sub in ("train", "val"):
