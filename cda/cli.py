@@ -390,8 +390,7 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
         distributed.barrier()
         if rank == 0:
             d.save(out, train.info)
-            for done in [*out.glob("recover_progress*.pt"), *out.glob("step-*.pt"), *out.glob("stage*.pt")]:
-                done.unlink()  # checkpoints and finished steps: all in distilled.pt now
+            methods.clear_progress(out)  # checkpoints and finished steps: all in distilled.pt now
             where = f" on {world} processes" if world > 1 else ""
             print(f"{args.method}: {len(d.images)} images in {d.meta.get('seconds', 0):.0f}s{where} -> {args.out}")
         distributed.barrier()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import shutil
 import time
 from dataclasses import replace
@@ -155,9 +154,8 @@ def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Te
                      key=f"cudd {config_hash(cfg)} stage from slot {start}",  # its initial images, weights
                      checkpoint_every=checkpoint_every,
                      rank=rank, world_size=world)
-    n_groups = slots * math.ceil(n_classes / cfg.recover.classes_per_group)
     images = out.images.reshape(n_classes, slots, *out.images.shape[1:]).transpose(0, 1)
-    return images, {t: (v / n_groups).tolist() for t, v in out.sums.items()}
+    return images, out.history()
 
 
 def _initial_images(split, teacher: nn.Module, student: nn.Module | None, cfg: CuddConfig, stage: int,

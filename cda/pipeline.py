@@ -7,7 +7,6 @@ finished artifact.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -55,10 +54,6 @@ class Workspace:
                 lambda folder: load_checkpoint(folder / "teacher.pt", self.info, self.cfg.device))
         return self._teachers[key]
 
-    def method_config(self, method: str, ipc: int) -> Any:
-        """The config that makes a method's set at one IPC (cda.methods)."""
-        return self.cfg.method_config(method, ipc)
-
     def _distilled_configs(self, options: Any, snapshot_at: tuple[int, ...] = ()) -> tuple:
         """What a distilled set's cache key is made of: the data, the teacher, how the set is made."""
         return (self.cfg.data, self.cfg.squeeze, options, list(snapshot_at))
@@ -67,7 +62,7 @@ class Workspace:
         """The distilled set of a method at one IPC, made by its registered entry (cda.methods) with
         `options` (default: the run's config for that method) and cached by config."""
         m = methods.get(method)
-        opts = options if options is not None else self.method_config(method, ipc)
+        opts = options if options is not None else self.cfg.method_config(method, ipc)
         if snapshot_at and not m.snapshots:
             raise ValueError(f"method {method!r} records no snapshots; leave snapshot_at empty")
         if not m.cached:
@@ -82,10 +77,7 @@ class Workspace:
                                       store if isinstance(opts, RecoverConfig) else None, snapshot_at), opts)
             d.meta["method"] = method
             d.save(folder, self.info)
-            for stale in [*folder.glob("recover_progress*.pt"), *folder.glob("step-*.pt"), *folder.glob("stage*.pt")]:
-                stale.unlink()
-            for stale in folder.glob("stage*"):
-                shutil.rmtree(stale, ignore_errors=True)
+            methods.clear_progress(folder)
 
         return self.cache.get_or_make("distilled", self._distilled_configs(opts, snapshot_at), make, Distilled.load)
 
@@ -99,7 +91,7 @@ class Workspace:
         built from goes in the cost ledger, even when the result itself comes from the cache and so
         never asks for it."""
         e = eval_cfg or self.cfg.eval
-        opts = options if options is not None else self.method_config(method, ipc)
+        opts = options if options is not None else self.cfg.method_config(method, ipc)
         source = self._source(method, ipc, opts)
         self.cache.note("teacher", (self.cfg.data, self.cfg.squeeze))
         if methods.get(method).cached:

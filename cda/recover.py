@@ -202,6 +202,11 @@ class Synthesized:
     sums: dict[str, torch.Tensor]
     snapshots: dict[int, torch.Tensor]
     seconds: float
+    groups: int  # groups in the slot range (over every rank)
+
+    def history(self) -> dict[str, list[float]]:
+        """Each loss term's per-iteration mean over the groups (for convergence plots)."""
+        return {t: (v / self.groups).tolist() for t, v in self.sums.items()}
 
 
 def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots: tuple[int, int],
@@ -354,7 +359,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
         images = sum_disjoint(images)
         snapshots = {k: sum_disjoint(v) for k, v in snapshots.items()}
         sums = {t: sum_disjoint(v) for t, v in sums.items()}
-    return Synthesized(images, sums, snapshots, time.perf_counter() - begin)
+    return Synthesized(images, sums, snapshots, time.perf_counter() - begin, len(groups))
 
 
 def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: str = "cpu",
@@ -384,8 +389,7 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
     out = synthesize(teacher, info, cfg, (0, cfg.ipc), noise, device=device, progress=progress,
                      snapshot_at=snapshot_at, desc=desc, progress_dir=progress_dir, store_dir=store_dir,
                      checkpoint_every=checkpoint_every, rank=rank, world_size=world_size)
-    n_groups = len(_groups(info.num_classes, cfg))
-    history = {t: (out.sums[t] / n_groups).tolist() for t in TERMS}
+    history = out.history()
     meta = {"recover": to_dict(cfg), "dataset": info.name, "seconds": out.seconds, "device": str(resolve_device(device))}
     if world_size > 1:
         meta["world_size"] = world_size

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -51,6 +52,13 @@ class Method:
     cached: bool = True
     snapshots: bool = False
     description: str = ""
+
+
+def clear_progress(folder: Path) -> None:
+    """Remove what making a set leaves in its folder besides the set: recovery's live checkpoints
+    and finished steps, CUDD's stage files and in-flight stage folders (all in the set by now)."""
+    for path in [*folder.glob("recover_progress*.pt"), *folder.glob("step-*.pt"), *folder.glob("stage*")]:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 REGISTRY: dict[str, Method] = {}
