@@ -80,8 +80,8 @@ def apply_views(x: torch.Tensor, params: ViewParams, out_size: int | None = None
     size = out_size or height
     dev = x.device
     # Coordinates in float64 (n x size values): in float32 they are off by up to ~1e-5 pixels at 224 px.
-    boxes = torch.as_tensor(params.boxes, device=dev).double()
-    top, left, h, w = (boxes * torch.tensor([height, width, height, width], device=dev)).unbind(1)  # pixels
+    boxes = params.boxes.astype(np.float64) * np.array([height, width, height, width])  # pixels, on the host
+    top, left, h, w = torch.as_tensor(boxes, device=dev).unbind(1)
     pos = torch.arange(size, device=dev, dtype=torch.float64)
     shifts = torch.as_tensor(params.shifts, device=dev)
     # The output pixel p shows the crop's pixel (p - shift) mod size, mirrored when flipped.

@@ -23,7 +23,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, apply_overrides, config_hash, parse_override, preset, to_dict
+from .config import ConfigError, RunConfig, apply_overrides, parse_override, preset, to_dict
 
 RUNS = "runs"  # a user's output root inside the project folder
 
@@ -58,12 +58,6 @@ def _flatten(data: dict, prefix: str = "") -> dict:
         else:
             out[f"{prefix}{key}"] = value
     return out
-
-
-def _tag(preset_name: str, overrides: dict) -> str:
-    """The results' name: the preset's, or <preset>-<hash> for a run with overrides (as cda.studies names
-    a study run without custom parameters)."""
-    return f"{preset_name}-{config_hash(overrides, {})[:8]}" if overrides else preset_name
 
 
 def _output_root(args) -> Path:
@@ -221,7 +215,7 @@ def _paper_companion(args, root: Path) -> int:
         notebooks.run_notebooks(args.preset, args.only, executed_dir=args.executed_dir, output_root=root,
                                 progress=not args.no_progress, overrides=overrides)
     else:
-        tag = _tag(args.preset, overrides)
+        tag = studies.run_tag(args.preset, overrides)
         if not notebooks.redraw_all(tag, args.only, root):
             raise FileNotFoundError(f"no results named {tag!r} under {root / 'results'} to redraw; run `cda study` "
                                     f"or `cda notebooks` first, or pass --publish for the committed results")
@@ -277,7 +271,9 @@ def _run_outputs(args, cfg: RunConfig, root: Path) -> RunConfig:
     cache folder lives under the root, as for the studies."""
     overrides = _overrides(args)
     if "out_dir" not in overrides:
-        cfg = replace(cfg, out_dir=str(root / "results" / "main" / _tag(args.preset, overrides)))
+        from .studies import run_tag
+
+        cfg = replace(cfg, out_dir=str(root / "results" / "main" / run_tag(args.preset, overrides)))
     if not os.path.isabs(cfg.cache_dir):
         cfg = replace(cfg, cache_dir=str(root / cfg.cache_dir))
     return cfg

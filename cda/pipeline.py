@@ -108,6 +108,13 @@ class Workspace:
         stored = self.stored_labels(d, source, e) if e.labels == "stored" else None
         return d, teacher if e.labels == "online" else None, stored
 
+    def labels(self, method: str, ipc: int, eval_cfg: EvalConfig | None = None,
+               options: Any = None) -> StoredLabels | None:
+        """The stored labels a student of `eval_cfg` trains on (built now if missing); None unless the
+        recipe stores its labels."""
+        e, opts, source = self._student_source(method, ipc, eval_cfg, options)
+        return self._student_inputs(method, ipc, opts, source, e)[2]
+
     def stored_labels(self, distilled: Distilled, source: tuple, eval_cfg: EvalConfig) -> StoredLabels:
         teacher, _ = self.teacher()
         rl = self.cfg.relabel_for(eval_cfg)

@@ -17,7 +17,7 @@ Studies share artifacts through the cache: the main table's CDA set at IPC 10 is
 ablation's cosine/milestone-1 cell and the cross-architecture study's convnet cell.
 """
 from ._core import (GRID_CLASSES, NAMES, STUDIES, Cell, Context, Study, figures_dir, gain_table, get, main_table_rows,
-                    markdown, paper_numbers, project_root, readable, results_path, set_label, study, top1)
+                    markdown, paper_numbers, project_root, readable, results_path, run_tag, set_label, study, top1)
 from ._steps import (LiveStudy, SavedStudy, StudyResult, TableList, custom_params, load, open_study, redraw, run,
                      tables)
 from . import cda, cudd  # noqa: E402,F401  (registers the studies, in the papers' order)
@@ -27,5 +27,5 @@ _custom_params = custom_params
 
 __all__ = ["GRID_CLASSES", "NAMES", "STUDIES", "Cell", "Context", "LiveStudy", "SavedStudy", "Study", "StudyResult",
            "TableList", "custom_params", "figures_dir", "gain_table", "get", "load", "main_table_rows", "markdown",
-           "open", "open_study", "paper_numbers", "project_root", "readable", "redraw", "results_path", "run",
+           "open", "open_study", "paper_numbers", "project_root", "readable", "redraw", "results_path", "run", "run_tag",
            "set_label", "study", "tables", "top1"]

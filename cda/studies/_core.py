@@ -16,7 +16,6 @@ from .. import methods, plots
 from ..config import CuddConfig, EvalConfig, RecoverConfig, RunConfig, config_hash
 from ..pipeline import Workspace
 
-# Method display names (the lead's method registry can take this over).
 class _Names(dict):
     """Display names, from the method registry (cda.methods); the reference rows' too."""
 
@@ -46,6 +45,12 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
         if toml.is_file() and 'name = "cda"' in toml.read_text():
             return folder
     return here
+
+
+def run_tag(preset: str, overrides: dict | None = None, custom: dict | None = None) -> str:
+    """The name of a run's results: the preset's, or <preset>-<hash> for a run with overrides or
+    custom study parameters (it writes beside the default results, never over them)."""
+    return f"{preset}-{config_hash(overrides or {}, custom or {})[:8]}" if (overrides or custom) else preset
 
 
 def results_path(study: str, preset: str, root: str | os.PathLike | None = None) -> Path:

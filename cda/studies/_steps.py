@@ -33,7 +33,7 @@ from ..pipeline import Workspace
 from ..results import read_results, write_results
 from ..training import resolve_device
 from ._core import (GRID_CLASSES, NAMES, Context, Study, figures_dir, get, markdown, project_root, results_path,
-                    set_label)
+                    run_tag, set_label)
 
 
 @dataclass(repr=False)
@@ -124,8 +124,7 @@ def run(name: str | Study, preset: str = "cpu", overrides: dict | None = None,
         root: str | os.PathLike | None = None, progress: bool = True, log: Callable[[str], None] = print,
         **params) -> StudyResult:
     """Run (or load from the cache) every cell of a study, write its results and draw its figures."""
-    s = LiveStudy(name if isinstance(name, Study) else get(name), preset, overrides or {}, root, params,
-                  progress, log)
+    s = open_study(name, preset, overrides, root, progress=progress, log=log, **params)
     s.teacher()
     s.distill()
     s.labels()
@@ -175,7 +174,7 @@ class _Steps:
         self.custom = custom_params(st, params)
         self.params = {k: v for k, v in params.items() if v is not None}
         # a run away from the defaults writes beside the default results, never over them
-        self.tag = preset if not (overrides or self.custom) else f"{preset}-{config_hash(overrides, self.custom)[:8]}"
+        self.tag = run_tag(preset, overrides, self.custom)
         self.csv = results_path(self.name, self.tag, self.root)
         self.result: StudyResult | None = None
         self.teacher_metrics: dict | None = None  # after teacher()
@@ -317,10 +316,8 @@ class LiveStudy(_Steps):
             for c in self._plan.planned:
                 if c.eval.labels == "stored":
                     stored.setdefault((c.label, config_hash(c.eval.aug)), c)
-            for c in stored.values():
-                d = self.ws.distilled(c.method, c.ipc, c.made_by)
-                made_by = self._plan.made_by(c.method, c.ipc, c.made_by)
-                self.ws.stored_labels(d, self.ws._source(c.method, c.ipc, made_by), c.eval)
+            for c in stored.values():  # under the key the students read them by
+                self.ws.labels(c.method, c.ipc, c.eval, c.made_by)
             how = {"online": "soft labels from the teacher, computed online on every augmented batch the students see",
                    "stored": f"soft labels stored once per augmented view ({len(stored)} label sets ready)",
                    "hard": "hard class labels"}[e.labels]
