@@ -62,23 +62,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX: without them bf16 autocast on the CPU is slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def auto_settings(task: str, arch: str, info, batch: int, device: str) -> tuple[dict, str]:
+    """What RunConfig.speed="auto" picks on this machine for `task` ("recover" or "train") at these
+    shapes (cda.speed: measured once, kept in the project's .cache/cda/speed.json), and its label."""
+    from cda.speed import _name, choose
 
-
-def fast_settings(device: str) -> tuple[dict, str]:
-    """The speed options the benchmarks time (RecoverConfig / EvalConfig fields) and their label:
-    channels_last everywhere, plus bf16 autocast on a CPU that has bf16 units (on CUDA it is on anyway)."""
-    fast = {"channels_last": True}
-    if device.startswith("cpu") and cpu_has_bf16():
-        fast["amp_cpu"] = True
-    bf16 = fast.get("amp_cpu") or device.startswith("cuda")
-    return fast, "channels_last + bf16" if bf16 else "channels_last"
+    choice = choose(task, arch, info.num_classes, info.channels, info.image_size, batch, device,
+                    ROOT / ".cache" / "cda", compile_ok=task == "train")
+    return choice, "speed=auto: " + _name(choice)
 
 
 def matmul_tflops(precision: str, n: int = 2048, repeats: int = 10) -> float:

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-from _common import (fast_settings, median_and_rounds, parser, peak_tflops, save, setup, table, teacher_for,
+from _common import (auto_settings, median_and_rounds, parser, peak_tflops, save, setup, table, teacher_for,
                      timed_rounds)
 from reference_recovery import reference_recover
 from torch.utils.flop_counter import FlopCounterMode
@@ -94,9 +94,9 @@ def main():
     if dev.startswith("cuda"):
         variants["cda (batched, fp32)"] = ("tf32", lambda n: recover(teacher, info, replace(cfg, iterations=n,
                                                                                              amp=False), dev, False))
-    fast, fast_name = fast_settings(dev)
+    fast, fast_name = auto_settings("recover", arch, info, info.num_classes, dev)
     variants[f"cda (one IPC slot per step, {fast_name})"] = (
-        "bf16" if "bf16" in fast_name else "fp32",
+        "bf16" if fast["amp_cpu"] or (dev.startswith("cuda") and cfg.amp) else "fp32",
         lambda n: recover(teacher, info, replace(cfg, iterations=n, groups_per_step=1, **fast), dev, False))
 
     for _, fn in variants.values():

@@ -25,8 +25,9 @@ from .config import config_hash, to_dict
 # by the older code are never reused as if the new code had made them. Version 1 hashes as the keys
 # did before versions existed.
 CODE_VERSIONS = {
-    "teacher": 2, "distilled": 2, "slots": 2, "labels": 2, "evaluation": 2, "robustness": 2,
-}  # 2: crops resampled inside their box (augment.apply_views), as torchvision does
+    "teacher": 2, "distilled": 3, "slots": 3, "labels": 3, "evaluation": 3, "robustness": 3,
+}  # 2: crops resampled inside their box (augment.apply_views), as torchvision does;
+#    3: recovery's BatchNorm statistics in one fused pass (the same loss, other float rounding)
 
 
 def artifact_key(kind: str, *configs: Any) -> str:

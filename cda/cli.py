@@ -172,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a study parameter, e.g. milestones=[0.25,0.5,1.0] (repeatable)")
 
+    p = sub.add_parser("tune", help="choose the student protocol and recovery settings on the validation split")
+    _common(p)
+    _outputs(p)
+    p.add_argument("--ipc", type=int, default=10, help="the IPC of the sets tuned on (default 10)")
+    p.add_argument("--seeds", type=int, default=2, help="seeds per grid point (seeds 0..n-1; default 2)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a TuneConfig field, e.g. 'protocol=[[temperature,[1.0,4.0]]]' (repeatable)")
+
     p = sub.add_parser("notebooks", help="execute every notebook with papermill at a preset")
     _common(p)
     _outputs(p)
@@ -222,6 +230,45 @@ def _paper_companion(args, root: Path) -> int:
     return 0
 
 
+def _tune(args, root: Path) -> int:
+    """`cda tune`: the grid's rows in results/tuning/<tag>.csv, its figures, and the winners as --set
+    overrides to pass to `cda run` (or to write into the preset)."""
+    from . import plots_verdicts
+    from .studies import figures_dir, results_path, run_tag
+    from .tuning import TuneConfig, best_mean, sensitivity, tune
+
+    overrides = _overrides(args)
+    cfg = apply_overrides(preset(args.preset), overrides)
+    params = {k: _tuples(v) for k, v in (parse_override(s) for s in args.param)}
+    tc = TuneConfig(**{"ipc": args.ipc, "seeds": tuple(range(args.seeds)), **params})
+    tag = run_tag(args.preset, overrides, params)
+    csv = results_path("tuning", tag, root)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    if not os.path.isabs(cfg.cache_dir):
+        cfg = replace(cfg, cache_dir=str(root / cfg.cache_dir))
+    out = tune(cfg, tc, csv, progress=not args.no_progress)
+    df = out["rows"]
+    winners = {(st, k): v for st, part in (("protocol", out["protocol"]), ("recovery", out["recovery"]))
+               for k, v in ((k, df[(df.stage == st) & (df.knob == k) & df.winner].value_text.iloc[0])
+                            for k in part)}
+    figs = figures_dir(tag, root)
+    plots_verdicts.save_figure(plots_verdicts.tuning_figure(best_mean(df), winners), figs / "tuning_grid")
+    plots_verdicts.save_figure(plots_verdicts.sensitivity_figure(sensitivity(df)), figs / "tuning_sensitivity")
+    sets = " ".join(f"--set {k}={_yaml(v)}" for k, v in out["overrides"].items())
+    print(f"\nresults: {csv}\nfigures: {figs}/tuning_grid.png, tuning_sensitivity.png")
+    print(f"tuned settings: {sets or '(the preset as it is)'}")
+    return 0
+
+
+def _tuples(value):
+    """YAML lists to tuples, as the frozen configs hold them."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _yaml(value) -> str:
+    return "[" + ",".join(f"{v:g}" for v in value) + "]" if isinstance(value, tuple) else str(value)
+
+
 def _standin(args) -> int:
     from .standin import make_standin
 
@@ -247,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         with _shared_cache(args):
             if args.command in ("study", "notebooks", "figures"):
                 return _paper_companion(args, root)
+            if args.command == "tune":
+                return _tune(args, root)
             try:
                 cfg = _load_config(args)
             except (ConfigError, OSError) as err:
@@ -256,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             if args.command == "run":
                 cfg = _run_outputs(args, cfg, root)
+            if args.command in ("squeeze", "recover", "evaluate") and cfg.speed == "auto":
+                cfg = _speed(cfg)
             return _COMMANDS[args.command](args, cfg, not args.no_progress)
     except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
         # RuntimeError includes torch's errors, CUDA out-of-memory among them
@@ -277,6 +328,19 @@ def _run_outputs(args, cfg: RunConfig, root: Path) -> RunConfig:
     if not os.path.isabs(cfg.cache_dir):
         cfg = replace(cfg, cache_dir=str(root / cfg.cache_dir))
     return cfg
+
+
+def _speed(cfg: RunConfig) -> RunConfig:
+    """speed="auto" for a single command: measured (once) in a plain run; under torchrun the ranks
+    would time each other, so the stages' settings stay as written there."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        print("cda: speed=auto is measured in single-process runs only; under torchrun the stages' own "
+              "settings are used (run one command without torchrun first to see the choice)", file=sys.stderr)
+        return replace(cfg, speed="fixed")
+    from .data import info_for
+    from .speed import resolve
+
+    return resolve(cfg, info_for(cfg.data))
 
 
 def _plan(args, cfg: RunConfig, progress: bool) -> int:

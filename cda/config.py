@@ -94,6 +94,10 @@ class SqueezeConfig:
     label_smoothing: float = 0.0
     pretrained: str | None = None  # torchvision weights name, e.g. "IMAGENET1K_V1": no training
     seed: int = 0
+    # Speed (cda.speed chooses them per machine under RunConfig.speed="auto"): channels_last tensors
+    # and bf16 autocast on the CPU (on CUDA the teacher always trains under bf16 autocast).
+    channels_last: bool = added(False)
+    amp_cpu: bool = added(False)
 
     def __post_init__(self):
         _check_positive(self, "batch_size", "lr")
@@ -141,16 +145,22 @@ class RecoverConfig:
     groups_per_step: int = 0  # groups optimized together (BN statistics stay per group); 0: all
     seed: int = 0
     amp: bool = True  # bf16 autocast, only on CUDA (the paper presets: False, fp32 as the official code)
-    # Speed (benchmarks/recovery.py): a channels_last teacher, and bf16 autocast on the CPU too
-    # (pays where the CPU has AVX512-BF16 or AMX). SRe2L / CDA recovery only, not CUDD.
+    # Speed (cda.speed chooses them per machine under RunConfig.speed="auto"): a channels_last
+    # teacher, and bf16 autocast on the CPU too (pays where the CPU has AVX512-BF16 or AMX).
     channels_last: bool = added(False)
     amp_cpu: bool = added(False)
+    # Consecutive groups whose images form one BatchNorm batch. 1: one image per class of a block (the
+    # official batch). k: the statistics are matched over k groups at once; on a 10-class dataset
+    # that is k images per class, e.g. 10 for ImageNet's 100-image batch. Steps hold whole batches.
+    bn_groups: int = added(1)
 
     def __post_init__(self):
         _check_positive(self, "ipc", "iterations", "lr", "classes_per_group")
         _check(self.r_bn >= 0, f"RecoverConfig.r_bn={self.r_bn}: must not be negative")
         _check(self.jitter >= 0, f"RecoverConfig.jitter={self.jitter}: must not be negative")
         _check(self.groups_per_step >= 0, f"RecoverConfig.groups_per_step={self.groups_per_step}: must be >= 0")
+        _check(isinstance(self.bn_groups, int) and self.bn_groups >= 1,
+               f"RecoverConfig.bn_groups={self.bn_groups}: give a number of groups >= 1 (1: the official batch)")
 
 
 @dataclass(frozen=True)
@@ -227,13 +237,17 @@ class EvalConfig:
     test_batch_size: int = 512
     seed: int = 0
     amp: bool = True  # bf16 autocast on CUDA
-    # Speed (benchmarks/student.py): bf16 autocast on the CPU as well (pays where the CPU has
-    # AVX512-BF16 or AMX), and channels_last tensors for convolutional students.
+    # Speed (cda.speed chooses them per machine under RunConfig.speed="auto"): bf16 autocast on the
+    # CPU as well (pays where the CPU has AVX512-BF16 or AMX), channels_last tensors, torch.compile.
     amp_cpu: bool = added(False)
     channels_last: bool = added(False)
     compile: bool = added(False)  # torch.compile the student (pays on GPUs; not on the 2-core CPU here)
+    # Where the student is tested: "test" (the final tables) or "val", the DataConfig.validation images
+    # held out of the training set, on which every tuning choice is made.
+    split: str = added("test")
 
     def __post_init__(self):
+        _check(self.split in ("test", "val"), f"EvalConfig.split={self.split!r}: choose 'test' or 'val'")
         _check(self.labels in LABEL_MODES, f"EvalConfig.labels={self.labels!r}: choose one of {LABEL_MODES}")
         _check(self.temperature > 0, f"EvalConfig.temperature={self.temperature}: must be positive")
         _check(self.optimizer in OPTIMIZERS, f"EvalConfig.optimizer={self.optimizer!r}: choose one of {OPTIMIZERS}")
@@ -314,8 +328,12 @@ class RunConfig:
     # views and batch order, the synthesis noise, the random-real subset and CUDD's initialization
     # (RunConfig.for_seed, RunConfig.seeded).
     seed_scope: str = added("student")
+    # "auto": each stage's layout, precision and compilation are measured once on this machine and the
+    # fastest kept (cda.speed, <cache_dir>/speed.json); "fixed": the stages' own settings as written.
+    speed: str = added("fixed")
 
     def __post_init__(self):
+        _check(self.speed in SPEEDS, f"RunConfig.speed={self.speed!r}: choose one of {SPEEDS}")
         _check(self.seed_scope in SEED_SCOPES, f"RunConfig.seed_scope={self.seed_scope!r}: choose one of {SEED_SCOPES}")
         _check(len(self.ipcs) > 0 and all(i > 0 for i in self.ipcs), f"RunConfig.ipcs={self.ipcs}: must be positive")
         from .methods import list_methods  # the registry imports this module: import it late
@@ -401,6 +419,7 @@ class RunConfig:
 SEED_PARTS = ("student", "views", "synthesis", "cudd", "cudd_student", "cudd_views")
 
 
+SPEEDS = ("fixed", "auto")
 SEED_SCOPES = ("student", "all")
 
 
@@ -471,6 +490,7 @@ def _cpu() -> RunConfig:
         recover=RecoverConfig(iterations=500, lr=0.1, r_bn=0.05, jitter=2),
         eval=EvalConfig(arch="convnet3", aug=AugConfig(epochs=200, batch_size=64, crop_scale=(0.25, 1.0))),
         ipcs=(1, 10, 50),
+        speed="auto",
         out_dir="runs/results/main/cpu",
     )
 

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import methods
+from . import methods, speed
 from .cache import Cache, write_json
 from .checkpoint import load_checkpoint
 from .config import EvalConfig, RecoverConfig, RunConfig, SqueezeConfig
@@ -32,12 +32,23 @@ class Workspace:
     """Cached access to every artifact of a run: teacher, distilled sets, labels, evaluations."""
 
     def __init__(self, cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = print):
-        self.cfg, self.progress, self.log = cfg, progress, log
+        self.progress, self.log = progress, log
         self.cache = Cache(cfg.cache_dir)
         self.train = load_split(cfg.data, train=True)
         self.test = load_split(cfg.data, train=False)
+        self._val = None
         self.info: DatasetInfo = self.train.info
+        # speed="auto": every stage's settings chosen for this machine before any cache key is made
+        self.cfg = speed.resolve(cfg, self.info, log)
         self._teachers: dict[str, tuple[nn.Module, dict]] = {}
+
+    def tested_on(self, e: EvalConfig):
+        """The split a student of `e` is tested on: the test set, or the validation images for tuning."""
+        if e.split == "test":
+            return self.test
+        if self._val is None:
+            self._val = load_split(self.cfg.data, split="val")
+        return self._val
 
     def teacher(self, squeeze_cfg: SqueezeConfig | None = None) -> tuple[nn.Module, dict]:
         """A trained model and its checkpoint metadata (test accuracy, seconds)."""
@@ -131,7 +142,7 @@ class Workspace:
         def make(folder: Path):
             d, teacher, stored = self._student_inputs(method, ipc, rcfg, source, e)
             self.log(f"evaluate: {e.arch} on {method} IPC {ipc} ({e.labels} labels, seed {e.seed})")
-            metrics = evaluate(d, self.test, e, teacher, stored, self.cfg.device, self.progress,
+            metrics = evaluate(d, self.tested_on(e), e, teacher, stored, self.cfg.device, self.progress,
                                desc=f"student {method} ipc{ipc}", progress_dir=folder)
             (folder / "student_progress.pt").unlink(missing_ok=True)
             metrics["recover_seconds"] = d.meta.get("seconds", 0.0)
@@ -152,7 +163,7 @@ class Workspace:
             student = train_student(d, self.info, e, teacher, stored, self.cfg.device, self.progress,
                                     f"student {method} ipc{ipc}", progress_dir=folder)
             (folder / "student_progress.pt").unlink(missing_ok=True)
-            out = {str(s): noisy_accuracy(student, self.test, s, self.cfg.device, amp=e.amp) for s in sigmas}
+            out = {str(s): noisy_accuracy(student, self.tested_on(e), s, self.cfg.device, amp=e.amp) for s in sigmas}
             write_json(out, folder / "noise.json")
 
         blob = self.cache.get_or_make("robustness", (*source, e, list(sigmas)), make,

@@ -11,6 +11,7 @@ from .plots import new_figure, save_figure  # noqa: F401  (save_figure: re-expor
 STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
          "font.size": 9, "legend.fontsize": 8, "legend.frameon": False}
 VERDICT_COLORS = {"holds": "C2", "does not hold": "C3"}  # inconclusive: grey
+METHOD_COLORS = {"random": "C0", "sre2l": "C1", "cda": "C2", "cudd": "C3"}  # the same in every panel
 
 
 def _errors(df: pd.DataFrame, y: str, low: str, high: str) -> np.ndarray:
@@ -78,5 +79,74 @@ def verdict_figure(table: pd.DataFrame, title: str | None = None):
             ax.legend(loc="lower right")
         if title:
             ax.set_title(title)
+        fig.tight_layout()
+    return fig
+
+
+def _knob_axes(knobs: list[tuple[str, str]], height: float = 2.4):
+    cols = min(3, len(knobs))
+    rows = -(-len(knobs) // cols)
+    fig, axes = new_figure(figsize=(3.3 * cols, height * rows), nrows=rows, ncols=cols, squeeze=False)
+    flat = list(axes.flat)
+    for ax in flat[len(knobs):]:
+        ax.set_visible(False)
+    return fig, flat
+
+
+def tuning_figure(summary: pd.DataFrame, winners: dict[tuple[str, str], str] | None = None,
+                  title: str | None = None):
+    """A tuning grid (cda.tuning.best_mean): one panel per knob, validation top-1 of each method
+    against the knob's values (mean, bars one std over seeds), the winning value shaded."""
+    knobs = list(dict.fromkeys(zip(summary.stage, summary.knob)))
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _knob_axes(knobs)
+        for ax, (stage, knob) in zip(axes, knobs):
+            g = summary[(summary.stage == stage) & (summary.knob == knob)]
+            order = list(dict.fromkeys(g.value_text))
+            for i, (method, m) in enumerate(g.groupby("method", sort=False)):
+                x = [order.index(v) for v in m.value_text]
+                ax.errorbar(x, m["mean"], yerr=m["std"].fillna(0), marker="o", capsize=2,
+                            color=METHOD_COLORS.get(method, f"C{4 + i}"), label=method)
+            if winners and (stage, knob) in winners and winners[(stage, knob)] in order:
+                w = order.index(winners[(stage, knob)])
+                ax.axvspan(w - 0.3, w + 0.3, color="gold", alpha=0.3, lw=0)
+            ax.set_xticks(range(len(order)))
+            ax.set_xticklabels(order)
+            ax.set_title(f"{stage}: {knob}", fontsize=9)
+            ax.set_ylabel("val top-1 (%)")
+        for ax in axes:
+            if len(ax.get_legend_handles_labels()[0]) == len(set(summary.method)):
+                ax.legend()  # the first panel that shows every method
+                break
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+    return fig
+
+
+def sensitivity_figure(table: pd.DataFrame, title: str | None = None,
+                       ylabel: str = "CDA − SRe2L (val top-1 points)"):
+    """cda.tuning.sensitivity: one panel per knob, the paired difference at each value with its 95%
+    interval, a zero line, and the preset's value (step 0) ringed; hollow markers: one seed."""
+    knobs = list(dict.fromkeys(zip(table.stage, table.knob)))
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _knob_axes(knobs)
+        for ax, (stage, knob) in zip(axes, knobs):
+            g = table[(table.stage == stage) & (table.knob == knob)].sort_values("position")
+            x = g["position"].to_numpy()
+            ax.errorbar(x, g["difference"], yerr=_errors(g, "difference", "ci_low", "ci_high"), marker="o",
+                        capsize=3, color="C0")
+            one = g[g["ci_low"].isna()]
+            ax.scatter(one["position"], one["difference"], s=40, facecolors="white", edgecolors="C0", zorder=3)
+            default = g[g["step"] == 0]
+            ax.scatter(default["position"], default["difference"], s=140, facecolors="none", edgecolors="black",
+                       zorder=4)
+            ax.axhline(0, color="black", lw=0.8)
+            ax.set_xticks(x)
+            ax.set_xticklabels(g["value_text"])
+            ax.set_title(f"{stage}: {knob}", fontsize=9)
+            ax.set_ylabel(ylabel, fontsize=7)
+        if title:
+            fig.suptitle(title)
         fig.tight_layout()
     return fig

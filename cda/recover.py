@@ -56,6 +56,34 @@ def crop_lower_bound(cur: CurriculumConfig, it: int, total: int) -> float:
     return cur.end_scale + span * (1 + math.cos(math.pi * frac)) / 2  # cosine
 
 
+class _GroupMoments(torch.autograd.Function):
+    """Per-group channel mean and mean square [groups, C] (fp32) of x [n, C, H, W], groups of
+    `group_size` consecutive rows. One pass forward and one fused pass backward: the autograd graph of
+    mean(x) and mean(x * x) took about eight passes over each BN input and was most of recovery's time."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, group_size: int):
+        n, c, h, w = x.shape
+        xg = x.view(n // group_size, group_size, c, h, w)  # a view in either memory layout
+        count = group_size * h * w
+        mean = torch.sum(xg, dim=(1, 3, 4), dtype=torch.float32) / count
+        second = torch.linalg.vector_norm(xg, 2, dim=(1, 3, 4), dtype=torch.float32).square() / count
+        ctx.save_for_backward(x)
+        ctx.group_size = group_size
+        return mean, second
+
+    @staticmethod
+    def backward(ctx, grad_mean: torch.Tensor, grad_second: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        n, c, h, w = x.shape
+        g = ctx.group_size
+        count = g * h * w
+        shape = (n // g, 1, c, 1, 1)
+        a = (grad_mean / count).to(x.dtype).view(shape)
+        b = (grad_second * (2 / count)).to(x.dtype).view(shape)
+        return torch.addcmul(a, x.view(n // g, g, c, h, w), b).view(n, c, h, w), None
+
+
 class BNStatsLoss:
     """Forward hooks that measure, per group, how far a batch's BatchNorm input statistics are from
     the layer's running statistics: ||mu - mu_run||_2 + ||var - var_run||_2 (biased variance), summed
@@ -72,13 +100,15 @@ class BNStatsLoss:
         self.handles = [layer.register_forward_hook(self._hook) for layer in self.layers]
 
     def _hook(self, module: nn.BatchNorm2d, inputs, output):
-        x = inputs[0].float()
-        n, c = x.shape[:2]
-        xg = x.reshape(n // self.group_size, self.group_size, c, -1)
-        mean = xg.mean(dim=(1, 3))
-        # E[x^2] - mean^2 in fp32: on the CPU var() over these strided dims was a fifth of recovery's time,
-        # and this is twice as fast (BN inputs are O(1), so the cancellation costs ~1e-7).
-        var = (xg * xg).mean(dim=(1, 3)) - mean * mean
+        x, g = inputs[0], self.group_size
+        whole = len(x) - len(x) % g
+        if whole == len(x):
+            mean, second = _GroupMoments.apply(x, g)
+        else:  # a last, smaller batch (bn_groups that do not divide the step's groups)
+            parts = [_GroupMoments.apply(x[:whole], g)] if whole else []
+            parts.append(_GroupMoments.apply(x[whole:], len(x) - whole))
+            mean, second = (torch.cat(t) for t in zip(*parts))
+        var = second - mean * mean  # biased; BN inputs are O(1), so the cancellation costs ~1e-7 in fp32
         self.terms.append(torch.linalg.vector_norm(mean - module.running_mean, dim=1)
                           + torch.linalg.vector_norm(var - module.running_var, dim=1))
 
@@ -140,8 +170,11 @@ def _groups(num_classes: int, cfg: RecoverConfig) -> list[tuple[int, np.ndarray]
     return [(ipc_id, block) for ipc_id in range(cfg.ipc) for block in blocks]
 
 
-def _steps(groups, per_step: int) -> list[list]:
-    """Batch consecutive groups of equal size, at most `per_step` (0: unlimited) at a time."""
+def _steps(groups, per_step: int, bn_groups: int = 1) -> list[list]:
+    """Batch consecutive groups of equal size, at most `per_step` (0: unlimited) at a time, rounded
+    up to whole BatchNorm batches of `bn_groups`."""
+    if per_step:
+        per_step = -(-per_step // bn_groups) * bn_groups
     steps: list[list] = []
     for g in groups:
         if steps and len(steps[-1][0][1]) == len(g[1]) and (per_step == 0 or len(steps[-1]) < per_step):
@@ -176,15 +209,15 @@ def group_views(rngs: list[np.random.Generator], group_size: int, size: int, cfg
                       np.repeat(np.concatenate([v.shifts for v in views]), group_size, axis=0))
 
 
-def shard_steps(groups, per_step: int, rank: int, world_size: int) -> list[list]:
+def shard_steps(groups, per_step: int, rank: int, world_size: int, bn_groups: int = 1) -> list[list]:
     """The batches of groups one rank optimizes: round-robin over the single-process batches, so
     every group sees the same batch (hence the same floating-point sums) as in a single process.
     Where there are fewer batches than ranks (groups_per_step=0 puts all groups in one), the groups
     are re-batched into at most `world_size` batches; the images then agree with a single process
     only up to float rounding (at most 1 gray level in the tests)."""
-    steps = _steps(groups, per_step)
+    steps = _steps(groups, per_step, bn_groups)
     if world_size > 1 and len(steps) < world_size:
-        steps = _steps(groups, max(1, math.ceil(len(groups) / world_size)))
+        steps = _steps(groups, max(1, math.ceil(len(groups) / world_size)), bn_groups)
     from .distributed import shard
     return shard(steps, rank, world_size)
 
@@ -243,7 +276,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
     start_slot, stop_slot = slots
     width = stop_slot - start_slot
     groups = [(i, b) for i, b in _groups(info.num_classes, replace(cfg, ipc=stop_slot)) if i >= start_slot]
-    steps = shard_steps(groups, cfg.groups_per_step, rank, world_size)
+    steps = shard_steps(groups, cfg.groups_per_step, rank, world_size, cfg.bn_groups)
     n = width * info.num_classes
     images = torch.zeros(n, info.channels, size, size, dtype=torch.uint8)
     snapshots = {it: torch.zeros_like(images) for it in snapshot_at}
@@ -275,7 +308,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
                 bar.update(total)
                 continue
             gsize = len(step_groups[0][1])
-            hooks.group_size = gsize
+            hooks.group_size = gsize * cfg.bn_groups  # the BN batch; the CE and views stay per group
             y = torch.as_tensor(np.concatenate([b for _, b in step_groups]), device=dev)
             rngs = [np.random.default_rng(_group_seed(cfg.seed, i, int(b[0]))) for i, b in step_groups]
             x0 = init(step_groups)

@@ -31,6 +31,8 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
     """
     rng = seed_everything(cfg.seed)
     model.to(device).train()
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     info = train.info
     rank, world = rank_and_world()
     forward = wrap_ddp(model, device)  # under torchrun: each rank trains on its part of every batch
@@ -57,9 +59,11 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
                 # Drawn for the whole batch, so that every rank's random stream stays the same.
                 views = sample_views(rng, n, info.image_size, cfg.crop_scale, cfg.flip)
                 x = apply_views(x, views.part(part(n, rank, world)))
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             set_lr(optimizer, cosine_lr(step, total, cfg.lr, warmup))
-            with autocast(device, True):
-                loss = F.cross_entropy(forward(x), labels, label_smoothing=cfg.label_smoothing)
+            with autocast(device, True, cpu=cfg.amp_cpu):
+                loss = F.cross_entropy(forward(x).float(), labels, label_smoothing=cfg.label_smoothing)
             if world > 1:  # DDP averages gradients over ranks: weigh each part's mean by its size
                 loss = loss * (len(x) * world / n)
             optimizer.zero_grad(set_to_none=True)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from cda.config import CurriculumConfig, RecoverConfig
 from cda.data import dataset_info
 from cda.models import create_model
-from cda.recover import BNStatsLoss, crop_lower_bound, recover, _groups
+from cda.recover import BNStatsLoss, _groups, _steps, crop_lower_bound, recover
 
 INFO = dataset_info("fashion_mnist")
 
@@ -67,6 +67,55 @@ def test_bn_loss_equals_direct_computation():
         expected.append(total)
     assert got.shape == (3,)
     torch.testing.assert_close(got, torch.stack(expected), rtol=1e-4, atol=1e-4)
+
+
+def test_bn_batches_of_several_groups_pool_their_statistics():
+    """bn_groups: the statistics of k groups are matched together; a last, smaller batch keeps its own."""
+    torch.manual_seed(0)
+    model = create_model("convnet3_w8", 10, 1, 28)
+    model.train()
+    for _ in range(3):
+        model(torch.randn(32, 1, 28, 28) * 2 + 1)
+    model.eval()
+    x = torch.randn(10, 1, 28, 28, requires_grad=True)  # 5 groups of 2 images; BN batches of 4, 4 and 2
+    hooks = BNStatsLoss(model)
+    hooks.group_size = 4
+    model(x)
+    pooled = hooks.take()
+    for rows in ([0, 1, 2, 3], [4, 5, 6, 7], [8, 9]):
+        hooks.group_size = len(rows)
+        model(x[rows])
+        alone = hooks.take()
+        torch.testing.assert_close(pooled[rows[0] // 4], alone[0], rtol=1e-5, atol=1e-5)
+    assert pooled.shape == (3,)
+    # the fused backward equals autograd's through the plain formulas
+    (grad,) = torch.autograd.grad(pooled.sum(), x)
+    hooks.remove()
+    ref = x.detach().clone().requires_grad_(True)
+    total = 0.0
+    for rows in ([0, 1, 2, 3], [4, 5, 6, 7], [8, 9]):
+        h = ref[rows]
+        for i, layer in enumerate(model.features):
+            if isinstance(layer, torch.nn.BatchNorm2d):
+                mean, var = h.mean(dim=(0, 2, 3)), h.var(dim=(0, 2, 3), unbiased=False)
+                w = 10.0 if layer is model.features[1] else 1.0
+                total = total + w * (torch.linalg.vector_norm(mean - layer.running_mean)
+                                     + torch.linalg.vector_norm(var - layer.running_var))
+            h = layer(h)
+    (expected,) = torch.autograd.grad(total, ref)
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_steps_hold_whole_bn_batches(tiny_teacher):
+    groups = _groups(10, RecoverConfig(ipc=5, classes_per_group=10))
+    assert [len(s) for s in _steps(groups, 1, 2)] == [2, 2, 1]
+    assert [len(s) for s in _steps(groups, 3, 2)] == [4, 1]
+    assert [len(s) for s in _steps(groups, 0, 2)] == [5]
+    cfg = RecoverConfig(ipc=4, iterations=6, lr=0.1, classes_per_group=10, groups_per_step=1)
+    one = recover(tiny_teacher[0], INFO, cfg, progress=False)
+    pooled = recover(tiny_teacher[0], INFO, RecoverConfig(**{**cfg.__dict__, "bn_groups": 2}), progress=False)
+    assert pooled.images.shape == one.images.shape
+    assert not torch.equal(pooled.images, one.images), "pooled BN statistics must change the images"
 
 
 def test_teacher_without_batchnorm_is_refused():

@@ -1,0 +1,217 @@
+"""Tuning on the validation split, never on the test set (`cda tune`).
+
+Two stages, one knob at a time around the preset's values:
+
+1. the student protocol (EvalConfig: temperature, epochs, lr, batch size, crop scale, mixing), chosen
+   on the random-real + soft-label baseline, since it must serve every method without favouring
+   one; SRe2L and CDA sets are evaluated at every point too, to show how the CDA - SRe2L difference
+   moves with each knob;
+2. recovery (RecoverConfig: lr, r_bn, iterations, jitter, BatchNorm batch composition) for SRe2L
+   and CDA under the tuned protocol, with the same grid for both. The recovery settings are shared
+   by the two methods (as in the papers), so the winner of a knob is the value with the best mean
+   over both; each method's own best is recorded beside it.
+
+Every point is scored by the students' mean top-1 on `DataConfig.validation` images held out of the
+training set, over the seeds of `TuneConfig.seeds` (each seed draws the student, its views, the set's
+noise and the random-real subset; RunConfig.seed_scope="all"). A knob's winner must beat the
+preset's value by more than `TuneConfig.min_gain` points, else the preset's value stays.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from .config import ConfigError, EvalConfig, RecoverConfig, RunConfig, apply_overrides
+from .results import write_results
+
+PROTOCOL_GRID: tuple[tuple[str, tuple], ...] = (
+    ("temperature", (1.0, 4.0, 20.0)),
+    ("aug.epochs", (100, 200, 400)),
+    ("lr", (0.0005, 0.001, 0.002)),
+    ("aug.batch_size", (32, 64, 128)),
+    ("aug.crop_scale", ((0.08, 1.0), (0.25, 1.0), (0.5, 1.0))),
+    ("aug.mix", ("none", "cutmix", "mixup")),
+)
+RECOVERY_GRID: tuple[tuple[str, tuple], ...] = (
+    ("lr", (0.05, 0.1, 0.25)),
+    ("r_bn", (0.01, 0.05, 0.25)),
+    ("iterations", (250, 500, 1000)),
+    ("jitter", (0, 2, 4)),
+    ("bn_groups", (1, 10)),
+)
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """What `tune` tries: the IPC of the sets, the seeds of every point, the two grids (dotted
+    EvalConfig / RecoverConfig fields and their values), and the smallest gain that moves a knob."""
+
+    ipc: int = 10
+    seeds: tuple[int, ...] = (0, 1)
+    protocol: tuple[tuple[str, tuple], ...] = PROTOCOL_GRID
+    recovery: tuple[tuple[str, tuple], ...] = RECOVERY_GRID
+    methods: tuple[str, ...] = ("random", "sre2l", "cda")
+    min_gain: float = 0.2  # points of mean validation top-1
+
+    def __post_init__(self):
+        if self.ipc <= 0 or not self.seeds:
+            raise ConfigError(f"TuneConfig: ipc={self.ipc} must be positive and seeds={self.seeds} not empty")
+        for stage, cls in (("protocol", EvalConfig), ("recovery", RecoverConfig)):
+            for knob, values in getattr(self, stage):
+                _set(cls(), knob, values[0])  # an unknown field is an error now, not after an hour
+
+
+def _set(cfg: Any, knob: str, value: Any) -> Any:
+    """`cfg` with the dotted field `knob` set to `value` (validated)."""
+    head, _, rest = knob.partition(".")
+    names = {f.name for f in fields(cfg)}
+    if head not in names:
+        raise ConfigError(f"tuning knob {knob!r}: {type(cfg).__name__} has no field {head!r}; it has {sorted(names)}")
+    return replace(cfg, **{head: _set(getattr(cfg, head), rest, value) if rest else value})
+
+
+def _get(cfg: Any, knob: str) -> Any:
+    for part in knob.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _text(value: Any) -> str:
+    return f"{value[0]:g}-{value[1]:g}" if isinstance(value, tuple) else f"{value:g}" if isinstance(
+        value, float) else str(value)
+
+
+def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = True,
+         log: Callable[[str], None] = print) -> dict:
+    """Run both stages; write the grid's rows (long format, with `stage`, `knob`, `value`,
+    `default` and `winner` columns) to `out_csv` and its provenance (the winners, the tuned
+    overrides) beside it. Returns {"protocol": {knob: value}, "recovery": {knob: value},
+    "overrides": {dotted RunConfig field: value}, "rows": DataFrame}."""
+    from .pipeline import Workspace
+
+    if not cfg.data.validation:
+        raise ConfigError("cda tune chooses on the validation split, and this config holds none out: set "
+                          "data.validation (e.g. --set data.validation=500 images per class)")
+    cfg = replace(cfg, seed_scope="all", eval_seeds=tc.seeds, eval=replace(cfg.eval, split="val"))
+    start = time.perf_counter()
+    ws = Workspace(cfg, progress, log)
+    cfg = ws.cfg  # speed settings resolved
+    rows: list[dict] = []
+
+    def cells(stage, knob, value, default, method, e, options=None):
+        out = []
+        for seed in tc.seeds:
+            es, opts = cfg.for_seed(seed, e, options if options is not None else cfg.method_config(method, tc.ipc))
+            m = ws.evaluation(method, tc.ipc, es, opts)
+            out.append(dict(dataset=ws.info.name, method=method, ipc=tc.ipc, teacher=cfg.squeeze.arch,
+                            student=es.arch, labels=es.labels, seed=seed, metric="top1", value=m["top1"],
+                            stage=stage, knob=knob, value_text=_text(value), default=default))
+        log(f"tune {stage}: {knob}={_text(value)} {method}: val top-1 "
+            f"{sum(r['value'] for r in out) / len(out):.2f} over {len(out)} seeds")
+        return out
+
+    # 1. the protocol, chosen on the random-real baseline
+    protocol, e = {}, cfg.eval
+    for knob, values in tc.protocol:
+        here = []
+        for value in values:
+            ev = _set(e, knob, value)
+            for method in tc.methods:
+                here += cells("protocol", knob, value, value == _get(e, knob), method, ev)
+        protocol[knob] = _winner(here, _get(e, knob), ["random"], tc.min_gain)
+        rows += here
+    tuned_e = e
+    for knob, value in protocol.items():
+        tuned_e = _set(tuned_e, knob, value)
+    log("tuned protocol: " + ", ".join(f"{k}={_text(v)}" for k, v in protocol.items()))
+
+    # 2. recovery, under the tuned protocol, the same grid for SRe2L and CDA
+    recovery = {}
+    synthesized = [m for m in tc.methods if isinstance(cfg.method_config(m, tc.ipc), RecoverConfig)]
+    for knob, values in tc.recovery:
+        here = []
+        for value in values:
+            for method in synthesized:
+                opts = _set(cfg.method_config(method, tc.ipc), knob, value)
+                here += cells("recovery", knob, value, value == _get(cfg.recover, knob), method, tuned_e, opts)
+        recovery[knob] = _winner(here, _get(cfg.recover, knob), synthesized, tc.min_gain)
+        for method in synthesized:
+            best = _winner(here, _get(cfg.recover, knob), [method], tc.min_gain)
+            log(f"  {knob}: {method}'s own best {_text(best)}")
+        rows += here
+    log("tuned recovery: " + ", ".join(f"{k}={_text(v)}" for k, v in recovery.items()))
+
+    df = pd.DataFrame(rows)
+    df["winner"] = [
+        (r.stage == "protocol" and r.value_text == _text(protocol[r.knob]))
+        or (r.stage == "recovery" and r.value_text == _text(recovery[r.knob])) for r in df.itertuples()]
+    overrides = {**{f"eval.{k}": v for k, v in protocol.items() if v != _get(cfg.eval, k)},
+                 **{f"recover.{k}": v for k, v in recovery.items() if v != _get(cfg.recover, k)}}
+    apply_overrides(cfg, {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()})  # must apply
+    write_results(df, out_csv, cfg, time.perf_counter() - start, cfg.device,
+                  extra={"tune": {"ipc": tc.ipc, "seeds": list(tc.seeds), "min_gain": tc.min_gain,
+                                  "protocol_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.protocol],
+                                  "recovery_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.recovery]},
+                         "winners": {"protocol": {k: _text(v) for k, v in protocol.items()},
+                                     "recovery": {k: _text(v) for k, v in recovery.items()}},
+                         "overrides": {k: _text(v) for k, v in overrides.items()},
+                         "cost": ws.cache.cost()})
+    return {"protocol": protocol, "recovery": recovery, "overrides": overrides, "rows": df}
+
+
+def _winner(rows: list[dict], default: Any, methods: list[str], min_gain: float) -> Any:
+    """The knob value with the best mean validation top-1 over `methods` and seeds; the default
+    unless the best beats it by more than `min_gain` points."""
+    means: dict[str, list[float]] = {}
+    for r in rows:
+        if r["method"] in methods:
+            means.setdefault(r["value_text"], []).append(r["value"])
+    score = {k: sum(v) / len(v) for k, v in means.items()}
+    best = max(score, key=score.get)
+    base = _text(default)
+    if base in score and not score[best] > score[base] + min_gain:
+        return default
+    return _parse(best, default)
+
+
+def _parse(text: str, like: Any) -> Any:
+    """A grid value back from its text, typed like the default."""
+    if isinstance(like, tuple):
+        return tuple(float(x) for x in text.split("-"))
+    if isinstance(like, bool):
+        return text == "True"
+    if isinstance(like, int):
+        return int(text)
+    if isinstance(like, float):
+        return float(text)
+    return text
+
+
+def sensitivity(df: pd.DataFrame, a: str = "cda", b: str = "sre2l") -> pd.DataFrame:
+    """For every knob of a `tune` grid: the paired difference a - b at each value, with its 95%
+    interval (cda.verdicts.knob_sensitivity), the default marked as step 0."""
+    from .verdicts import knob_sensitivity
+
+    parts = []
+    for (stage, knob), g in df.groupby(["stage", "knob"], sort=False):
+        order = list(dict.fromkeys(g.value_text))
+        g = g.assign(position=g.value_text.map(order.index))
+        default = int(g[g["default"]].position.iloc[0]) if g["default"].any() else None
+        t = knob_sensitivity(g, "position", default, a, b)
+        t["value_text"] = t.position.map(lambda p: order[int(p)])
+        t["stage"], t["knob"] = stage, knob
+        parts.append(t)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def best_mean(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std of validation top-1 per stage, knob, value and method (the grid as a table)."""
+    g = df[df.metric == "top1"].groupby(["stage", "knob", "value_text", "method"], sort=False)["value"]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["std"] = out["std"].fillna(math.nan)
+    return out

@@ -1,0 +1,65 @@
+"""cda tune: choices made on the validation split, one knob at a time, recorded with their grid."""
+import json
+
+import pandas as pd
+import pytest
+
+from cda.config import ConfigError, EvalConfig, preset
+from cda.pipeline import Workspace
+from cda.tuning import TuneConfig, _parse, _set, _winner, best_mean, sensitivity, tune
+
+
+def _rows(points):
+    return [{"method": m, "value_text": v, "value": acc} for v, m, acc in points]
+
+
+def test_a_knob_moves_only_for_a_gain_above_the_threshold():
+    rows = _rows([("1", "random", 70.0), ("1", "random", 72.0), ("4", "random", 71.1), ("4", "random", 71.1),
+                  ("20", "random", 71.5), ("20", "random", 71.5), ("4", "cda", 99.0)])
+    assert _winner(rows, 1.0, ["random"], 0.2) == 20.0  # 71.5 > 71.0 + 0.2
+    assert _winner(rows, 1.0, ["random"], 0.6) == 1.0  # 0.5 points is within the threshold
+    assert _winner(rows, 1.0, ["random", "cda"], 0.2) == 4.0  # the mean over the methods asked for
+    assert _parse("0.25-1", (0.08, 1.0)) == (0.25, 1.0) and _parse("10", 1) == 10 and _parse("none", "x") == "none"
+
+
+def test_unknown_knobs_are_refused_before_anything_runs():
+    with pytest.raises(ConfigError, match="EvalConfig has no field 'temp'"):
+        TuneConfig(protocol=(("temp", (1.0,)),))
+    with pytest.raises(ConfigError, match="no field"):
+        TuneConfig(recovery=(("aug.epochs", (1,)),))
+    assert _set(EvalConfig(), "aug.epochs", 7).aug.epochs == 7
+
+
+def test_tuning_needs_a_validation_split(tmp_path):
+    with pytest.raises(ConfigError, match="data.validation"):
+        tune(preset("smoke", cache_dir=str(tmp_path)), TuneConfig(), tmp_path / "t.csv")
+
+
+def test_students_can_be_tested_on_the_validation_split(tmp_path):
+    ws = Workspace(preset("smoke", cache_dir=str(tmp_path), **{"data.validation": 5}), progress=False,
+                   log=lambda m: None)
+    val = ws.tested_on(EvalConfig(split="val"))
+    assert len(val) == 50 and ws.tested_on(EvalConfig()) is ws.test
+    train_ids = {x.numpy().tobytes() for x in ws.train.take(range(len(ws.train)))}
+    assert not any(x.numpy().tobytes() in train_ids for x in val.take(range(len(val)))), \
+        "validation images must not be training images"
+
+
+def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
+    cfg = preset("smoke", cache_dir=str(tmp_path / "cache"), **{"data.validation": 5})
+    tc = TuneConfig(ipc=1, seeds=(0, 1), protocol=(("temperature", (1.0, 20.0)),),
+                    recovery=(("bn_groups", (1, 2)),), min_gain=0.0)
+    out = tune(cfg, tc, tmp_path / "tuning.csv", progress=False, log=lambda m: None)
+    df = pd.read_csv(tmp_path / "tuning.csv")
+    # every point, method and seed: 2 temperatures x 3 methods x 2 seeds, then 2 values x 2 methods x 2 seeds
+    assert len(df[df.stage == "protocol"]) == 12 and len(df[df.stage == "recovery"]) == 8
+    assert set(df.seed) == {0, 1} and (df.metric == "top1").all()
+    for _, g in df.groupby(["stage", "knob"]):
+        assert g[g.winner].value_text.nunique() == 1, "one winning value per knob, on all of its rows"
+    prov = json.loads((tmp_path / "tuning.json").read_text())
+    assert prov["winners"]["protocol"]["temperature"] in ("1", "20")
+    assert set(out["protocol"]) == {"temperature"} and set(out["recovery"]) == {"bn_groups"}
+    # the table and the sensitivity of CDA - SRe2L at each value (two seeds: an interval)
+    assert set(best_mean(df).method) == {"random", "sre2l", "cda"}
+    sens = sensitivity(df)
+    assert len(sens) == 4 and sens["ci_low"].notna().all()
