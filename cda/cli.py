@@ -248,9 +248,7 @@ def _tune(args, root: Path) -> int:
         cfg = replace(cfg, cache_dir=str(root / cfg.cache_dir))
     out = tune(cfg, tc, csv, progress=not args.no_progress)
     df = out["rows"]
-    winners = {(st, k): v for st, part in (("protocol", out["protocol"]), ("recovery", out["recovery"]))
-               for k, v in ((k, df[(df.stage == st) & (df.knob == k) & df.winner].value_text.iloc[0])
-                            for k in part)}
+    winners = {(r.stage, r.knob): r.value_text for r in df[df.winner].itertuples()}
     figs = figures_dir(tag, root)
     plots_verdicts.save_figure(plots_verdicts.tuning_figure(best_mean(df), winners), figs / "tuning_grid")
     plots_verdicts.save_figure(plots_verdicts.sensitivity_figure(sensitivity(df)), figs / "tuning_sensitivity")

@@ -171,8 +171,9 @@ class Workspace:
         return {float(k): v for k, v in blob.items()}
 
     def full_data(self) -> dict:
-        """The student architecture trained on all the training data with the teacher's recipe."""
-        s = replace(self.cfg.squeeze, arch=self.cfg.eval.arch, pretrained=None)
+        """The student architecture trained on all the training data with the teacher's recipe: a model
+        of its own (the next seed), never the teacher reused where the architectures agree."""
+        s = replace(self.cfg.squeeze, arch=self.cfg.eval.arch, pretrained=None, seed=self.cfg.squeeze.seed + 1)
         _, meta = self.teacher(s)
         return meta["metrics"]
 

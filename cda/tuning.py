@@ -128,6 +128,15 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     tuned_e = e
     for knob, value in protocol.items():
         tuned_e = _set(tuned_e, knob, value)
+    if tuned_e != e:  # knobs chosen one at a time need not add up: check the combination on its own
+        both = []
+        for label, ev in (("preset", e), ("tuned", tuned_e)):
+            for method in tc.methods:
+                both += cells("protocol", "combined", label, label == "preset", method, ev)
+        rows += both
+        if _winner(both, "preset", ["random"], tc.min_gain) == "preset":
+            log("the knobs' winners together do not beat the preset's protocol: it stays")
+            protocol, tuned_e = {k: _get(e, k) for k in protocol}, e
     log("tuned protocol: " + ", ".join(f"{k}={_text(v)}" for k, v in protocol.items()))
 
     # 2. recovery, under the tuned protocol, the same grid for SRe2L and CDA
@@ -144,12 +153,27 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
             best = _winner(here, _get(cfg.recover, knob), [method], tc.min_gain)
             log(f"  {knob}: {method}'s own best {_text(best)}")
         rows += here
+    changed = {k: v for k, v in recovery.items() if v != _get(cfg.recover, k)}
+    if changed:
+        both = []
+        for label in ("preset", "tuned"):
+            for method in synthesized:
+                opts = cfg.method_config(method, tc.ipc)
+                for knob, value in changed.items() if label == "tuned" else ():
+                    opts = _set(opts, knob, value)
+                both += cells("recovery", "combined", label, label == "preset", method, tuned_e, opts)
+        rows += both
+        if _winner(both, "preset", synthesized, tc.min_gain) == "preset":
+            log("the knobs' winners together do not beat the preset's recovery: it stays")
+            recovery = {k: _get(cfg.recover, k) for k in recovery}
     log("tuned recovery: " + ", ".join(f"{k}={_text(v)}" for k, v in recovery.items()))
 
     df = pd.DataFrame(rows)
-    df["winner"] = [
-        (r.stage == "protocol" and r.value_text == _text(protocol[r.knob]))
-        or (r.stage == "recovery" and r.value_text == _text(recovery[r.knob])) for r in df.itertuples()]
+    combined = {"protocol": "tuned" if tuned_e != e else "preset",
+                "recovery": "tuned" if any(v != _get(cfg.recover, k) for k, v in recovery.items()) else "preset"}
+    chosen = {"protocol": protocol, "recovery": recovery}
+    df["winner"] = [r.value_text == (combined[r.stage] if r.knob == "combined" else _text(chosen[r.stage][r.knob]))
+                    for r in df.itertuples()]
     overrides = {**{f"eval.{k}": v for k, v in protocol.items() if v != _get(cfg.eval, k)},
                  **{f"recover.{k}": v for k, v in recovery.items() if v != _get(cfg.recover, k)}}
     apply_overrides(cfg, {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()})  # must apply

@@ -396,7 +396,7 @@ _IN1K_50 = {"dataset": "imagenet1k", "ipc": 50}
 CLAIMS: tuple[Claim, ...] = (
     Claim("cda-beats-sre2l", "CDA", "CDA's crop curriculum trains better students than SRe2L at the same IPC "
           "and student", "main table (Table 2 in the ICLR-2024 version); abstract", "cda_table2_main_results",
-          {"method": "cda"}, {"method": "sre2l"},
+          {"method": "cda"}, {"method": "sre2l"}, where={"labels": list(SOFT)},
           paper_ref=PaperRef(_CDA_T2, {**_IN1K_50, "student": "resnet18", "method": "cda"},
                              {**_IN1K_50, "student": "resnet18", "method": "sre2l"})),
     Claim("cda-beats-sre2l-other-students", "CDA", "CDA beats SRe2L on students of other architectures than "

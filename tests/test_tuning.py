@@ -51,8 +51,15 @@ def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
                     recovery=(("bn_groups", (1, 2)),), min_gain=0.0)
     out = tune(cfg, tc, tmp_path / "tuning.csv", progress=False, log=lambda m: None)
     df = pd.read_csv(tmp_path / "tuning.csv")
-    # every point, method and seed: 2 temperatures x 3 methods x 2 seeds, then 2 values x 2 methods x 2 seeds
-    assert len(df[df.stage == "protocol"]) == 12 and len(df[df.stage == "recovery"]) == 8
+    # every point, method and seed: 2 temperatures x 3 methods x 2 seeds, then 2 values x 2 methods x 2 seeds;
+    # where a knob moved, the preset and the tuned combination side by side
+    moved_p, moved_r = out["protocol"]["temperature"] != 20.0, out["recovery"]["bn_groups"] != 1
+    combined = df[df.knob == "combined"]
+    assert len(df[df.stage == "protocol"]) == 12 + 12 * (len(combined[combined.stage == "protocol"]) > 0)
+    assert len(df[df.stage == "recovery"]) == 8 + 8 * (len(combined[combined.stage == "recovery"]) > 0)
+    assert set(combined.value_text) <= {"preset", "tuned"}
+    if len(combined[combined.stage == "protocol"]) == 0:
+        assert not moved_p
     assert set(df.seed) == {0, 1} and (df.metric == "top1").all()
     for _, g in df.groupby(["stage", "knob"]):
         assert g[g.winner].value_text.nunique() == 1, "one winning value per knob, on all of its rows"
@@ -62,4 +69,4 @@ def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
     # the table and the sensitivity of CDA - SRe2L at each value (two seeds: an interval)
     assert set(best_mean(df).method) == {"random", "sre2l", "cda"}
     sens = sensitivity(df)
-    assert len(sens) == 4 and sens["ci_low"].notna().all()
+    assert len(sens) == 2 * df.groupby(["stage", "knob"]).ngroups and sens["ci_low"].notna().all()

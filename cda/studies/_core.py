@@ -74,6 +74,7 @@ class Study:
     compute: Callable[..., list[dict]]  # (Context, **params) -> long-format rows
     draw: Callable[[pd.DataFrame, dict], dict[str, Any]]  # (results, saved images) -> {figure name: Figure}
     tables: Callable[[pd.DataFrame, Path | None], Tables]  # (results, root) -> [(caption, table)]
+    main: bool = False  # a main table: every evaluation seed (the others: RunConfig.ablation_seeds)
 
     def parameters(self) -> dict[str, Any]:
         """The study's parameters and their defaults."""
@@ -84,12 +85,13 @@ class Study:
 STUDIES: dict[str, Study] = {}
 
 
-def study(name: str, title: str, *, draw: Callable, tables: Callable):
-    """Register the decorated compute function as the study `name`, with its figures and tables."""
+def study(name: str, title: str, *, draw: Callable, tables: Callable, main: bool = False):
+    """Register the decorated compute function as the study `name`, with its figures and tables;
+    `main`: a main table, whose cells run every evaluation seed."""
     def register(compute):
         if name in STUDIES:
             raise ValueError(f"study {name!r} is registered twice")
-        STUDIES[name] = Study(name, title, compute, draw, tables)
+        STUDIES[name] = Study(name, title, compute, draw, tables, main)
         return compute
     return register
 
@@ -124,8 +126,11 @@ class Context:
     """
 
     def __init__(self, ws: Workspace, preset: str | None = None, planning: bool = False,
-                 on_set: Callable[[str, Any], None] | None = None, bar=None):
+                 on_set: Callable[[str, Any], None] | None = None, bar=None, main: bool = True):
         self.ws, self.preset, self.planning = ws, preset, planning
+        n = ws.cfg.ablation_seeds
+        # the seeds of this study's cells: all of them in a main table, the first n in the others
+        self.seeds = ws.cfg.eval_seeds if main or not n else ws.cfg.eval_seeds[:n]
         self.images: dict[str, Any] = {}  # image tensors saved beside the CSV for the grid figures
         self.planned: list[Cell] = []
         self.wants_full_data = False
@@ -182,7 +187,7 @@ class Context:
               **tags) -> list[dict]:
         """Long-format rows of one evaluated cell, over the preset's evaluation seeds."""
         rows = []
-        for seed in self.cfg.eval_seeds:
+        for seed in self.seeds:
             # seed_scope "student": only the student's seed moves; "all": its views, the set's noise too
             e, opts = self.cfg.for_seed(seed, eval_cfg, self._options(method, ipc, options))
             if self.planning:
@@ -203,7 +208,7 @@ class Context:
                     options=None) -> list[dict]:
         """Rows of students tested on the test set with Gaussian pixel noise of each std in `sigmas`."""
         rows = []
-        for seed in self.cfg.eval_seeds:
+        for seed in self.seeds:
             e, opts = self.cfg.for_seed(seed, eval_cfg, self._options(method, ipc, options))
             if self.planning:
                 self._plan(method, ipc, e, opts, {})
@@ -242,7 +247,7 @@ class Context:
         rows = self._rows("teacher", None, replace(self.cfg.eval, arch=self.cfg.squeeze.arch, labels="hard",
                                                    seed=self.cfg.squeeze.seed), meta["metrics"], {})
         if self.cfg.full_data:
-            e = replace(self.cfg.eval, labels="hard", seed=self.cfg.squeeze.seed)
+            e = replace(self.cfg.eval, labels="hard", seed=self.cfg.squeeze.seed + 1)
             metrics = self.ws.full_data()
             self._done("full", None, e, {}, f"top-1 {metrics['top1']:.1f}%")
             rows += self._rows("full", None, e, metrics, {})
@@ -258,10 +263,12 @@ def set_label(method: str, ipc: int | None, tags: dict) -> str:
     return f"{name}, IPC {ipc}" + (f" ({detail})" if detail else "")
 
 
-def main_table_rows(ctx: Context, ipcs, methods, students, extra_student_max_ipc: int | None = None) -> list[dict]:
+def main_table_rows(ctx: Context, ipcs, methods, students, extra_student_max_ipc: int | None = None,
+                    hard_labels: bool = False) -> list[dict]:
     """The main table (CDA's Table 2, and `cda run`): every method at every IPC with the first
     student, the other students at the IPCs up to `extra_student_max_ipc`, then the teacher's and
-    the full-data student's rows."""
+    the full-data student's rows. `hard_labels`: the first student also trains on each set with its
+    class labels alone (labels "hard"), for DD-Ranking's HLR (cda.verdicts.field_metrics)."""
     rows = []
     for i, arch in enumerate(students):
         e = replace(ctx.cfg.eval, arch=arch)
@@ -270,6 +277,8 @@ def main_table_rows(ctx: Context, ipcs, methods, students, extra_student_max_ipc
                 continue
             for method in methods:
                 rows += ctx.cells(method, ipc, e)
+                if hard_labels and i == 0 and e.labels != "hard":
+                    rows += ctx.cells(method, ipc, replace(e, labels="hard"))
     return rows + ctx.reference_rows()
 
 

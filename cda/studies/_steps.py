@@ -290,7 +290,7 @@ class LiveStudy(_Steps):
         if self._plan is not None:
             return
         with self._timed():
-            ctx = Context(self.ws, self.preset, planning=True, on_set=self._set_ready)
+            ctx = Context(self.ws, self.preset, planning=True, on_set=self._set_ready, main=self.study.main)
             self.study.compute(ctx, **self.params)
         self._plan = ctx
         self.log(f"{len(self.sets)} distilled sets ready; {len(ctx.planned)} student runs to go"
@@ -359,7 +359,7 @@ class LiveStudy(_Steps):
         total = len(plan.planned) + plan.wants_full_data
         with self._timed(), tqdm(total=total, desc=f"{self.name}: students", disable=not self.progress or not total,
                                  leave=True) as bar:
-            ctx = Context(self.ws, self.preset, bar=bar)
+            ctx = Context(self.ws, self.preset, bar=bar, main=self.study.main)
             self.rows = self.study.compute(ctx, **self.params)
         self.images = ctx.images
 

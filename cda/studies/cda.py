@@ -21,7 +21,26 @@ def main_student(df: pd.DataFrame) -> str:
     return df.groupby("student", sort=False).ipc.nunique().idxmax()
 
 
+def _soft(df: pd.DataFrame) -> pd.DataFrame:
+    """The main table's own rows: students on soft labels (hard-label rows are for HLR)."""
+    return df[(df.labels != "hard") | df.ipc.isna()]
+
+
+def _field_table(df: pd.DataFrame) -> pd.DataFrame:
+    """IOR and HLR (DD-Ranking, fractions) per method and IPC: mean ± std over seeds."""
+    from ..verdicts import field_metrics
+
+    fm = field_metrics(df)
+    if not len(fm):
+        return pd.DataFrame()
+    stats = fm.groupby(["metric", "method", "ipc"], sort=False)["value"].agg(["mean", "std"]).reset_index()
+    stats["cell"] = [f"{m:+.3f}" + ("" if pd.isna(s) else f" ± {s:.3f}") for m, s in zip(stats["mean"], stats["std"])]
+    stats["ipc"] = stats.ipc.astype(int)
+    return stats.pivot(index=["metric", "method"], columns="ipc", values="cell").fillna("")
+
+
 def _draw_main(df: pd.DataFrame, images: dict) -> dict:
+    df = _soft(df)
     per_ipc = df[df.ipc.notna()]
     student = main_student(per_ipc)
     main = df[(df.student == student) | df.ipc.isna()]
@@ -32,8 +51,15 @@ def _draw_main(df: pd.DataFrame, images: dict) -> dict:
 
 
 def _main_tables(df: pd.DataFrame, root) -> list:
+    full = df
+    df = _soft(df)
     student = main_student(df[df.ipc.notna()])
+    hard = full[(full.labels == "hard") & full.ipc.notna()]
+    extra = [("Top-1 (%) with hard labels only (the set's images without the teacher)", accuracy_table(hard)),
+             ("IOR and HLR (DD-Ranking's definitions, fractions): the soft-label gain over random real images, "
+              "and the gap to full data left with hard labels", _field_table(full))] if len(hard) else []
     return [(f"Top-1 (%) with student {student}", accuracy_table(df[(df.student == student) | df.ipc.isna()])),
+            *extra,
             ("Top-1 (%) by student architecture", top1(df[df.ipc.notna()], ["student", "ipc"], "method")),
             ("CDA minus SRe2L (points): ours beside the paper's main table",
              gain_table(df, try_paper("cda_table2_main_results", root))),
@@ -41,14 +67,17 @@ def _main_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cda_table2_main_results", "Main results: SRe2L against CDA across IPC and student",
-       draw=_draw_main, tables=_main_tables)
+       draw=_draw_main, tables=_main_tables, main=True)
 def main_results(ctx: Context, ipcs=None, students=None, extra_student_max_ipc: int | None = None,
-                 methods=("random", "sre2l", "cda")) -> list[dict]:
-    """Every method at every IPC on the preset's student, plus other students at the smaller IPCs."""
+                 methods=("random", "sre2l", "cda"), hard_labels: bool = True) -> list[dict]:
+    """Every method at every IPC on the preset's student; at ImageNet scale also a ResNet-50 as the
+    paper's table (on small data the other students are cda_cross_architecture's, so that the main
+    table's seeds go to its own cells)."""
     ipcs = tuple(ipcs or ctx.cfg.ipcs)
-    students = tuple(dict.fromkeys(students or ctx.default_students()[:2]))
+    big = ctx.cfg.data.name in ("imagenet1k", "imagenet21k", "tiny_imagenet")
+    students = tuple(dict.fromkeys(students or (ctx.default_students()[:2] if big else ctx.default_students()[:1])))
     cap = extra_student_max_ipc or (max(ipcs) if ctx.preset in ("paper", "tiny_imagenet", "imagenet21k") else 10)
-    rows = main_table_rows(ctx, ipcs, methods, students, cap)
+    rows = main_table_rows(ctx, ipcs, methods, students, cap, hard_labels)
     keep_grid(ctx, methods, ctx.ablation_ipc() if ctx.ablation_ipc() in ipcs else min(ipcs))
     return rows
 

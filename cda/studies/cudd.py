@@ -38,7 +38,7 @@ def _main_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cudd_main_results", "CUDD main results: CUDD against CDA, SRe2L and random real images",
-       draw=_draw_main, tables=_main_tables)
+       draw=_draw_main, tables=_main_tables, main=True)
 def cudd_main(ctx: Context, ipcs=None, methods=("random", "sre2l", "cda", "cudd")) -> list[dict]:
     rows = []
     for ipc in ipcs or cudd_ipcs(ctx):
