@@ -486,14 +486,21 @@ def _smoke() -> RunConfig:
 
 
 def _cpu() -> RunConfig:
-    # Fashion-MNIST on a 2-core CPU. 28x28 crops below ~0.25 of the area keep too little of an
-    # object to classify, so the student's crop scale starts at 0.25 (the curriculum still ends at
-    # 0.08, as in CDA).
+    # Fashion-MNIST on a 2-core CPU. 500 training images per class are held out for tuning (cda tune),
+    # so every set, teacher and student sees the other 55,000. The teacher's recipe was chosen on them:
+    # 20 epochs with crops of 0.75-1 of the area and label smoothing 0.1 reached 92.5% (0.5-1 without
+    # smoothing: 91.7%). Five seeds per main-table cell, three in the other studies; each seed draws the
+    # student, its views, the set's noise and the random-real subset.
     return RunConfig(
-        squeeze=SqueezeConfig(arch="convnet3", epochs=6, batch_size=256, lr=0.05),
+        data=DataConfig(validation=500),
+        squeeze=SqueezeConfig(arch="convnet3", epochs=20, batch_size=256, lr=0.05, crop_scale=(0.75, 1.0),
+                              label_smoothing=0.1),
         recover=RecoverConfig(iterations=500, lr=0.1, r_bn=0.05, jitter=2),
         eval=EvalConfig(arch="convnet3", aug=AugConfig(epochs=200, batch_size=64, crop_scale=(0.25, 1.0))),
         ipcs=(1, 10, 50),
+        eval_seeds=(0, 1, 2, 3, 4),
+        seed_scope="all",
+        ablation_seeds=3,
         speed="auto",
         out_dir="runs/results/main/cpu",
     )

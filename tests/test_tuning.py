@@ -70,3 +70,18 @@ def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
     assert set(best_mean(df).method) == {"random", "sre2l", "cda"}
     sens = sensitivity(df)
     assert len(sens) == 2 * df.groupby(["stage", "knob"]).ngroups and sens["ci_low"].notna().all()
+
+
+def test_ablations_run_the_first_seeds_and_main_tables_all(tmp_path):
+    from cda.studies import Context, get
+
+    cfg = preset("smoke", cache_dir=str(tmp_path), eval_seeds=(0, 1, 2, 3, 4), ablation_seeds=3)
+    ws = Workspace(cfg, progress=False, log=lambda m: None)
+    assert Context(ws, main=True).seeds == (0, 1, 2, 3, 4)
+    assert Context(ws, main=False).seeds == (0, 1, 2)
+    assert Context(Workspace(preset("smoke", cache_dir=str(tmp_path), eval_seeds=(0, 1)), progress=False,
+                             log=lambda m: None), main=False).seeds == (0, 1), "0: every seed"
+    assert get("cda_table2_main_results").main and get("cudd_main_results").main
+    assert not get("cda_ablation_scheduler").main
+    p = preset("cpu")
+    assert len(p.eval_seeds) >= 5 and p.ablation_seeds >= 3 and p.seed_scope == "all" and p.data.validation
