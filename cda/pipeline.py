@@ -23,6 +23,7 @@ from .config import EvalConfig, RecoverConfig, RunConfig, SqueezeConfig
 from .data import DatasetInfo, load_split
 from .evaluate import evaluate, noisy_accuracy, train_student
 from .plan import plan_run
+from .results import git_commit
 from .recover import Distilled
 from .relabel import StoredLabels, relabel
 from .squeeze import squeeze
@@ -33,6 +34,7 @@ class Workspace:
 
     def __init__(self, cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = print):
         self.progress, self.log = progress, log
+        git_commit(str(Path(__file__).parent))  # provenance names the code this run started with
         self.cache = Cache(cfg.cache_dir)
         self.train = load_split(cfg.data, train=True)
         self.test = load_split(cfg.data, train=False)

@@ -1,6 +1,7 @@
 """Results as a long-format CSV (one row per run and metric) with a provenance JSON beside it."""
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -18,7 +19,10 @@ COLUMNS = ["dataset", "method", "ipc", "teacher", "student", "labels", "seed", "
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "matplotlib", "cda")
 
 
+@functools.lru_cache(maxsize=None)
 def git_commit(path: str | os.PathLike = ".") -> str:
+    """HEAD (+dirty) of the checkout at `path`, read once per process: a long run's provenance names
+    the code it started with, not whatever the checkout holds when it ends (Workspace reads it first)."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, timeout=10)
         # results/ and figures/ are outputs: writing them must not mark the code as changed
@@ -41,7 +45,7 @@ def provenance(config: Any, wall_seconds: float, device: str, extra: dict | None
             versions[name] = None
     hardware = torch.cuda.get_device_name(0) if device.startswith("cuda") else (platform.processor() or platform.machine())
     return {"config": to_dict(config) if hasattr(config, "__dataclass_fields__") else config,
-            "git_commit": git_commit(Path(__file__).parent), "versions": versions, "python": platform.python_version(),
+            "git_commit": git_commit(str(Path(__file__).parent)), "versions": versions, "python": platform.python_version(),
             "device": device, "hardware": hardware, "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "wall_seconds": round(wall_seconds, 1),
             "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **(extra or {})}

@@ -452,7 +452,7 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 VERDICT_COLUMNS = ["id", "paper", "claim", "study", "cell", "paper_number", "paper_source", "a_mean", "b_mean",
-                   "difference", "std", "ci_low", "ci_high", "n_seeds", "ours", "verdict"]
+                   "difference", "std", "ci_low", "ci_high", "n_seeds", "ours", "verdict", "results_commit"]
 
 
 def _cell_text(row: Mapping, claim: Claim) -> str:
@@ -485,12 +485,22 @@ def claim_rows(claim: Claim, df: pd.DataFrame | None, results_root: str | Path =
              "verdict": verdict(claim.sign, c)} for c in cells]
 
 
+def _commit(provenance_path: Path) -> str:
+    """The short git commit that computed a study's results (from its provenance), "" if unknown."""
+    import json
+
+    try:
+        return json.loads(provenance_path.read_text()).get("git_commit", "")[:7]
+    except (OSError, ValueError):
+        return ""
+
+
 def verdict_table(results_root: str | Path = "results", preset: str = "cpu", claims: Sequence[Claim] = CLAIMS,
                   confidence: float = 0.95, write: bool = True) -> pd.DataFrame:
     """One row per claim and cell: the claim, the paper's number (read from results/paper/; NaN where
     it was not available), ours (the paired difference a − b in points, with its interval and
-    number of seeds) and the verdict. Reads results/<study>/<preset>.csv for each claim's study (a
-    study not run gives "not measured"); with `write`, saves results/verdicts/<preset>.csv and a
+    number of seeds), the verdict, and the commit that computed the study's results. Reads
+    results/<study>/<preset>.csv for each claim's study (a study not run gives "not measured"); with `write`, saves results/verdicts/<preset>.csv and a
     provenance .json beside it."""
     from .results import read_results
 
@@ -501,7 +511,8 @@ def verdict_table(results_root: str | Path = "results", preset: str = "cpu", cla
         if claim.study not in read:
             path = root / claim.study / f"{preset}.csv"
             read[claim.study] = read_results(path) if path.is_file() else None
-        rows += claim_rows(claim, read[claim.study], root, confidence)
+        made_by = _commit(root / claim.study / f"{preset}.json")
+        rows += [{**r, "results_commit": made_by} for r in claim_rows(claim, read[claim.study], root, confidence)]
     table = pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS)
     if write:
         from .cache import atomic_path, write_json
