@@ -1,6 +1,6 @@
 # The two commands of the README. Each sets up what is missing first (scripts/setup.sh).
 # Nothing here but `make publish` writes the committed results/ and figures/: the others write runs/.
-.PHONY: setup demo test test-browser notebooks figures publish executed-notebooks
+.PHONY: setup demo test test-browser notebooks figures publish executed-notebooks tune
 
 setup:
 	@bash scripts/setup.sh
@@ -40,3 +40,9 @@ executed-notebooks: setup
 publish: setup
 	.venv/bin/cda run --preset cpu --publish
 	.venv/bin/cda notebooks --preset cpu --publish
+
+# The tuning behind the cpu and digits presets (validation split only): results/tuning/<preset>.csv and
+# figures/<preset>/tuning_*.png. The presets hold the winners; rerunning tunes around them.
+tune: setup
+	.venv/bin/cda tune --preset cpu --publish
+	.venv/bin/cda tune --preset digits --publish

@@ -4,7 +4,9 @@ optionally under CDA's crop curriculum.
 Images are optimized in *groups*: a group holds one image per class for a block of classes and one
 IPC index (the official code's batch). Several groups can share a forward pass; the BatchNorm
 statistics, the loss, the random initialization and the augmentation draws stay per group, so the
-result is the same as optimizing each group alone.
+result is the same as optimizing each group alone. With `RecoverConfig.bn_groups` = k, the
+BatchNorm statistics are instead matched over k consecutive groups at once (k images per class on
+a small dataset), while the loss, the initialization and the views stay per group.
 
 Under torchrun, each rank optimizes a disjoint share of the batches of groups (`rank`, `world_size`)
 and the ranks then combine their images; as every group has its own seed, the images are

@@ -56,7 +56,9 @@ class TuneConfig:
     protocol: tuple[tuple[str, tuple], ...] = PROTOCOL_GRID
     recovery: tuple[tuple[str, tuple], ...] = RECOVERY_GRID
     methods: tuple[str, ...] = ("random", "sre2l", "cda")
-    min_gain: float = 0.2  # points of mean validation top-1
+    # points of mean validation top-1: students of one cell differ by 1-3 points from seed to seed, so
+    # a smaller gain over two seeds is noise, and chasing it tunes the protocol to the baseline's luck
+    min_gain: float = 1.0
 
     def __post_init__(self):
         if self.ipc <= 0 or not self.seeds:
