@@ -181,7 +181,9 @@ def resolve(cfg: RunConfig, info, log: Callable[[str], None] = print) -> RunConf
     squeeze = s if s.pretrained else replace(s, **pick("train", s.arch, s.batch_size, False))
 
     def recover(r):
-        batch = min(r.classes_per_group, info.num_classes) * max(1, r.groups_per_step)
+        group = min(r.classes_per_group, info.num_classes)
+        # groups_per_step=0 puts every group of the set in one step: time it at the largest IPC's batch
+        batch = group * (r.groups_per_step or -(-info.num_classes // group) * max(cfg.ipcs))
         return replace(r, **pick("recover", cfg.squeeze.arch, batch, False))
 
     def student(e):

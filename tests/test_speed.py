@@ -71,7 +71,8 @@ def test_resolve_writes_the_choice_into_every_stage(monkeypatch):
     assert (cfg.squeeze.channels_last, cfg.squeeze.amp_cpu) == (True, True)
     assert (cfg.recover.channels_last, cfg.recover.amp_cpu) == (True, False)
     assert (cfg.eval.channels_last, cfg.eval.amp_cpu, cfg.eval.compile) == (True, True, True)
-    assert ("recover", "convnet3_w16", 10, False) in asked, "recovery is timed at its group batch, never compiled"
+    assert ("recover", "convnet3_w16", 20, False) in asked, \
+        "recovery is timed at its step's batch (every group of the largest IPC), never compiled"
     assert ("train", "convnet3_w16", 64, False) in asked, "the teacher is timed at its batch, never compiled"
     assert ("train", "convnet3_w16", 32, True) in asked
 
