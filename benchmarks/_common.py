@@ -69,7 +69,8 @@ def auto_settings(task: str, arch: str, info, batch: int, device: str) -> tuple[
 
     choice = choose(task, arch, info.num_classes, info.channels, info.image_size, batch, device,
                     ROOT / ".cache" / "cda", compile_ok=task == "train")
-    return choice, "speed=auto: " + _name(choice)
+    name = "speed=auto: " + _name(choice)
+    return (choice if task == "train" else {k: v for k, v in choice.items() if k != "compile"}), name
 
 
 def matmul_tflops(precision: str, n: int = 2048, repeats: int = 10) -> float:

@@ -180,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a TuneConfig field, e.g. 'protocol=[[temperature,[1.0,4.0]]]' (repeatable)")
 
+    p = sub.add_parser("verdicts", help="the verdict on each paper claim from the saved results (computes nothing)")
+    _common(p)
+    _outputs(p)
+
     p = sub.add_parser("notebooks", help="execute every notebook with papermill at a preset")
     _common(p)
     _outputs(p)
@@ -258,6 +262,23 @@ def _tune(args, root: Path) -> int:
     return 0
 
 
+def _verdicts(args, root: Path) -> int:
+    """`cda verdicts`: results/verdicts/<tag>.csv and figures/<tag>/verdicts.png from the saved results."""
+    from . import plots_verdicts
+    from .studies import figures_dir, run_tag
+    from .verdicts import verdict_table
+
+    tag = run_tag(args.preset, _overrides(args))
+    table = verdict_table(root / "results", tag)
+    if table["n_seeds"].fillna(0).gt(0).any():
+        plots_verdicts.save_figure(plots_verdicts.verdict_figure(table, title=f"Verdicts at {tag}"),
+                                   figures_dir(tag, root) / "verdicts")
+    shown = table[["id", "cell", "ours", "n_seeds", "verdict", "results_commit"]]
+    print(shown.to_markdown(index=False))
+    print(f"\nresults: {root / 'results' / 'verdicts' / (tag + '.csv')}")
+    return 0
+
+
 def _tuples(value):
     """YAML lists to tuples, as the frozen configs hold them."""
     return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
@@ -294,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _paper_companion(args, root)
             if args.command == "tune":
                 return _tune(args, root)
+            if args.command == "verdicts":
+                return _verdicts(args, root)
             try:
                 cfg = _load_config(args)
             except (ConfigError, OSError) as err:

@@ -506,13 +506,15 @@ def verdict_table(results_root: str | Path = "results", preset: str = "cpu", cla
 
     start = time.perf_counter()
     root = Path(results_root)
+    # the papers' numbers: beside the results, or the project's own (a runs/ folder has none)
+    papers = root if (root / PAPER_DIR).is_dir() else Path(__file__).resolve().parents[1] / "results"
     rows, read = [], {}
     for claim in claims:
         if claim.study not in read:
             path = root / claim.study / f"{preset}.csv"
             read[claim.study] = read_results(path) if path.is_file() else None
         made_by = _commit(root / claim.study / f"{preset}.json")
-        rows += [{**r, "results_commit": made_by} for r in claim_rows(claim, read[claim.study], root, confidence)]
+        rows += [{**r, "results_commit": made_by} for r in claim_rows(claim, read[claim.study], papers, confidence)]
     table = pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS)
     if write:
         from .cache import atomic_path, write_json
