@@ -85,3 +85,13 @@ def test_ablations_run_the_first_seeds_and_main_tables_all(tmp_path):
     assert not get("cda_ablation_scheduler").main
     p = preset("cpu")
     assert len(p.eval_seeds) >= 5 and p.ablation_seeds >= 3 and p.seed_scope == "all" and p.data.validation
+
+
+def test_the_command_line_refuses_tuning_without_a_validation_split_and_writes_verdicts(tmp_path, capsys):
+    from cda.cli import main
+
+    assert main(["tune", "--preset", "smoke", "--output-root", str(tmp_path), "--no-progress"]) == 2
+    assert "data.validation" in capsys.readouterr().err
+    assert main(["verdicts", "--preset", "smoke", "--output-root", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "results" / "verdicts" / "smoke.csv")
+    assert (table.verdict == "not measured").all() and "results_commit" in table.columns
