@@ -50,11 +50,13 @@ NOTEBOOKS = [
 points top-1, for ResNet-18, -50 and -101 students (read from `results/paper/`).
 
 **How this notebook tests it.** One teacher; for each IPC three distilled sets (random real images, SRe2L,
-CDA), relabeled by the same teacher and evaluated by the same student recipe on the real test set, plus the
-full-data reference. A second student architecture is trained on the sets at the smaller IPCs. The gain
+CDA), relabeled by the same teacher and evaluated by the same student recipe on the real test set, over every
+evaluation seed of the preset, plus the full-data reference. Each set also trains a student on its hard class
+labels alone, for DD-Ranking's IOR and HLR. At ImageNet scale a second student architecture (ResNet-50) is
+trained as in the paper's table; on small data the other students are `cda_cross_architecture`'s. The gain
 table puts our CDA − SRe2L differences beside the paper's.""",
         params=[("ipcs", None, "images per class (default: the preset's)"),
-                ("students", None, "student architectures (default: the preset's and a ResNet-18)")],
+                ("students", None, "student architectures (default: the preset's; at ImageNet scale also a ResNet-50)")],
         reading="""**Reading the result.** The random-real row is the control the papers do not print: it uses the
 same soft labels, so any gain of SRe2L or CDA over it is due to synthesis. Compare the sign of our gain
 column with the paper's, not its size: Fashion-MNIST at 28×28 is far from ImageNet at 224×224.""",
