@@ -15,6 +15,7 @@ bit-identical to a single-process run with the same batching.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import time
@@ -196,8 +197,14 @@ TERMS = ("loss", "ce", "bn")  # recorded per iteration for every synthesis; extr
 
 def step_name(step_groups) -> str:
     """A finished step's file name: the groups it optimized together (IPC slot and first class).
-    The same groups in the same batch give the same images, whichever IPC or run asked for them."""
-    return "step-" + "_".join(f"i{i}c{int(b[0])}n{len(b)}" for i, b in step_groups) + ".pt"
+    The same groups in the same batch give the same images, whichever IPC or run asked for them.
+    A step of many groups (every slot of IPC 50 in one batch) is named by its first and last group
+    and a digest of them all: file names stop at 255 bytes."""
+    parts = [f"i{i}c{int(b[0])}n{len(b)}" for i, b in step_groups]
+    name = "_".join(parts)
+    if len(name) > 120:
+        name = f"{parts[0]}-to-{parts[-1]}-{len(parts)}groups-{hashlib.sha1(name.encode()).hexdigest()[:12]}"
+    return f"step-{name}.pt"
 
 
 def group_views(rngs: list[np.random.Generator], group_size: int, size: int, cfg: RecoverConfig,

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from cda.config import CurriculumConfig, RecoverConfig
 from cda.data import dataset_info
 from cda.models import create_model
-from cda.recover import BNStatsLoss, _groups, _steps, crop_lower_bound, recover
+from cda.recover import BNStatsLoss, _groups, _steps, crop_lower_bound, recover, step_name
 
 INFO = dataset_info("fashion_mnist")
 
@@ -163,3 +163,13 @@ def test_saved_set_round_trips_and_reads_as_an_imagefolder(tiny_teacher, tmp_pat
     assert len(folder) == 20 and folder.classes[:2] == ["000", "001"]
     png = np.array(folder.loader(folder.samples[3][0]).convert("L"))
     assert np.array_equal(png, d.images[3, 0].numpy())  # class 1, second image: lossless
+
+
+def test_step_names_stay_short_and_distinct():
+    """Every slot of a large IPC in one step (groups_per_step=0, as the cpu preset at IPC 50) once
+    gave a file name over the 255-byte limit."""
+    groups = _groups(10, RecoverConfig(ipc=200, classes_per_group=10))
+    whole, half = step_name(groups), step_name(groups[:100])
+    assert len(whole) < 120 and len(half) < 120 and whole != half
+    assert step_name(groups[:2]) == "step-i0c0n10_i1c0n10.pt", "short names stay readable"
+    assert step_name(groups[1:51]) != step_name(groups[:50])
