@@ -51,8 +51,8 @@ points top-1, for ResNet-18, -50 and -101 students (read from `results/paper/`).
 
 **How this notebook tests it.** One teacher; for each IPC three distilled sets (random real images, SRe2L,
 CDA), relabeled by the same teacher and evaluated by the same student recipe on the real test set, over every
-evaluation seed of the preset, plus the full-data reference. Each set also trains a student on its hard class
-labels alone, for DD-Ranking's IOR and HLR. At ImageNet scale a second student architecture (ResNet-50) is
+evaluation seed of the preset, plus the full-data reference; IOR is computed for every set, and with
+`hard_labels=True` each set also trains a student on its class labels alone, for DD-Ranking's HLR. At ImageNet scale a second student architecture (ResNet-50) is
 trained as in the paper's table; on small data the other students are `cda_cross_architecture`'s. The gain
 table puts our CDA − SRe2L differences beside the paper's.""",
         params=[("ipcs", None, "images per class (default: the preset's)"),
