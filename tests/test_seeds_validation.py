@@ -39,7 +39,7 @@ def test_one_seed_varies_every_part_and_is_deterministic(name):
 def test_for_seed_keeps_the_old_behaviour_unless_asked_for_all():
     from cda.config import seeded_options
 
-    cfg = preset("cpu")
+    cfg = preset("cpu", seed_scope="student")  # the cpu preset itself now draws everything from the seed
     rc = cfg.recover_for("cda", 10)
     e, opts = cfg.for_seed(3, options=rc)  # seed_scope "student": only the student's seed moves
     assert e == replace(cfg.eval, seed=3) and opts == rc
