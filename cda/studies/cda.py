@@ -36,7 +36,9 @@ def _field_table(df: pd.DataFrame) -> pd.DataFrame:
     stats = fm.groupby(["metric", "method", "ipc"], sort=False)["value"].agg(["mean", "std"]).reset_index()
     stats["cell"] = [f"{m:+.3f}" + ("" if pd.isna(s) else f" ± {s:.3f}") for m, s in zip(stats["mean"], stats["std"])]
     stats["ipc"] = stats.ipc.astype(int)
-    return stats.pivot(index=["metric", "method"], columns="ipc", values="cell").fillna("")
+    stats["set"] = [f"{metric.upper()}, {NAMES.get(method, method)}" for metric, method in zip(stats.metric, stats.method)]
+    table = stats.pivot(index="set", columns="ipc", values="cell").fillna("")
+    return table.reindex(list(dict.fromkeys(stats.set)))
 
 
 def _draw_main(df: pd.DataFrame, images: dict) -> dict:
