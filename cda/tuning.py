@@ -90,7 +90,7 @@ def _text(value: Any) -> str:
 
 def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = True,
          log: Callable[[str], None] = print) -> dict:
-    """Run both stages; write the grid's rows (long format, with `stage`, `knob`, `value`,
+    """Run both stages; write the grid's rows (long format, with `stage`, `knob`, `value_text`,
     `default` and `winner` columns) to `out_csv` and its provenance (the winners, the tuned
     overrides) beside it. Returns {"protocol": {knob: value}, "recovery": {knob: value},
     "overrides": {dotted RunConfig field: value}, "rows": DataFrame}."""
