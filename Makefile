@@ -5,7 +5,7 @@
 setup:
 	@bash scripts/setup.sh
 
-# The main job: the whole pipeline on Fashion-MNIST at the cpu preset (about half an hour on 2 cores),
+# The main job: the whole pipeline on Fashion-MNIST at the cpu preset (five seeds per cell: about an hour on 2 cores),
 # into runs/results/main/cpu/.
 demo: setup
 	.venv/bin/cda run --preset cpu
