@@ -16,6 +16,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as `python benchmarks/x.py` from a checkout
 
+from cda.speed import cpu_model  # noqa: E402
+
 # Dense peak throughput (TFLOP/s) from the vendors' data sheets (no sparsity). fp32 is the plain
 # (non-tensor-core) rate; PyTorch uses it unless TF32 is enabled.
 # tf32 is the tensor-core rate that cuDNN convolutions use for fp32 tensors by default
@@ -49,16 +51,6 @@ def setup(args) -> None:
 def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    return platform.processor() or platform.machine()
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 

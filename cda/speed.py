@@ -42,20 +42,23 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), or what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine(device: torch.device) -> str:
     """What a measurement holds for: the processor, the thread count and the torch version."""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
-        name = platform.processor() or platform.machine()
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        name += f", {torch.get_num_threads()} threads"
+        name = f"{cpu_model()}, {torch.get_num_threads()} threads"
     return f"{device.type}: {name}, torch {torch.__version__}"
 
 
