@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import time
 from dataclasses import replace
 from pathlib import Path
