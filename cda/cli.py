@@ -25,6 +25,8 @@ from pathlib import Path
 
 from .config import ConfigError, RunConfig, apply_overrides, parse_override, preset, to_dict
 
+TUNE_STAGES = ("protocol", "recovery", "cudd")  # cda.tuning.STAGES, here so that the parser imports no torch
+
 RUNS = "runs"  # a user's output root inside the project folder
 
 
@@ -172,11 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a study parameter, e.g. milestones=[0.25,0.5,1.0] (repeatable)")
 
-    p = sub.add_parser("tune", help="choose the student protocol and recovery settings on the validation split")
+    p = sub.add_parser("tune", help="choose the student protocol, the recovery settings and CUDD's weights on the "
+                                    "validation split")
     _common(p)
     _outputs(p)
     p.add_argument("--ipc", type=int, default=10, help="the IPC of the sets tuned on (default 10)")
     p.add_argument("--seeds", type=int, default=2, help="seeds per grid point (seeds 0..n-1; default 2)")
+    p.add_argument("--stages", nargs="+", choices=TUNE_STAGES, default=list(TUNE_STAGES),
+                   help="the stages to run (default all; a subset writes results/tuning/<preset>-<stages>.csv)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a TuneConfig field, e.g. 'protocol=[[temperature,[1.0,4.0]]]' (repeatable)")
 
@@ -244,8 +249,9 @@ def _tune(args, root: Path) -> int:
     overrides = _overrides(args)
     cfg = apply_overrides(preset(args.preset), overrides)
     params = {k: _tuples(v) for k, v in (parse_override(s) for s in args.param)}
-    tc = TuneConfig(**{"ipc": args.ipc, "seeds": tuple(range(args.seeds)), **params})
-    tag = run_tag(args.preset, overrides, params)
+    skipped = {stage: () for stage in TUNE_STAGES if stage not in args.stages}
+    tc = TuneConfig(**{"ipc": args.ipc, "seeds": tuple(range(args.seeds)), **params, **skipped})
+    tag = run_tag(args.preset, overrides, params) + ("-" + "-".join(args.stages) if skipped else "")
     csv = results_path("tuning", tag, root)
     csv.parent.mkdir(parents=True, exist_ok=True)
     if not os.path.isabs(cfg.cache_dir):

@@ -9,7 +9,10 @@ Two stages, one knob at a time around the preset's values:
 2. recovery (RecoverConfig: lr, r_bn, iterations, jitter, BatchNorm batch composition) for SRe2L
    and CDA under the tuned protocol, with the same grid for both. The recovery settings are shared
    by the two methods (as in the papers), so the winner of a knob is the value with the best mean
-   over both; each method's own best is recorded beside it.
+   over both; each method's own best is recorded beside it;
+3. where "cudd" is among the methods, CUDD's own weights (CuddConfig: the adversarial term against
+   the curriculum student and the L2 pull to the real initial image) under the tuned protocol and
+   recovery, scored on CUDD alone.
 
 Every point is scored by the students' mean top-1 on `DataConfig.validation` images held out of the
 training set, over the seeds of `TuneConfig.seeds` (each seed draws the student, its views, the set's
@@ -26,7 +29,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .config import ConfigError, EvalConfig, RecoverConfig, RunConfig, apply_overrides
+from .config import ConfigError, CuddConfig, EvalConfig, RecoverConfig, RunConfig, apply_overrides
 from .results import write_results
 
 PROTOCOL_GRID: tuple[tuple[str, tuple], ...] = (
@@ -44,6 +47,11 @@ RECOVERY_GRID: tuple[tuple[str, tuple], ...] = (
     ("jitter", (0, 2, 4)),
     ("bn_groups", (1, 10)),
 )
+STAGES = ("protocol", "recovery", "cudd")  # the stages, in order, and their TuneConfig grids
+CUDD_GRID: tuple[tuple[str, tuple], ...] = (
+    ("adv", (0.3, 1.0, 3.0)),
+    ("l2", (0.3, 1.0, 3.0)),
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,8 @@ class TuneConfig:
     seeds: tuple[int, ...] = (0, 1)
     protocol: tuple[tuple[str, tuple], ...] = PROTOCOL_GRID
     recovery: tuple[tuple[str, tuple], ...] = RECOVERY_GRID
-    methods: tuple[str, ...] = ("random", "sre2l", "cda")
+    cudd: tuple[tuple[str, tuple], ...] = CUDD_GRID
+    methods: tuple[str, ...] = ("random", "sre2l", "cda", "cudd")
     # points of mean validation top-1: students of one cell differ by 1-3 points from seed to seed, so
     # a smaller gain over two seeds is noise, and chasing it tunes the protocol to the baseline's luck
     min_gain: float = 1.0
@@ -63,7 +72,7 @@ class TuneConfig:
     def __post_init__(self):
         if self.ipc <= 0 or not self.seeds:
             raise ConfigError(f"TuneConfig: ipc={self.ipc} must be positive and seeds={self.seeds} not empty")
-        for stage, cls in (("protocol", EvalConfig), ("recovery", RecoverConfig)):
+        for stage, cls in (("protocol", EvalConfig), ("recovery", RecoverConfig), ("cudd", CuddConfig)):
             for knob, values in getattr(self, stage):
                 _set(cls(), knob, values[0])  # an unknown field is an error now, not after an hour
 
@@ -117,13 +126,15 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
             f"{sum(r['value'] for r in out) / len(out):.2f} over {len(out)} seeds")
         return out
 
-    # 1. the protocol, chosen on the random-real baseline
+    # 1. the protocol, chosen on the random-real baseline (CUDD's sets are tuned in stage 3 only:
+    # each of its points trains curriculum students)
+    methods = [m for m in tc.methods if m != "cudd"]
     protocol, e = {}, cfg.eval
     for knob, values in tc.protocol:
         here = []
         for value in values:
             ev = _set(e, knob, value)
-            for method in tc.methods:
+            for method in methods:
                 here += cells("protocol", knob, value, value == _get(e, knob), method, ev)
         protocol[knob] = _winner(here, _get(e, knob), ["random"], tc.min_gain)
         rows += here
@@ -133,7 +144,7 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     if tuned_e != e:  # knobs chosen one at a time need not add up: check the combination on its own
         both = []
         for label, ev in (("preset", e), ("tuned", tuned_e)):
-            for method in tc.methods:
+            for method in methods:
                 both += cells("protocol", "combined", label, label == "preset", method, ev)
         rows += both
         if _winner(both, "preset", ["random"], tc.min_gain) == "preset":
@@ -143,7 +154,7 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
 
     # 2. recovery, under the tuned protocol, the same grid for SRe2L and CDA
     recovery = {}
-    synthesized = [m for m in tc.methods if isinstance(cfg.method_config(m, tc.ipc), RecoverConfig)]
+    synthesized = [m for m in methods if isinstance(cfg.method_config(m, tc.ipc), RecoverConfig)]
     for knob, values in tc.recovery:
         here = []
         for value in values:
@@ -170,24 +181,56 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
             recovery = {k: _get(cfg.recover, k) for k in recovery}
     log("tuned recovery: " + ", ".join(f"{k}={_text(v)}" for k, v in recovery.items()))
 
+    # 3. CUDD's weights, under the tuned protocol and recovery
+    cudd = {}
+    if "cudd" in tc.methods and tc.cudd:
+        tuned_r = cfg.recover
+        for knob, value in recovery.items():
+            tuned_r = _set(tuned_r, knob, value)
+        base = replace(cfg, recover=tuned_r, eval=tuned_e).cudd_for(tc.ipc)
+        for knob, values in tc.cudd:
+            here = []
+            for value in values:
+                here += cells("cudd", knob, value, value == _get(cfg.cudd, knob), "cudd", tuned_e,
+                              _set(base, knob, value))
+            cudd[knob] = _winner(here, _get(cfg.cudd, knob), ["cudd"], tc.min_gain)
+            rows += here
+        moved = {k: v for k, v in cudd.items() if v != _get(cfg.cudd, k)}
+        if moved:
+            both = []
+            for label in ("preset", "tuned"):
+                opts = base
+                for knob, value in moved.items() if label == "tuned" else ():
+                    opts = _set(opts, knob, value)
+                both += cells("cudd", "combined", label, label == "preset", "cudd", tuned_e, opts)
+            rows += both
+            if _winner(both, "preset", ["cudd"], tc.min_gain) == "preset":
+                log("the knobs' winners together do not beat the preset's CUDD weights: they stay")
+                cudd = {k: _get(cfg.cudd, k) for k in cudd}
+        log("tuned CUDD: " + ", ".join(f"{k}={_text(v)}" for k, v in cudd.items()))
+
     df = pd.DataFrame(rows)
     combined = {"protocol": "tuned" if tuned_e != e else "preset",
-                "recovery": "tuned" if any(v != _get(cfg.recover, k) for k, v in recovery.items()) else "preset"}
-    chosen = {"protocol": protocol, "recovery": recovery}
+                "recovery": "tuned" if any(v != _get(cfg.recover, k) for k, v in recovery.items()) else "preset",
+                "cudd": "tuned" if any(v != _get(cfg.cudd, k) for k, v in cudd.items()) else "preset"}
+    chosen = {"protocol": protocol, "recovery": recovery, "cudd": cudd}
     df["winner"] = [r.value_text == (combined[r.stage] if r.knob == "combined" else _text(chosen[r.stage][r.knob]))
                     for r in df.itertuples()]
     overrides = {**{f"eval.{k}": v for k, v in protocol.items() if v != _get(cfg.eval, k)},
-                 **{f"recover.{k}": v for k, v in recovery.items() if v != _get(cfg.recover, k)}}
+                 **{f"recover.{k}": v for k, v in recovery.items() if v != _get(cfg.recover, k)},
+                 **{f"cudd.{k}": v for k, v in cudd.items() if v != _get(cfg.cudd, k)}}
     apply_overrides(cfg, {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()})  # must apply
     write_results(df, out_csv, cfg, time.perf_counter() - start, cfg.device,
                   extra={"tune": {"ipc": tc.ipc, "seeds": list(tc.seeds), "min_gain": tc.min_gain,
                                   "protocol_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.protocol],
-                                  "recovery_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.recovery]},
+                                  "recovery_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.recovery],
+                                  "cudd_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.cudd]},
                          "winners": {"protocol": {k: _text(v) for k, v in protocol.items()},
-                                     "recovery": {k: _text(v) for k, v in recovery.items()}},
+                                     "recovery": {k: _text(v) for k, v in recovery.items()},
+                                     "cudd": {k: _text(v) for k, v in cudd.items()}},
                          "overrides": {k: _text(v) for k, v in overrides.items()},
                          "cost": ws.cache.cost()})
-    return {"protocol": protocol, "recovery": recovery, "overrides": overrides, "rows": df}
+    return {"protocol": protocol, "recovery": recovery, "cudd": cudd, "overrides": overrides, "rows": df}
 
 
 def _winner(rows: list[dict], default: Any, methods: list[str], min_gain: float) -> Any:
@@ -220,11 +263,14 @@ def _parse(text: str, like: Any) -> Any:
 
 def sensitivity(df: pd.DataFrame, a: str = "cda", b: str = "sre2l") -> pd.DataFrame:
     """For every knob of a `tune` grid: the paired difference a - b at each value, with its 95%
-    interval (cda.verdicts.knob_sensitivity), the default marked as step 0."""
+    interval (cda.verdicts.knob_sensitivity), the default marked as step 0; knobs whose rows lack a
+    or b are left out."""
     from .verdicts import knob_sensitivity
 
     parts = []
     for (stage, knob), g in df.groupby(["stage", "knob"], sort=False):
+        if not {a, b} <= set(g.method):
+            continue  # e.g. CUDD's weights: only CUDD's sets vary
         order = list(dict.fromkeys(g.value_text))
         g = g.assign(position=g.value_text.map(order.index))
         default = int(g[g["default"]].position.iloc[0]) if g["default"].any() else None

@@ -48,7 +48,7 @@ def test_students_can_be_tested_on_the_validation_split(tmp_path):
 def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
     cfg = preset("smoke", cache_dir=str(tmp_path / "cache"), **{"data.validation": 5})
     tc = TuneConfig(ipc=1, seeds=(0, 1), protocol=(("temperature", (1.0, 20.0)),),
-                    recovery=(("bn_groups", (1, 2)),), min_gain=0.0)
+                    recovery=(("bn_groups", (1, 2)),), cudd=(("adv", (0.0, 1.0)),), min_gain=0.0)
     out = tune(cfg, tc, tmp_path / "tuning.csv", progress=False, log=lambda m: None)
     df = pd.read_csv(tmp_path / "tuning.csv")
     # every point, method and seed: 2 temperatures x 3 methods x 2 seeds, then 2 values x 2 methods x 2 seeds;
@@ -57,6 +57,10 @@ def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
     combined = df[df.knob == "combined"]
     assert len(df[df.stage == "protocol"]) == 12 + 12 * (len(combined[combined.stage == "protocol"]) > 0)
     assert len(df[df.stage == "recovery"]) == 8 + 8 * (len(combined[combined.stage == "recovery"]) > 0)
+    # CUDD's weights: CUDD's sets only, 2 values x 2 seeds (+ the combination where adv moved)
+    assert set(df[df.stage == "cudd"].method) == {"cudd"} and "cudd" not in set(df[df.stage != "cudd"].method)
+    assert len(df[df.stage == "cudd"]) == 4 + 4 * (out["cudd"]["adv"] != 1.0)
+    assert (out["cudd"]["adv"] != 1.0) == ("cudd.adv" in out["overrides"])
     assert set(combined.value_text) <= {"preset", "tuned"}
     if len(combined[combined.stage == "protocol"]) == 0:
         assert not moved_p
@@ -66,10 +70,13 @@ def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
     prov = json.loads((tmp_path / "tuning.json").read_text())
     assert prov["winners"]["protocol"]["temperature"] in ("1", "20")
     assert set(out["protocol"]) == {"temperature"} and set(out["recovery"]) == {"bn_groups"}
-    # the table and the sensitivity of CDA - SRe2L at each value (two seeds: an interval)
-    assert set(best_mean(df).method) == {"random", "sre2l", "cda"}
+    assert set(out["cudd"]) == {"adv"} and prov["winners"]["cudd"]["adv"] in ("0", "1")
+    # the table and the sensitivity of CDA - SRe2L at each value (two seeds: an interval); CUDD's knobs
+    # have no CDA - SRe2L difference and are left out of it
+    assert set(best_mean(df).method) == {"random", "sre2l", "cda", "cudd"}
     sens = sensitivity(df)
-    assert len(sens) == 2 * df.groupby(["stage", "knob"]).ngroups and sens["ci_low"].notna().all()
+    both = df[df.stage != "cudd"].groupby(["stage", "knob"]).ngroups
+    assert len(sens) == 2 * both and sens["ci_low"].notna().all() and "cudd" not in set(sens.stage)
 
 
 def test_ablations_run_the_first_seeds_and_main_tables_all(tmp_path):
@@ -95,3 +102,21 @@ def test_the_command_line_refuses_tuning_without_a_validation_split_and_writes_v
     assert main(["verdicts", "--preset", "smoke", "--output-root", str(tmp_path)]) == 0
     table = pd.read_csv(tmp_path / "results" / "verdicts" / "smoke.csv")
     assert (table.verdict == "not measured").all() and "results_commit" in table.columns
+
+
+def test_the_command_line_names_every_stage_and_a_subset_writes_beside_the_full_tuning(tmp_path, monkeypatch):
+    import cda.cli as cli
+    from cda import tuning
+
+    assert cli.TUNE_STAGES == tuning.STAGES and all(getattr(TuneConfig(), n) for n in tuning.STAGES)
+    seen = {}
+
+    def fake_tune(cfg, tc, csv, progress=True):
+        seen.update(tc=tc, csv=csv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(tuning, "tune", fake_tune)
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--preset", "smoke", "--output-root", str(tmp_path), "--stages", "cudd", "--no-progress"])
+    assert seen["tc"].protocol == () and seen["tc"].recovery == () and seen["tc"].cudd == tuning.CUDD_GRID
+    assert seen["csv"].name == "smoke-cudd.csv"
