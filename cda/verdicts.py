@@ -485,6 +485,19 @@ def claim_rows(claim: Claim, df: pd.DataFrame | None, results_root: str | Path =
              "verdict": verdict(claim.sign, c)} for c in cells]
 
 
+def papers_root(results_root: str | Path) -> Path:
+    """Where the papers' numbers are: beside the results, or the project's own (a runs/ folder has none)."""
+    root = Path(results_root)
+    return root if (root / PAPER_DIR).is_dir() else Path(__file__).resolve().parents[1] / "results"
+
+
+def study_verdicts(study: str, df: pd.DataFrame, results_root: str | Path = "results",
+                   confidence: float = 0.95) -> pd.DataFrame:
+    """The verdict rows of every claim that `study` tests, on its results `df` (a notebook's table)."""
+    rows = [r for c in CLAIMS if c.study == study for r in claim_rows(c, df, papers_root(results_root), confidence)]
+    return pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS[:-1])
+
+
 def _commit(provenance_path: Path) -> str:
     """The short git commit that computed a study's results (from its provenance), "" if unknown."""
     import json
@@ -506,8 +519,7 @@ def verdict_table(results_root: str | Path = "results", preset: str = "cpu", cla
 
     start = time.perf_counter()
     root = Path(results_root)
-    # the papers' numbers: beside the results, or the project's own (a runs/ folder has none)
-    papers = root if (root / PAPER_DIR).is_dir() else Path(__file__).resolve().parents[1] / "results"
+    papers = papers_root(root)
     rows, read = [], {}
     for claim in claims:
         if claim.study not in read:

@@ -296,13 +296,24 @@ drawn from the CSV alone.""", "result = s.finish()"),
 ]
 
 
-def _step_cells(tables_text: str) -> list[dict]:
+VERDICT_TEXT = """## Verdicts
+
+Each claim of the papers that this notebook's numbers test (`cda.verdicts.CLAIMS`): per cell, the
+difference between the two sides paired by seed, with its 95% t-interval, and **holds** (the interval
+excludes zero on the claimed side), **does not hold** (it excludes zero on the other side) or
+**inconclusive**. One seed gives no interval. `cda verdicts` writes every claim's rows to
+`results/verdicts/<preset>.csv`."""
+
+
+def _step_cells(tables_text: str, verdicts: bool = True) -> list[dict]:
     cells = []
     for cid, text, call in STEPS:
         cells += [_cell("markdown", text, cid=f"{cid}-md"), _cell("code", call, cid=cid)]
     return cells + [
         _cell("markdown", tables_text, cid="tables-md"),
         _cell("code", "s.tables()", cid="tables"),
+        *([_cell("markdown", VERDICT_TEXT, cid="verdicts-md"), _cell("code", "s.verdicts()", cid="verdicts")]
+          if verdicts else []),
         _cell("markdown", "## Figures\n\nPNG here; PNG and PDF under `figures/<preset>/`.", cid="figures-md"),
         _cell("code", "s.figures()", cid="figures"),
     ]
@@ -364,7 +375,7 @@ def own_data_notebook() -> dict:
         _cell("code", "from cda import own_data\n\ns = own_data.open(data_root, method, ipc, preset=preset, "
                       "device=device, image_size=image_size, root=output_root)", cid="open"),
         _cell("code", "s.config", cid="config"),
-        *_step_cells(tables),
+        *_step_cells(tables, verdicts=False),  # no paper claim to judge
         _cell("markdown", """## Export
 
 The set as an ImageFolder tree of PNGs (`images/<class index>/<k>.png`, which

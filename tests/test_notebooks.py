@@ -13,6 +13,7 @@ import torch
 from cda import studies
 from cda.notebooks import notebook_paths, redraw_all
 from cda.results import COLUMNS, read_results
+from cda.verdicts import CLAIMS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebook_paths(ROOT)
@@ -176,6 +177,13 @@ def test_saved_mode_shows_the_committed_results_and_computes_nothing():
         result = s.finish()
         assert result.figures and all(p.is_file() for p in result.figures)
         assert len(s.tables()) > 0 and not hasattr(s, "ws")
+        # the verdicts of the claims this study tests, as the verdict table has them
+        claims = [c for c in CLAIMS if c.study == name]
+        shown = str(s.verdicts())
+        for c in claims:
+            assert c.claim in shown, (name, c.id)
+        if not claims:
+            assert "No claim" in shown
 
 
 def test_executed_copies_show_the_committed_results_without_volatile_metadata():
@@ -197,6 +205,7 @@ def test_executed_copies_show_the_committed_results_without_volatile_metadata():
         assert f"computed by commit {commit}" in shown, f"{path.name} shows older results: run `make executed-notebooks`"
         assert _has_png(_outputs(nb, "distill") + _outputs(nb, "figures"))  # grids once, in distill
         assert "text/markdown" in json.dumps(_outputs(nb, "tables"))
+        assert any(v in json.dumps(_outputs(nb, "verdicts")) for v in ("holds", "inconclusive", "No claim"))
         assert "application/vnd.jupyter.widget" not in shown
 
 

@@ -8,6 +8,7 @@
     s.students()    # trains or loads every student, with progress bars
     s.finish()      # writes results/<study>/<preset>.csv, its provenance and the figures
     s.tables()      # the tables, beside the paper's numbers where there are any
+    s.verdicts()    # the verdict on each paper claim the study tests, with its interval
     s.figures()     # the figures
 
 Every step asks the cached workspace, so a step run early makes the later ones instant, and
@@ -32,8 +33,8 @@ from ..config import ConfigError, RunConfig, config_hash, from_dict, preset as m
 from ..pipeline import Workspace
 from ..results import read_results, write_results
 from ..training import resolve_device
-from ._core import (GRID_CLASSES, NAMES, Context, Study, figures_dir, get, markdown, project_root, results_path,
-                    run_tag, set_label)
+from ._core import (GRID_CLASSES, NAMES, Context, Study, figures_dir, get, markdown, project_root, readable,
+                    results_path, run_tag, set_label)
 
 
 @dataclass(repr=False)
@@ -213,6 +214,26 @@ class _Steps:
     def tables(self) -> TableList:
         """The study's tables, from its results."""
         return TableList(self.study.tables(self._result().df, self.root))
+
+    def verdicts(self) -> TableList | Text:
+        """The verdict on each paper claim this study tests (cda.verdicts.CLAIMS), from its results:
+        per cell, the paper's number where it was available, ours (a − b paired by seed, with its
+        95% interval and the number of seeds) and holds / does not hold / inconclusive."""
+        from ..verdicts import study_verdicts
+
+        table = study_verdicts(self.name, self._result().df, self.root / "results")
+        if table.empty:
+            return Text("No claim of the papers is judged on this study's numbers (cda.verdicts.CLAIMS); "
+                        "it is shown for what it lets you see.")
+        out = []
+        for claim, g in table.groupby("claim", sort=False):
+            t = g[["cell", "paper_number", "ours", "verdict"]].rename(columns={
+                "paper_number": "the paper (points)", "ours": "ours (points) [95% interval]"})
+            t["the paper (points)"] = t["the paper (points)"].map(lambda v: "not available" if pd.isna(v) else
+                                                                  f"{v:.1f}")
+            out.append((f"{g.paper.iloc[0]}: {claim} (the paper's number: {g.paper_source.iloc[0]})",
+                        readable(t.set_index("cell"))))
+        return TableList(out)
 
     def figures(self) -> None:
         """Show the study's figures in a notebook (drawn from the results at screen resolution; the
