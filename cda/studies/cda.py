@@ -98,33 +98,38 @@ def _draw_steps(df: pd.DataFrame, images: dict) -> dict:
 
 
 def _steps_tables(df: pd.DataFrame, root) -> list:
-    return [("Recovery loss and the teacher's top-1 on the images at each step",
+    return [("Recovery loss and the teacher's top-1 on the images at each step (mean over seeds)",
              readable(df.pivot_table(index=["method", "step"], columns="metric", values="value", sort=False).round(3)))]
 
 
 @study("cda_fig_synthesis_steps", "Synthesized images at several recovery steps, SRe2L against CDA",
        draw=_draw_steps, tables=_steps_tables)
 def synthesis_steps(ctx: Context, ipc: int = 1, steps=None) -> list[dict]:
-    """One recovery per method with snapshots at `steps` (default: 5%, 20%, 50% and 100% of the
-    iterations); rows give the recovery loss at each step and the teacher's accuracy on the snapshot."""
+    """One recovery per method and seed with snapshots at `steps` (default: 5%, 20%, 50% and 100% of
+    the iterations); rows give the recovery loss at each step and the teacher's accuracy on the
+    snapshot. The image grid shows the first seed's."""
     total = ctx.cfg.recover.iterations
     steps = tuple(sorted(set(steps or [max(1, round(f * total)) for f in (0.05, 0.2, 0.5, 1.0)])))
     if steps[0] < 1 or steps[-1] > total:
         raise ValueError(f"steps {steps}: each must be between 1 and the {total} recovery iterations")
     info, rows, snaps = ctx.ws.info, [], {}
     classes = ctx.class_names()[:GRID_CLASSES]
-    for method in ("sre2l", "cda"):
-        rcfg = ctx.cfg.recover_for(method, ipc)
-        d = ctx.distilled(method, ipc, rcfg, snapshot_at=steps)
-        for step in steps:
-            images = d.snapshots[step]
-            acc = teacher_top1(ctx, images, d.labels)
-            base = dict(dataset=info.name, method=method, ipc=ipc, teacher=ctx.cfg.squeeze.arch, student="",
-                        labels="", seed=rcfg.seed, step=step)
-            rows += [dict(base, metric="recover_loss", value=d.history["loss"][step - 1]),
-                     dict(base, metric="recover_ce", value=d.history["ce"][step - 1]),
-                     dict(base, metric="teacher_top1_on_images", value=acc)]
-            snaps[f"{NAMES[method]}, step {step}"] = images[first_per_class(d.labels, len(classes), 1)].cpu()
+    # one recovery per seed where seeds draw the synthesis noise (seed_scope "all"); the grid shows the first
+    seeds = ctx.seeds if ctx.cfg.seed_scope == "all" else ctx.seeds[:1]
+    for seed in seeds:
+        for method in ("sre2l", "cda"):
+            _, rcfg = ctx.cfg.for_seed(seed, None, ctx.cfg.recover_for(method, ipc))
+            d = ctx.distilled(method, ipc, rcfg, snapshot_at=steps)
+            for step in steps:
+                images = d.snapshots[step]
+                acc = teacher_top1(ctx, images, d.labels)
+                base = dict(dataset=info.name, method=method, ipc=ipc, teacher=ctx.cfg.squeeze.arch, student="",
+                            labels="", seed=seed, step=step)
+                rows += [dict(base, metric="recover_loss", value=d.history["loss"][step - 1]),
+                         dict(base, metric="recover_ce", value=d.history["ce"][step - 1]),
+                         dict(base, metric="teacher_top1_on_images", value=acc)]
+                if seed == seeds[0]:
+                    snaps[f"{NAMES[method]}, step {step}"] = images[first_per_class(d.labels, len(classes), 1)].cpu()
     ctx.images["snapshots"] = snaps
     ctx.images["classes"] = classes
     return rows
