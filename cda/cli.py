@@ -271,6 +271,7 @@ def _tune(args, root: Path) -> int:
 def _verdicts(args, root: Path) -> int:
     """`cda verdicts`: results/verdicts/<tag>.csv and figures/<tag>/verdicts.png from the saved results."""
     from . import plots_verdicts
+    from .notebooks import build_cost
     from .studies import figures_dir, run_tag
     from .verdicts import verdict_table
 
@@ -281,6 +282,11 @@ def _verdicts(args, root: Path) -> int:
                                    figures_dir(tag, root) / "verdicts")
     shown = table[["id", "cell", "ours", "n_seeds", "verdict", "results_commit"]]
     print(shown.to_markdown(index=False))
+    cost = build_cost(tag, root=root)
+    if cost["studies"]:
+        print(f"\ncomputing the {len(cost['studies'])} studies' results from an empty cache: "
+              f"{cost['seconds'] / 60:.1f} min of build time over {cost['artifacts']} artifacts, each counted "
+              f"once (" + ", ".join(f"{k} {v / 60:.1f} min" for k, v in cost["by_kind"].items()) + ")")
     print(f"\nresults: {root / 'results' / 'verdicts' / (tag + '.csv')}")
     return 0
 

@@ -1,6 +1,7 @@
 """Run the paper notebooks with papermill, or redraw their figures from the saved results alone."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -69,3 +70,26 @@ def redraw_all(preset: str = "cpu", names: list[str] | None = None, root: str | 
         log(f"{name}: {len(drawn) // 2} figures")
         paths += drawn
     return paths
+
+
+def build_cost(preset: str = "cpu", names: list[str] | None = None, root: str | os.PathLike | None = None) -> dict:
+    """What computing every notebook's results at `preset` from an empty cache costs: the artifacts
+    that the studies' provenance files name (teacher, sets, labels, students), each counted once at
+    the seconds it took when it was built. One study's `build_seconds` counts its own artifacts;
+    studies share many, so their sum would count those twice. Returns {"seconds", "artifacts",
+    "untimed", "by_kind": {kind: seconds}, "studies": [names read]}."""
+    seen, read = {}, []
+    for name in _known(names):
+        path = results_path(name, preset, root).with_suffix(".json")
+        if not path.is_file():
+            continue
+        read.append(name)
+        for key, entry in json.loads(path.read_text()).get("artifacts", {}).items():
+            seen.setdefault(key, entry)
+    timed = {k: e for k, e in seen.items() if e.get("seconds") is not None}
+    by_kind: dict[str, float] = {}
+    for key, e in timed.items():
+        kind = e.get("kind") or key.split("/")[0]
+        by_kind[kind] = by_kind.get(kind, 0.0) + e["seconds"]
+    return {"seconds": round(sum(by_kind.values()), 1), "artifacts": len(seen), "untimed": len(seen) - len(timed),
+            "by_kind": {k: round(v, 1) for k, v in sorted(by_kind.items())}, "studies": read}

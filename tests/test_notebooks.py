@@ -233,3 +233,20 @@ def test_own_data_notebook_distills_a_folder_and_exports_it(tmp_path):
         own_data.open(tree, method="nope")
     with pytest.raises(FileNotFoundError, match="needs train/<class>"):
         own_data.open(tmp_path / "out")
+
+
+def test_the_reproduction_cost_counts_each_shared_artifact_once(tmp_path):
+    from cda.notebooks import build_cost
+
+    shared = {"teacher/a": {"cached": False, "kind": "teacher", "seconds": 100.0}}
+    for name, own in (("cda_ablation_scheduler", {"distilled/b": {"cached": False, "kind": "distilled", "seconds": 20.0}}),
+                      ("cda_ablation_direction", {"evaluation/c": {"cached": True, "kind": "evaluation", "seconds": 5.0},
+                                                  "evaluation/d": {"cached": True, "kind": "evaluation",
+                                                                   "seconds": None}})):
+        path = tmp_path / "results" / name / "cpu.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"artifacts": {**shared, **own}}))
+    cost = build_cost("cpu", root=tmp_path)
+    assert cost["seconds"] == 125.0 and cost["artifacts"] == 4 and cost["untimed"] == 1
+    assert cost["by_kind"] == {"distilled": 20.0, "evaluation": 5.0, "teacher": 100.0}
+    assert cost["studies"] == ["cda_ablation_scheduler", "cda_ablation_direction"]
