@@ -518,6 +518,9 @@ def _digits() -> RunConfig:
         recover=RecoverConfig(iterations=500, lr=0.1, r_bn=0.05, jitter=1, flip=False),
         eval=EvalConfig(arch="convnet3", aug=AugConfig(epochs=200, batch_size=64, crop_scale=(0.5, 1.0), flip=False)),
         ipcs=(1, 10, 50),
+        eval_seeds=(0, 1, 2, 3, 4),
+        seed_scope="all",
+        ablation_seeds=3,
         speed="auto",
         out_dir="runs/results/main/digits",
     )
