@@ -200,7 +200,8 @@ def compare(df: pd.DataFrame, a: Mapping, b: Mapping, by: Sequence[str] = ("ipc"
     itself are skipped.
 
     Returns per cell: the `by` (and `vs`) values, `a_mean`, `b_mean` (the mean over the paired seeds
-    of each side), `seeds` (the paired seeds) and `paired_difference`'s fields.
+    of each side), `seeds` (the paired seeds), `per_seed` (a − b by seed) and `paired_difference`'s
+    fields.
     """
     sub = df[df.metric == metric] if "metric" in df.columns else df
     sub = select(sub, where or {})
@@ -234,7 +235,7 @@ def compare(df: pd.DataFrame, a: Mapping, b: Mapping, by: Sequence[str] = ("ipc"
             continue
         d = paired_difference(va[seeds].to_numpy(), vb[seeds].to_numpy(), confidence)
         out.append({**cell, "a_mean": float(va[seeds].mean()), "b_mean": float(vb[seeds].mean()),
-                    "seeds": seeds, **d})
+                    "seeds": seeds, "per_seed": va[seeds] - vb[seeds], **d})
     return out
 
 
@@ -578,7 +579,7 @@ def knob_sensitivity(rows: pd.DataFrame, knob: str, default: Any = None, a: Mapp
     # the shift: (a − b)(value) − (a − b)(default), paired by seed
     shifts = {}
     if len(grid) > 1:
-        da = _side_difference(rows, sel_a, sel_b, cells, metric)
+        da = {tuple(r[c] for c in cells): r["per_seed"] for r in levels}
         for key, series in da.items():
             ref_key = key[:-1] + (match[0],)
             if key[-1] != match[0] and ref_key in da:
@@ -597,22 +598,3 @@ def knob_sensitivity(rows: pd.DataFrame, knob: str, default: Any = None, a: Mapp
                     "shift_ci_low": s.get("ci_low", math.nan), "shift_ci_high": s.get("ci_high", math.nan),
                     "verdict_moves": v != at_default.get(tuple(r[c] for c in by), v)})
     return pd.DataFrame(out)
-
-
-def _side_difference(rows: pd.DataFrame, a: Mapping, b: Mapping, cells: list[str], metric: str) -> dict:
-    """{cell key: per-seed a − b}."""
-    sub = rows[rows.metric == metric]
-    side_a = select(sub, a)
-    side_b = select(sub, b)
-    side_b = side_b[~side_b.index.isin(side_a.index)]
-    out = {}
-    for values, ga in side_a.groupby(cells, dropna=False, sort=True):
-        key = tuple(_key(v) for v in (values if isinstance(values, tuple) else (values,)))
-        gb = side_b
-        for column, v in zip(cells, key):
-            gb = gb[_match(gb[column], v)]
-        if len(gb):
-            diff = (_per_seed(ga, f"cell {key}, side a") - _per_seed(gb, f"cell {key}, side b")).dropna()
-            if len(diff):
-                out[key] = diff
-    return out
