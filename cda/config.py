@@ -414,6 +414,8 @@ class RunConfig:
         student = c.student or self.eval
         if student.labels == "stored":  # curriculum students label online: the same views, no files
             student = replace(student, labels="online")
+        # they are never tested, so where the run's students are tested does not change the set
+        student = replace(student, split="test")
         return replace(c, recover=replace(c.recover or self.recover_for("sre2l", ipc), ipc=ipc),
                        student=student, stages=stages)
 
