@@ -261,7 +261,9 @@ def _tune(args, root: Path) -> int:
     winners = {(r.stage, r.knob): r.value_text for r in df[df.winner].itertuples()}
     figs = figures_dir(tag, root)
     plots_verdicts.save_figure(plots_verdicts.tuning_figure(best_mean(df), winners), figs / "tuning_grid")
-    plots_verdicts.save_figure(plots_verdicts.sensitivity_figure(sensitivity(df)), figs / "tuning_sensitivity")
+    sens = sensitivity(df)
+    if len(sens):  # CUDD's weights alone have no CDA - SRe2L difference to show
+        plots_verdicts.save_figure(plots_verdicts.sensitivity_figure(sens), figs / "tuning_sensitivity")
     sets = " ".join(f"--set {k}={_yaml(v)}" for k, v in out["overrides"].items())
     print(f"\nresults: {csv}\nfigures: {figs}/tuning_grid.png, tuning_sensitivity.png")
     print(f"tuned settings: {sets or '(the preset as it is)'}")

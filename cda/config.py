@@ -494,13 +494,15 @@ def _cpu() -> RunConfig:
     # smoothing: 91.7%). Five seeds per main-table cell, three in the other studies; each seed draws the
     # student, its views, the set's noise and the random-real subset.
     # Tuned on the validation split (`cda tune --preset cpu`, results/tuning/cpu.csv, from r_bn 0.05 and
-    # students of 200 epochs at lr 1e-3): students of 400 epochs at lr 2e-3, recovery at r_bn 0.25.
+    # students of 200 epochs at lr 1e-3): students of 400 epochs at lr 2e-3, recovery at r_bn 0.25; and
+    # CUDD's L2 weight 3 (`--stages cudd`, results/tuning/cpu-cudd.csv, from the official 1).
     return RunConfig(
         data=DataConfig(validation=500),
         squeeze=SqueezeConfig(arch="convnet3", epochs=20, batch_size=256, lr=0.05, crop_scale=(0.75, 1.0),
                               label_smoothing=0.1),
         recover=RecoverConfig(iterations=500, lr=0.1, r_bn=0.25, jitter=2),
         eval=EvalConfig(arch="convnet3", lr=0.002, aug=AugConfig(epochs=400, batch_size=64, crop_scale=(0.25, 1.0))),
+        cudd=CuddConfig(l2=3.0),
         ipcs=(1, 10, 50),
         eval_seeds=(0, 1, 2, 3, 4),
         seed_scope="all",
