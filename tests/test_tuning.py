@@ -77,6 +77,7 @@ def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
     sens = sensitivity(df)
     both = df[df.stage != "cudd"].groupby(["stage", "knob"]).ngroups
     assert len(sens) == 2 * both and sens["ci_low"].notna().all() and "cudd" not in set(sens.stage)
+    assert sensitivity(df[df.stage == "cudd"]).empty  # `cda tune --stages cudd` then draws no sensitivity figure
 
 
 def test_ablations_run_the_first_seeds_and_main_tables_all(tmp_path):
