@@ -275,7 +275,7 @@ def _verdicts(args, root: Path) -> int:
     from . import plots_verdicts
     from .notebooks import build_cost
     from .studies import figures_dir, run_tag
-    from .verdicts import verdict_table
+    from .verdicts import by_claim, verdict_table
 
     tag = run_tag(args.preset, _overrides(args))
     table = verdict_table(root / "results", tag)
@@ -284,6 +284,8 @@ def _verdicts(args, root: Path) -> int:
                                    figures_dir(tag, root) / "verdicts")
     shown = table[["id", "cell", "ours", "n_seeds", "verdict", "results_commit"]]
     print(shown.to_markdown(index=False))
+    print("\nper claim, its cells' verdicts:\n")
+    print(by_claim(table).drop(columns=["claim", "study"]).to_markdown(index=False))
     cost = build_cost(tag, root=root)
     if cost["studies"]:
         print(f"\ncomputing the {len(cost['studies'])} studies' results from an empty cache: "

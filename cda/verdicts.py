@@ -486,6 +486,21 @@ def claim_rows(claim: Claim, df: pd.DataFrame | None, results_root: str | Path =
              "verdict": verdict(claim.sign, c)} for c in cells]
 
 
+def by_claim(table: pd.DataFrame) -> pd.DataFrame:
+    """A `verdict_table` in one row per claim: how many of its cells hold, do not hold or are
+    inconclusive, the fewest seeds behind a cell, and the paper's number."""
+    out = []
+    for (cid, claim), g in table.groupby(["id", "claim"], sort=False):
+        counts = g["verdict"].value_counts()
+        measured = g[g["n_seeds"].fillna(0) > 0]
+        out.append({"id": cid, "paper": g["paper"].iloc[0], "claim": claim, "study": g["study"].iloc[0],
+                    "paper_number": g["paper_number"].iloc[0], "cells": len(measured),
+                    "holds": int(counts.get(HOLDS, 0)), "does_not_hold": int(counts.get(FAILS, 0)),
+                    "inconclusive": int(sum(v for k, v in counts.items() if k.startswith(INCONCLUSIVE))),
+                    "min_seeds": int(measured["n_seeds"].min()) if len(measured) else 0})
+    return pd.DataFrame(out)
+
+
 def papers_root(results_root: str | Path) -> Path:
     """Where the papers' numbers are: beside the results, or the project's own (a runs/ folder has none)."""
     root = Path(results_root)
