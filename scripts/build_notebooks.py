@@ -88,8 +88,9 @@ the same student recipe.""",
         params=[("ipc", None, "images per class (None: 10, or the preset's nearest smaller IPC)"),
                 ("schedules", ["step", "linear", "cosine"], "crop-scale schedules"),
                 ("milestones", [0.5, 1.0], "fractions of the iterations")],
-        reading="""**Reading the result.** With one evaluation seed per cell, differences under about one point
-are within the student's seed-to-seed noise; add seeds with `overrides={"eval_seeds": [0, 1, 2]}`.""",
+        reading="""**Reading the result.** The `cpu` preset runs three seeds per cell, each drawing the synthesis
+noise, the student and its views; the schedules differ by a point or two, about the seeds' spread, so read
+the verdict below (paired by seed, with its interval) before the table's means.""",
     ),
     dict(
         name="cda_ablation_direction",
@@ -158,7 +159,9 @@ ResNet-18/50/101.""",
         params=[("ipc", None, "images per class (None: 10, or the preset's nearest smaller IPC)"),
                 ("students", None, "student architectures (default: see above)")],
         reading="""**Reading the result.** Every student learns from the same teacher's soft labels, so the
-heatmap separates what the images carry from the labels only through the random-real row.""",
+heatmap separates what the images carry from the labels only through the random-real row. On small images
+every student uses the recipe tuned for the ConvNet, which suits the small ViT poorly: read its column for
+the ranking of the sets, not for what a ViT can reach.""",
     ),
     dict(
         name="cudd_main_results",
