@@ -9,6 +9,7 @@ and metric, `seed` naming the run; see RunConfig.seeded for what a seed varies):
 - `verdict`: holds / does not hold / inconclusive from the sign of a confidence interval;
 - `CLAIMS`, `verdict_table`: each claim of the two papers that a notebook tests, the paper's number
   (read from results/paper/, never typed here), ours with its interval, and the verdict;
+  `study_verdicts` gives one study's rows (a notebook's), `by_claim` one row per claim;
 - `knob_sensitivity`: how a difference (CDA − SRe2L by default) moves when one protocol knob moves
   one step either way from its default.
 
