@@ -129,96 +129,35 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     # 1. the protocol, chosen on the random-real baseline (CUDD's sets are tuned in stage 3 only:
     # each of its points trains curriculum students)
     methods = [m for m in tc.methods if m != "cudd"]
-    protocol, e = {}, cfg.eval
-    for knob, values in tc.protocol:
-        here = []
-        for value in values:
-            ev = _set(e, knob, value)
-            for method in methods:
-                here += cells("protocol", knob, value, value == _get(e, knob), method, ev)
-        protocol[knob] = _winner(here, _get(e, knob), ["random"], tc.min_gain)
-        rows += here
-    tuned_e = e
-    for knob, value in protocol.items():
-        tuned_e = _set(tuned_e, knob, value)
-    if tuned_e != e:  # knobs chosen one at a time need not add up: check the combination on its own
-        both = []
-        for label, ev in (("preset", e), ("tuned", tuned_e)):
-            for method in methods:
-                both += cells("protocol", "combined", label, label == "preset", method, ev)
-        rows += both
-        if _winner(both, "preset", ["random"], tc.min_gain) == "preset":
-            log("the knobs' winners together do not beat the preset's protocol: it stays")
-            protocol, tuned_e = {k: _get(e, k) for k in protocol}, e
-    log("tuned protocol: " + ", ".join(f"{k}={_text(v)}" for k, v in protocol.items()))
+    protocol, here = _stage("protocol", tc.protocol, {m: cfg.eval for m in methods}, cfg.eval, ["random"],
+                            lambda knob, value, d, m, e: cells("protocol", knob, value, d, m, e), tc.min_gain, log)
+    rows += here
+    tuned_e = _with(cfg.eval, protocol)
 
     # 2. recovery, under the tuned protocol, the same grid for SRe2L and CDA
-    recovery = {}
     synthesized = [m for m in methods if isinstance(cfg.method_config(m, tc.ipc), RecoverConfig)]
-    for knob, values in tc.recovery:
-        here = []
-        for value in values:
-            for method in synthesized:
-                opts = _set(cfg.method_config(method, tc.ipc), knob, value)
-                here += cells("recovery", knob, value, value == _get(cfg.recover, knob), method, tuned_e, opts)
-        recovery[knob] = _winner(here, _get(cfg.recover, knob), synthesized, tc.min_gain)
-        for method in synthesized:
-            best = _winner(here, _get(cfg.recover, knob), [method], tc.min_gain)
-            log(f"  {knob}: {method}'s own best {_text(best)}")
-        rows += here
-    changed = {k: v for k, v in recovery.items() if v != _get(cfg.recover, k)}
-    if changed:
-        both = []
-        for label in ("preset", "tuned"):
-            for method in synthesized:
-                opts = cfg.method_config(method, tc.ipc)
-                for knob, value in changed.items() if label == "tuned" else ():
-                    opts = _set(opts, knob, value)
-                both += cells("recovery", "combined", label, label == "preset", method, tuned_e, opts)
-        rows += both
-        if _winner(both, "preset", synthesized, tc.min_gain) == "preset":
-            log("the knobs' winners together do not beat the preset's recovery: it stays")
-            recovery = {k: _get(cfg.recover, k) for k in recovery}
-    log("tuned recovery: " + ", ".join(f"{k}={_text(v)}" for k, v in recovery.items()))
+    recovery, here = _stage("recovery", tc.recovery, {m: cfg.method_config(m, tc.ipc) for m in synthesized},
+                            cfg.recover, synthesized,
+                            lambda knob, value, d, m, o: cells("recovery", knob, value, d, m, tuned_e, o),
+                            tc.min_gain, log, own_best=True)
+    rows += here
 
     # 3. CUDD's weights, under the tuned protocol and recovery
     cudd = {}
     if "cudd" in tc.methods and tc.cudd:
-        tuned_r = cfg.recover
-        for knob, value in recovery.items():
-            tuned_r = _set(tuned_r, knob, value)
-        base = replace(cfg, recover=tuned_r, eval=tuned_e).cudd_for(tc.ipc)
-        for knob, values in tc.cudd:
-            here = []
-            for value in values:
-                here += cells("cudd", knob, value, value == _get(cfg.cudd, knob), "cudd", tuned_e,
-                              _set(base, knob, value))
-            cudd[knob] = _winner(here, _get(cfg.cudd, knob), ["cudd"], tc.min_gain)
-            rows += here
-        moved = {k: v for k, v in cudd.items() if v != _get(cfg.cudd, k)}
-        if moved:
-            both = []
-            for label in ("preset", "tuned"):
-                opts = base
-                for knob, value in moved.items() if label == "tuned" else ():
-                    opts = _set(opts, knob, value)
-                both += cells("cudd", "combined", label, label == "preset", "cudd", tuned_e, opts)
-            rows += both
-            if _winner(both, "preset", ["cudd"], tc.min_gain) == "preset":
-                log("the knobs' winners together do not beat the preset's CUDD weights: they stay")
-                cudd = {k: _get(cfg.cudd, k) for k in cudd}
-        log("tuned CUDD: " + ", ".join(f"{k}={_text(v)}" for k, v in cudd.items()))
+        base = replace(cfg, recover=_with(cfg.recover, recovery), eval=tuned_e).cudd_for(tc.ipc)
+        cudd, here = _stage("cudd", tc.cudd, {"cudd": base}, cfg.cudd, ["cudd"],
+                            lambda knob, value, d, m, o: cells("cudd", knob, value, d, m, tuned_e, o),
+                            tc.min_gain, log)
+        rows += here
 
     df = pd.DataFrame(rows)
-    combined = {"protocol": "tuned" if tuned_e != e else "preset",
-                "recovery": "tuned" if any(v != _get(cfg.recover, k) for k, v in recovery.items()) else "preset",
-                "cudd": "tuned" if any(v != _get(cfg.cudd, k) for k, v in cudd.items()) else "preset"}
     chosen = {"protocol": protocol, "recovery": recovery, "cudd": cudd}
-    df["winner"] = [r.value_text == (combined[r.stage] if r.knob == "combined" else _text(chosen[r.stage][r.knob]))
-                    for r in df.itertuples()]
-    overrides = {**{f"eval.{k}": v for k, v in protocol.items() if v != _get(cfg.eval, k)},
-                 **{f"recover.{k}": v for k, v in recovery.items() if v != _get(cfg.recover, k)},
-                 **{f"cudd.{k}": v for k, v in cudd.items() if v != _get(cfg.cudd, k)}}
+    presets = {"protocol": ("eval", cfg.eval), "recovery": ("recover", cfg.recover), "cudd": ("cudd", cfg.cudd)}
+    moved = {stage: {k: v for k, v in chosen[stage].items() if v != _get(presets[stage][1], k)} for stage in chosen}
+    df["winner"] = [r.value_text == (("tuned" if moved[r.stage] else "preset") if r.knob == "combined"
+                                     else _text(chosen[r.stage][r.knob])) for r in df.itertuples()]
+    overrides = {f"{presets[stage][0]}.{k}": v for stage in chosen for k, v in moved[stage].items()}
     apply_overrides(cfg, {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()})  # must apply
     write_results(df, out_csv, cfg, time.perf_counter() - start, cfg.device,
                   extra={"tune": {"ipc": tc.ipc, "seeds": list(tc.seeds), "min_gain": tc.min_gain,
@@ -231,6 +170,45 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
                          "overrides": {k: _text(v) for k, v in overrides.items()},
                          "cost": ws.cache.cost()})
     return {"protocol": protocol, "recovery": recovery, "cudd": cudd, "overrides": overrides, "rows": df}
+
+
+def _with(cfg: Any, values: dict[str, Any]) -> Any:
+    """`cfg` with every dotted field of `values` set."""
+    for knob, value in values.items():
+        cfg = _set(cfg, knob, value)
+    return cfg
+
+
+def _stage(name: str, grid, bases: dict[str, Any], preset: Any, scored: list[str],
+           run: Callable[..., list[dict]], min_gain: float, log: Callable[[str], None],
+           own_best: bool = False) -> tuple[dict, list[dict]]:
+    """One tuning stage: each knob of `grid` moved alone around each method's config in `bases`
+    ({method: config}), its winner scored on the `scored` methods against `preset`'s value; then,
+    where knobs moved, the preset and the winners together, since knobs chosen one at a time need not
+    add up. `run(knob, value, is_default, method, config)` evaluates one point. Returns the chosen
+    values and the rows."""
+    chosen, rows = {}, []
+    for knob, values in grid:
+        default, here = _get(preset, knob), []
+        for value in values:
+            for method, base in bases.items():
+                here += run(knob, value, value == default, method, _set(base, knob, value))
+        chosen[knob] = _winner(here, default, scored, min_gain)
+        for method in bases if own_best else ():
+            log(f"  {knob}: {method}'s own best {_text(_winner(here, default, [method], min_gain))}")
+        rows += here
+    moved = {k: v for k, v in chosen.items() if v != _get(preset, k)}
+    if moved:
+        both = []
+        for label in ("preset", "tuned"):
+            for method, base in bases.items():
+                both += run("combined", label, label == "preset", method, _with(base, moved) if label == "tuned" else base)
+        rows += both
+        if _winner(both, "preset", scored, min_gain) == "preset":
+            log(f"the knobs' winners together do not beat the preset's {name} settings: they stay")
+            chosen = {k: _get(preset, k) for k in chosen}
+    log(f"tuned {name}: " + ", ".join(f"{k}={_text(v)}" for k, v in chosen.items()))
+    return chosen, rows
 
 
 def _winner(rows: list[dict], default: Any, methods: list[str], min_gain: float) -> Any:
