@@ -508,11 +508,11 @@ def papers_root(results_root: str | Path) -> Path:
     return root if (root / PAPER_DIR).is_dir() else Path(__file__).resolve().parents[1] / "results"
 
 
-def study_verdicts(study: str, df: pd.DataFrame, results_root: str | Path = "results",
-                   confidence: float = 0.95) -> pd.DataFrame:
-    """The verdict rows of every claim that `study` tests, on its results `df` (a notebook's table)."""
-    rows = [r for c in CLAIMS if c.study == study for r in claim_rows(c, df, papers_root(results_root), confidence)]
-    return pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS[:-1])
+def study_verdicts(study: str, df: pd.DataFrame | None, results_root: str | Path = "results",
+                   confidence: float = 0.95, claims: Sequence[Claim] = CLAIMS) -> list[dict]:
+    """The verdict rows of every claim that `study` tests, on its results `df` (None: not run)."""
+    papers = papers_root(results_root)
+    return [r for c in claims if c.study == study for r in claim_rows(c, df, papers, confidence)]
 
 
 def _commit(provenance_path: Path) -> str:
@@ -536,14 +536,12 @@ def verdict_table(results_root: str | Path = "results", preset: str = "cpu", cla
 
     start = time.perf_counter()
     root = Path(results_root)
-    papers = papers_root(root)
     rows, read = [], {}
-    for claim in claims:
-        if claim.study not in read:
-            path = root / claim.study / f"{preset}.csv"
-            read[claim.study] = read_results(path) if path.is_file() else None
-        made_by = _commit(root / claim.study / f"{preset}.json")
-        rows += [{**r, "results_commit": made_by} for r in claim_rows(claim, read[claim.study], papers, confidence)]
+    for study in dict.fromkeys(c.study for c in claims):  # CLAIMS keeps each study's claims together
+        path = root / study / f"{preset}.csv"
+        read[study] = read_results(path) if path.is_file() else None
+        made_by = _commit(path.with_suffix(".json"))
+        rows += [{**r, "results_commit": made_by} for r in study_verdicts(study, read[study], root, confidence, claims)]
     table = pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS)
     if write:
         from .cache import atomic_path, write_json

@@ -221,7 +221,7 @@ class _Steps:
         95% interval and the number of seeds) and holds / does not hold / inconclusive."""
         from ..verdicts import study_verdicts
 
-        table = study_verdicts(self.name, self._result().df, self.root / "results")
+        table = pd.DataFrame(study_verdicts(self.name, self._result().df, self.root / "results"))
         if table.empty:
             return Text("No claim of the papers is judged on this study's numbers (cda.verdicts.CLAIMS); "
                         "it is shown for what it lets you see.")
