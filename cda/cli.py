@@ -23,9 +23,8 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from .config import ConfigError, RunConfig, apply_overrides, parse_override, preset, to_dict
+from .config import TUNE_STAGES, ConfigError, RunConfig, TuneConfig, apply_overrides, parse_override, preset, to_dict
 
-TUNE_STAGES = ("protocol", "recovery", "cudd")  # cda.tuning.STAGES, here so that the parser imports no torch
 
 RUNS = "runs"  # a user's output root inside the project folder
 
@@ -178,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "validation split")
     _common(p)
     _outputs(p)
-    p.add_argument("--ipc", type=int, default=10, help="the IPC of the sets tuned on (default 10)")
+    p.add_argument("--ipc", type=int, default=TuneConfig.ipc, help=f"the IPC of the sets tuned on (default {TuneConfig.ipc})")
     p.add_argument("--seeds", type=int, default=2, help="seeds per grid point (seeds 0..n-1; default 2)")
     p.add_argument("--stages", nargs="+", choices=TUNE_STAGES, default=list(TUNE_STAGES),
                    help="the stages to run (default all; a subset writes results/tuning/<preset>-<stages>.csv)")
@@ -244,14 +243,16 @@ def _tune(args, root: Path) -> int:
     overrides to pass to `cda run` (or to write into the preset)."""
     from . import plots_verdicts
     from .studies import figures_dir, results_path, run_tag
-    from .tuning import TuneConfig, best_mean, sensitivity, tune
+    from .tuning import best_mean, sensitivity, tune
 
     overrides = _overrides(args)
     cfg = apply_overrides(preset(args.preset), overrides)
     params = {k: _tuples(v) for k, v in (parse_override(s) for s in args.param)}
     skipped = {stage: () for stage in TUNE_STAGES if stage not in args.stages}
     tc = TuneConfig(**{"ipc": args.ipc, "seeds": tuple(range(args.seeds)), **params, **skipped})
-    tag = run_tag(args.preset, overrides, params) + ("-" + "-".join(args.stages) if skipped else "")
+    # another IPC or a subset of the stages writes beside the full tuning, never over it
+    tag = (run_tag(args.preset, overrides, params) + (f"-ipc{args.ipc}" if args.ipc != TuneConfig.ipc else "")
+           + ("-" + "-".join(args.stages) if skipped else ""))
     csv = results_path("tuning", tag, root)
     csv.parent.mkdir(parents=True, exist_ok=True)
     if not os.path.isabs(cfg.cache_dir):
@@ -267,6 +268,8 @@ def _tune(args, root: Path) -> int:
     sets = " ".join(f"--set {k}={_yaml(v)}" for k, v in out["overrides"].items())
     print(f"\nresults: {csv}\nfigures: {figs}/tuning_grid.png, tuning_sensitivity.png")
     print(f"tuned settings: {sets or '(the preset as it is)'}")
+    if out["at_edge"]:
+        print(f"best at the grid's edge (accuracy may still rise beyond it): {', '.join(out['at_edge'])}")
     return 0
 
 

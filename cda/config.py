@@ -467,6 +467,70 @@ def seeded_options(options: Any, seed: int) -> Any:
 # the papers' ImageNet-1K setting, "tiny_imagenet" and "imagenet21k" their other two datasets' (each
 # needs a GPU and its data: point data.root at the real data or at a `cda standin` folder).
 
+# ---------------------------------------------------------------------------------------------
+# Tuning on the validation split (`cda tune`, cda.tuning): the stages, their grids, the config.
+
+PROTOCOL_GRID: tuple[tuple[str, tuple], ...] = (
+    ("temperature", (1.0, 4.0, 20.0)),
+    ("aug.epochs", (100, 200, 400)),
+    ("lr", (0.0005, 0.001, 0.002)),
+    ("aug.batch_size", (32, 64, 128)),
+    ("aug.crop_scale", ((0.08, 1.0), (0.25, 1.0), (0.5, 1.0))),
+    ("aug.mix", ("none", "cutmix", "mixup")),
+)
+RECOVERY_GRID: tuple[tuple[str, tuple], ...] = (
+    ("lr", (0.05, 0.1, 0.25)),
+    ("r_bn", (0.01, 0.05, 0.25)),
+    ("iterations", (250, 500, 1000)),
+    ("jitter", (0, 2, 4)),
+    ("bn_groups", (1, 10)),
+)
+TUNE_STAGES = ("protocol", "recovery", "cudd")  # the stages, in order, and their TuneConfig grids
+CUDD_GRID: tuple[tuple[str, tuple], ...] = (
+    ("adv", (0.3, 1.0, 3.0)),
+    ("l2", (0.3, 1.0, 3.0)),
+)
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """What `tune` tries: the IPC of the sets, the seeds of every point, the two grids (dotted
+    EvalConfig / RecoverConfig fields and their values), and the smallest gain that moves a knob."""
+
+    ipc: int = 10
+    seeds: tuple[int, ...] = (0, 1)
+    protocol: tuple[tuple[str, tuple], ...] = PROTOCOL_GRID
+    recovery: tuple[tuple[str, tuple], ...] = RECOVERY_GRID
+    cudd: tuple[tuple[str, tuple], ...] = CUDD_GRID
+    methods: tuple[str, ...] = ("random", "sre2l", "cda", "cudd")
+    # points of mean validation top-1: students of one cell differ by 1-3 points from seed to seed, so
+    # a smaller gain over two seeds is noise, and chasing it tunes the protocol to the baseline's luck
+    min_gain: float = 1.0
+
+    def __post_init__(self):
+        if self.ipc <= 0 or not self.seeds:
+            raise ConfigError(f"TuneConfig: ipc={self.ipc} must be positive and seeds={self.seeds} not empty")
+        for stage, cls in (("protocol", EvalConfig), ("recovery", RecoverConfig), ("cudd", CuddConfig)):
+            for knob, values in getattr(self, stage):
+                with_field(cls(), knob, values[0])  # an unknown field is an error now, not after an hour
+
+
+def with_field(cfg: Any, knob: str, value: Any) -> Any:
+    """A copy of `cfg` with the dotted field `knob` set to `value` (validated)."""
+    head, _, rest = knob.partition(".")
+    names = {f.name for f in fields(cfg)}
+    if head not in names:
+        raise ConfigError(f"tuning knob {knob!r}: {type(cfg).__name__} has no field {head!r}; it has {sorted(names)}")
+    return replace(cfg, **{head: with_field(getattr(cfg, head), rest, value) if rest else value})
+
+
+def get_field(cfg: Any, knob: str) -> Any:
+    """The value of the dotted field `knob` of `cfg`."""
+    for part in knob.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
 def preset(name: str, **overrides: Any) -> RunConfig:
     """A named RunConfig; `overrides` are dotted fields, e.g. {"recover.iterations": 10}."""
     if name not in PRESETS:

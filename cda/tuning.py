@@ -1,6 +1,6 @@
 """Tuning on the validation split, never on the test set (`cda tune`).
 
-Two stages, one knob at a time around the preset's values:
+Three stages, one knob at a time around the preset's values:
 
 1. the student protocol (EvalConfig: temperature, epochs, lr, batch size, crop scale, mixing), chosen
    on the random-real + soft-label baseline, since it must serve every method without favouring
@@ -17,80 +17,23 @@ Two stages, one knob at a time around the preset's values:
 Every point is scored by the students' mean top-1 on `DataConfig.validation` images held out of the
 training set, over the seeds of `TuneConfig.seeds` (each seed draws the student, its views, the set's
 noise and the random-real subset; RunConfig.seed_scope="all"). A knob's winner must beat the
-preset's value by more than `TuneConfig.min_gain` points, else the preset's value stays.
+preset's value by more than `TuneConfig.min_gain` points, else the preset's value stays. Where the
+best value of a numeric knob is the grid's first or last, accuracy may still rise beyond it: the
+run says so, and its provenance lists the knob under "at_edge", so that the grid can be extended.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
-from .config import ConfigError, CuddConfig, EvalConfig, RecoverConfig, RunConfig, apply_overrides
+from .config import (ConfigError, RecoverConfig, RunConfig, TuneConfig, apply_overrides, get_field,
+                     with_field)
 from .results import write_results
-
-PROTOCOL_GRID: tuple[tuple[str, tuple], ...] = (
-    ("temperature", (1.0, 4.0, 20.0)),
-    ("aug.epochs", (100, 200, 400)),
-    ("lr", (0.0005, 0.001, 0.002)),
-    ("aug.batch_size", (32, 64, 128)),
-    ("aug.crop_scale", ((0.08, 1.0), (0.25, 1.0), (0.5, 1.0))),
-    ("aug.mix", ("none", "cutmix", "mixup")),
-)
-RECOVERY_GRID: tuple[tuple[str, tuple], ...] = (
-    ("lr", (0.05, 0.1, 0.25)),
-    ("r_bn", (0.01, 0.05, 0.25)),
-    ("iterations", (250, 500, 1000)),
-    ("jitter", (0, 2, 4)),
-    ("bn_groups", (1, 10)),
-)
-STAGES = ("protocol", "recovery", "cudd")  # the stages, in order, and their TuneConfig grids
-CUDD_GRID: tuple[tuple[str, tuple], ...] = (
-    ("adv", (0.3, 1.0, 3.0)),
-    ("l2", (0.3, 1.0, 3.0)),
-)
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    """What `tune` tries: the IPC of the sets, the seeds of every point, the two grids (dotted
-    EvalConfig / RecoverConfig fields and their values), and the smallest gain that moves a knob."""
-
-    ipc: int = 10
-    seeds: tuple[int, ...] = (0, 1)
-    protocol: tuple[tuple[str, tuple], ...] = PROTOCOL_GRID
-    recovery: tuple[tuple[str, tuple], ...] = RECOVERY_GRID
-    cudd: tuple[tuple[str, tuple], ...] = CUDD_GRID
-    methods: tuple[str, ...] = ("random", "sre2l", "cda", "cudd")
-    # points of mean validation top-1: students of one cell differ by 1-3 points from seed to seed, so
-    # a smaller gain over two seeds is noise, and chasing it tunes the protocol to the baseline's luck
-    min_gain: float = 1.0
-
-    def __post_init__(self):
-        if self.ipc <= 0 or not self.seeds:
-            raise ConfigError(f"TuneConfig: ipc={self.ipc} must be positive and seeds={self.seeds} not empty")
-        for stage, cls in (("protocol", EvalConfig), ("recovery", RecoverConfig), ("cudd", CuddConfig)):
-            for knob, values in getattr(self, stage):
-                _set(cls(), knob, values[0])  # an unknown field is an error now, not after an hour
-
-
-def _set(cfg: Any, knob: str, value: Any) -> Any:
-    """`cfg` with the dotted field `knob` set to `value` (validated)."""
-    head, _, rest = knob.partition(".")
-    names = {f.name for f in fields(cfg)}
-    if head not in names:
-        raise ConfigError(f"tuning knob {knob!r}: {type(cfg).__name__} has no field {head!r}; it has {sorted(names)}")
-    return replace(cfg, **{head: _set(getattr(cfg, head), rest, value) if rest else value})
-
-
-def _get(cfg: Any, knob: str) -> Any:
-    for part in knob.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
-
 
 def _text(value: Any) -> str:
     return f"{value[0]:g}-{value[1]:g}" if isinstance(value, tuple) else f"{value:g}" if isinstance(
@@ -99,10 +42,10 @@ def _text(value: Any) -> str:
 
 def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = True,
          log: Callable[[str], None] = print) -> dict:
-    """Run both stages; write the grid's rows (long format, with `stage`, `knob`, `value_text`,
+    """Run the stages; write the grid's rows (long format, with `stage`, `knob`, `value_text`,
     `default` and `winner` columns) to `out_csv` and its provenance (the winners, the tuned
     overrides) beside it. Returns {"protocol": {knob: value}, "recovery": {knob: value},
-    "overrides": {dotted RunConfig field: value}, "rows": DataFrame}."""
+    "overrides": {dotted RunConfig field: value}, "at_edge": [stage.knob], "rows": DataFrame}."""
     from .pipeline import Workspace
 
     if not cfg.data.validation:
@@ -129,32 +72,35 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     # 1. the protocol, chosen on the random-real baseline (CUDD's sets are tuned in stage 3 only:
     # each of its points trains curriculum students)
     methods = [m for m in tc.methods if m != "cudd"]
-    protocol, here = _stage("protocol", tc.protocol, {m: cfg.eval for m in methods}, cfg.eval, ["random"],
+    protocol, here, edge = _stage("protocol", tc.protocol, {m: cfg.eval for m in methods}, cfg.eval, ["random"],
                             lambda knob, value, d, m, e: cells("protocol", knob, value, d, m, e), tc.min_gain, log)
     rows += here
+    at_edge = [f"protocol.{k}" for k in edge]
     tuned_e = _with(cfg.eval, protocol)
 
     # 2. recovery, under the tuned protocol, the same grid for SRe2L and CDA
     synthesized = [m for m in methods if isinstance(cfg.method_config(m, tc.ipc), RecoverConfig)]
-    recovery, here = _stage("recovery", tc.recovery, {m: cfg.method_config(m, tc.ipc) for m in synthesized},
+    recovery, here, edge = _stage("recovery", tc.recovery, {m: cfg.method_config(m, tc.ipc) for m in synthesized},
                             cfg.recover, synthesized,
                             lambda knob, value, d, m, o: cells("recovery", knob, value, d, m, tuned_e, o),
                             tc.min_gain, log, own_best=True)
     rows += here
+    at_edge += [f"recovery.{k}" for k in edge]
 
     # 3. CUDD's weights, under the tuned protocol and recovery
     cudd = {}
     if "cudd" in tc.methods and tc.cudd:
         base = replace(cfg, recover=_with(cfg.recover, recovery), eval=tuned_e).cudd_for(tc.ipc)
-        cudd, here = _stage("cudd", tc.cudd, {"cudd": base}, cfg.cudd, ["cudd"],
+        cudd, here, edge = _stage("cudd", tc.cudd, {"cudd": base}, cfg.cudd, ["cudd"],
                             lambda knob, value, d, m, o: cells("cudd", knob, value, d, m, tuned_e, o),
                             tc.min_gain, log)
         rows += here
+        at_edge += [f"cudd.{k}" for k in edge]
 
     df = pd.DataFrame(rows)
     chosen = {"protocol": protocol, "recovery": recovery, "cudd": cudd}
     presets = {"protocol": ("eval", cfg.eval), "recovery": ("recover", cfg.recover), "cudd": ("cudd", cfg.cudd)}
-    moved = {stage: {k: v for k, v in chosen[stage].items() if v != _get(presets[stage][1], k)} for stage in chosen}
+    moved = {stage: {k: v for k, v in chosen[stage].items() if v != get_field(presets[stage][1], k)} for stage in chosen}
     df["winner"] = [r.value_text == (("tuned" if moved[r.stage] else "preset") if r.knob == "combined"
                                      else _text(chosen[r.stage][r.knob])) for r in df.itertuples()]
     overrides = {f"{presets[stage][0]}.{k}": v for stage in chosen for k, v in moved[stage].items()}
@@ -168,14 +114,16 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
                                      "recovery": {k: _text(v) for k, v in recovery.items()},
                                      "cudd": {k: _text(v) for k, v in cudd.items()}},
                          "overrides": {k: _text(v) for k, v in overrides.items()},
+                         "at_edge": at_edge,
                          "cost": ws.cache.cost()})
-    return {"protocol": protocol, "recovery": recovery, "cudd": cudd, "overrides": overrides, "rows": df}
+    return {"protocol": protocol, "recovery": recovery, "cudd": cudd, "overrides": overrides, "at_edge": at_edge,
+            "rows": df}
 
 
 def _with(cfg: Any, values: dict[str, Any]) -> Any:
     """`cfg` with every dotted field of `values` set."""
     for knob, value in values.items():
-        cfg = _set(cfg, knob, value)
+        cfg = with_field(cfg, knob, value)
     return cfg
 
 
@@ -186,18 +134,23 @@ def _stage(name: str, grid, bases: dict[str, Any], preset: Any, scored: list[str
     ({method: config}), its winner scored on the `scored` methods against `preset`'s value; then,
     where knobs moved, the preset and the winners together, since knobs chosen one at a time need not
     add up. `run(knob, value, is_default, method, config)` evaluates one point. Returns the chosen
-    values and the rows."""
-    chosen, rows = {}, []
+    values, the rows and the knobs whose best value is at the grid's edge."""
+    chosen, rows, edges = {}, [], []
     for knob, values in grid:
-        default, here = _get(preset, knob), []
+        default, here = get_field(preset, knob), []
         for value in values:
             for method, base in bases.items():
-                here += run(knob, value, value == default, method, _set(base, knob, value))
+                here += run(knob, value, value == default, method, with_field(base, knob, value))
         chosen[knob] = _winner(here, default, scored, min_gain)
+        best = _winner(here, default, scored, -math.inf)
+        if len(values) > 2 and _numeric(values) and best in (min(values), max(values)):
+            edges.append(knob)
+            log(f"  {knob}: the best value {_text(best)} is the grid's {'largest' if best == max(values) else 'smallest'}; "
+                f"accuracy may still rise beyond it (extend the grid)")
         for method in bases if own_best else ():
             log(f"  {knob}: {method}'s own best {_text(_winner(here, default, [method], min_gain))}")
         rows += here
-    moved = {k: v for k, v in chosen.items() if v != _get(preset, k)}
+    moved = {k: v for k, v in chosen.items() if v != get_field(preset, k)}
     if moved:
         both = []
         for label in ("preset", "tuned"):
@@ -206,9 +159,13 @@ def _stage(name: str, grid, bases: dict[str, Any], preset: Any, scored: list[str
         rows += both
         if _winner(both, "preset", scored, min_gain) == "preset":
             log(f"the knobs' winners together do not beat the preset's {name} settings: they stay")
-            chosen = {k: _get(preset, k) for k in chosen}
+            chosen = {k: get_field(preset, k) for k in chosen}
     log(f"tuned {name}: " + ", ".join(f"{k}={_text(v)}" for k, v in chosen.items()))
-    return chosen, rows
+    return chosen, rows, edges
+
+
+def _numeric(values: tuple) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 def _winner(rows: list[dict], default: Any, methods: list[str], min_gain: float) -> Any:

@@ -4,9 +4,9 @@ import json
 import pandas as pd
 import pytest
 
-from cda.config import ConfigError, EvalConfig, preset
+from cda.config import CUDD_GRID, TUNE_STAGES, ConfigError, EvalConfig, TuneConfig, preset, with_field
 from cda.pipeline import Workspace
-from cda.tuning import TuneConfig, _parse, _set, _winner, best_mean, sensitivity, tune
+from cda.tuning import _parse, _stage, _winner, best_mean, sensitivity, tune
 
 
 def _rows(points):
@@ -27,7 +27,7 @@ def test_unknown_knobs_are_refused_before_anything_runs():
         TuneConfig(protocol=(("temp", (1.0,)),))
     with pytest.raises(ConfigError, match="no field"):
         TuneConfig(recovery=(("aug.epochs", (1,)),))
-    assert _set(EvalConfig(), "aug.epochs", 7).aug.epochs == 7
+    assert with_field(EvalConfig(), "aug.epochs", 7).aug.epochs == 7
 
 
 def test_tuning_needs_a_validation_split(tmp_path):
@@ -71,6 +71,7 @@ def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
     assert prov["winners"]["protocol"]["temperature"] in ("1", "20")
     assert set(out["protocol"]) == {"temperature"} and set(out["recovery"]) == {"bn_groups"}
     assert set(out["cudd"]) == {"adv"} and prov["winners"]["cudd"]["adv"] in ("0", "1")
+    assert out["at_edge"] == [] and prov["at_edge"] == []  # two-value grids have no inside to leave
     # the table and the sensitivity of CDA - SRe2L at each value (two seeds: an interval); CUDD's knobs
     # have no CDA - SRe2L difference and are left out of it
     assert set(best_mean(df).method) == {"random", "sre2l", "cda", "cudd"}
@@ -78,6 +79,20 @@ def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
     both = df[df.stage != "cudd"].groupby(["stage", "knob"]).ngroups
     assert len(sens) == 2 * both and sens["ci_low"].notna().all() and "cudd" not in set(sens.stage)
     assert sensitivity(df[df.stage == "cudd"]).empty  # `cda tune --stages cudd` then draws no sensitivity figure
+
+
+def test_a_best_value_at_the_grids_edge_is_reported(tmp_path):
+    # a fake scorer: accuracy rises with epochs, peaks inside the lr grid; one seed, the random baseline
+    def run(knob, value, is_default, method, e):
+        score = e.aug.epochs / 10 - abs(e.lr - 0.002) * 5000
+        return [dict(method=method, seed=0, value=score, knob=knob, value_text=str(value), default=is_default)]
+
+    logged = []
+    grid = (("aug.epochs", (100, 200, 400)), ("lr", (0.001, 0.002, 0.004)), ("temperature", (1.0, 20.0)))
+    chosen, rows, edges = _stage("protocol", grid, {"random": EvalConfig()}, EvalConfig(), ["random"], run, 1.0,
+                                 logged.append)
+    assert edges == ["aug.epochs"] and chosen["aug.epochs"] == 400 and chosen["lr"] == 0.002
+    assert any("aug.epochs: the best value 400 is the grid's largest" in m for m in logged)
 
 
 def test_ablations_run_the_first_seeds_and_main_tables_all(tmp_path):
@@ -109,7 +124,7 @@ def test_the_command_line_names_every_stage_and_a_subset_writes_beside_the_full_
     import cda.cli as cli
     from cda import tuning
 
-    assert cli.TUNE_STAGES == tuning.STAGES and all(getattr(TuneConfig(), n) for n in tuning.STAGES)
+    assert all(getattr(TuneConfig(), n) for n in TUNE_STAGES)  # each stage has a default grid
     seen = {}
 
     def fake_tune(cfg, tc, csv, progress=True):
@@ -119,5 +134,9 @@ def test_the_command_line_names_every_stage_and_a_subset_writes_beside_the_full_
     monkeypatch.setattr(tuning, "tune", fake_tune)
     with pytest.raises(SystemExit):
         cli.main(["tune", "--preset", "smoke", "--output-root", str(tmp_path), "--stages", "cudd", "--no-progress"])
-    assert seen["tc"].protocol == () and seen["tc"].recovery == () and seen["tc"].cudd == tuning.CUDD_GRID
+    assert seen["tc"].protocol == () and seen["tc"].recovery == () and seen["tc"].cudd == CUDD_GRID
     assert seen["csv"].name == "smoke-cudd.csv"
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--preset", "smoke", "--output-root", str(tmp_path), "--ipc", "1", "--stages", "protocol",
+                  "--no-progress"])
+    assert seen["tc"].ipc == 1 and seen["csv"].name == "smoke-ipc1-protocol.csv"
