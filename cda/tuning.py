@@ -142,8 +142,11 @@ def _stage(name: str, grid, bases: dict[str, Any], preset: Any, scored: list[str
             for method, base in bases.items():
                 here += run(knob, value, value == default, method, with_field(base, knob, value))
         chosen[knob] = _winner(here, default, scored, min_gain)
-        best = _winner(here, default, scored, -math.inf)
-        if len(values) > 2 and _numeric(values) and best in (min(values), max(values)):
+        score = _scores(here, scored)
+        best = _parse(max(score, key=score.get), default)
+        alone = sum(s == max(score.values()) for s in score.values()) == 1  # a tie (e.g. batch sizes above
+        # the set's size) is no direction to extend in
+        if len(values) > 2 and _numeric(values) and alone and best in (min(values), max(values)):
             edges.append(knob)
             log(f"  {knob}: the best value {_text(best)} is the grid's {'largest' if best == max(values) else 'smallest'}; "
                 f"accuracy may still rise beyond it (extend the grid)")
@@ -171,16 +174,21 @@ def _numeric(values: tuple) -> bool:
 def _winner(rows: list[dict], default: Any, methods: list[str], min_gain: float) -> Any:
     """The knob value with the best mean validation top-1 over `methods` and seeds; the default
     unless the best beats it by more than `min_gain` points."""
-    means: dict[str, list[float]] = {}
-    for r in rows:
-        if r["method"] in methods:
-            means.setdefault(r["value_text"], []).append(r["value"])
-    score = {k: sum(v) / len(v) for k, v in means.items()}
+    score = _scores(rows, methods)
     best = max(score, key=score.get)
     base = _text(default)
     if base in score and not score[best] > score[base] + min_gain:
         return default
     return _parse(best, default)
+
+
+def _scores(rows: list[dict], methods: list[str]) -> dict[str, float]:
+    """Mean validation top-1 over `methods` and seeds, per value (as text)."""
+    means: dict[str, list[float]] = {}
+    for r in rows:
+        if r["method"] in methods:
+            means.setdefault(r["value_text"], []).append(r["value"])
+    return {k: sum(v) / len(v) for k, v in means.items()}
 
 
 def _parse(text: str, like: Any) -> Any:

@@ -88,7 +88,8 @@ def test_a_best_value_at_the_grids_edge_is_reported(tmp_path):
         return [dict(method=method, seed=0, value=score, knob=knob, value_text=str(value), default=is_default)]
 
     logged = []
-    grid = (("aug.epochs", (100, 200, 400)), ("lr", (0.001, 0.002, 0.004)), ("temperature", (1.0, 20.0)))
+    grid = (("aug.epochs", (100, 200, 400)), ("lr", (0.001, 0.002, 0.004)), ("temperature", (1.0, 20.0)),
+            ("aug.batch_size", (32, 64, 128)))  # the scorer ignores the batch: a tie, no edge
     chosen, rows, edges = _stage("protocol", grid, {"random": EvalConfig()}, EvalConfig(), ["random"], run, 1.0,
                                  logged.append)
     assert edges == ["aug.epochs"] and chosen["aug.epochs"] == 400 and chosen["lr"] == 0.002
