@@ -39,6 +39,10 @@ def test_the_cudd_gain_names_each_ipc():
     assert paper_numbers.cudd_gain().startswith("+2.3 at IPC 50, +1.6 at IPC 100; ImageNet-1K, ResNet-50")
 
 
+def test_the_fashion_mnist_anchor_is_the_best_hard_label_result_per_ipc():
+    assert paper_numbers.fmnist_best_hard().startswith("81.0 at IPC 1 (IDC), 86.0 at IPC 10 (IDC) and 89.1 at IPC 50 (IDC-I)")
+
+
 def test_a_stale_or_unknown_snippet_is_reported(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("gain <!-- paper:cda_gain -->+3.1 to +8.1<!-- /paper -->\n")
