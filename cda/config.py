@@ -463,11 +463,6 @@ def seeded_options(options: Any, seed: int) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# Presets. "smoke" takes seconds (CI), "cpu" fits a 2-core machine on Fashion-MNIST, "paper" is
-# the papers' ImageNet-1K setting, "tiny_imagenet" and "imagenet21k" their other two datasets' (each
-# needs a GPU and its data: point data.root at the real data or at a `cda standin` folder).
-
-# ---------------------------------------------------------------------------------------------
 # Tuning on the validation split (`cda tune`, cda.tuning): the stages, their grids, the config.
 
 PROTOCOL_GRID: tuple[tuple[str, tuple], ...] = (
@@ -494,8 +489,9 @@ CUDD_GRID: tuple[tuple[str, tuple], ...] = (
 
 @dataclass(frozen=True)
 class TuneConfig:
-    """What `tune` tries: the IPC of the sets, the seeds of every point, the two grids (dotted
-    EvalConfig / RecoverConfig fields and their values), and the smallest gain that moves a knob."""
+    """What `tune` tries: the IPC of the sets, the seeds of every point, each stage's grid (dotted
+    EvalConfig / RecoverConfig / CuddConfig fields and their values), and the smallest gain that
+    moves a knob. An empty grid skips its stage."""
 
     ipc: int = 10
     seeds: tuple[int, ...] = (0, 1)
@@ -530,6 +526,12 @@ def get_field(cfg: Any, knob: str) -> Any:
         cfg = getattr(cfg, part)
     return cfg
 
+
+# ---------------------------------------------------------------------------------------------
+# Presets. "smoke" takes seconds (CI), "cpu" fits a 2-core machine on Fashion-MNIST, "digits" on
+# scikit-learn's digits, "paper" is
+# the papers' ImageNet-1K setting, "tiny_imagenet" and "imagenet21k" their other two datasets' (each
+# needs a GPU and its data: point data.root at the real data or at a `cda standin` folder).
 
 def preset(name: str, **overrides: Any) -> RunConfig:
     """A named RunConfig; `overrides` are dotted fields, e.g. {"recover.iterations": 10}."""

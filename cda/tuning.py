@@ -73,7 +73,8 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     # each of its points trains curriculum students)
     methods = [m for m in tc.methods if m != "cudd"]
     protocol, here, edge = _stage("protocol", tc.protocol, {m: cfg.eval for m in methods}, cfg.eval, ["random"],
-                            lambda knob, value, d, m, e: cells("protocol", knob, value, d, m, e), tc.min_gain, log)
+                                  lambda knob, value, d, m, e: cells("protocol", knob, value, d, m, e), tc.min_gain,
+                                  log)
     rows += here
     at_edge = [f"protocol.{k}" for k in edge]
     tuned_e = _with(cfg.eval, protocol)
@@ -81,9 +82,9 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     # 2. recovery, under the tuned protocol, the same grid for SRe2L and CDA
     synthesized = [m for m in methods if isinstance(cfg.method_config(m, tc.ipc), RecoverConfig)]
     recovery, here, edge = _stage("recovery", tc.recovery, {m: cfg.method_config(m, tc.ipc) for m in synthesized},
-                            cfg.recover, synthesized,
-                            lambda knob, value, d, m, o: cells("recovery", knob, value, d, m, tuned_e, o),
-                            tc.min_gain, log, own_best=True)
+                                  cfg.recover, synthesized,
+                                  lambda knob, value, d, m, o: cells("recovery", knob, value, d, m, tuned_e, o),
+                                  tc.min_gain, log, own_best=True)
     rows += here
     at_edge += [f"recovery.{k}" for k in edge]
 
@@ -92,8 +93,8 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     if "cudd" in tc.methods and tc.cudd:
         base = replace(cfg, recover=_with(cfg.recover, recovery), eval=tuned_e).cudd_for(tc.ipc)
         cudd, here, edge = _stage("cudd", tc.cudd, {"cudd": base}, cfg.cudd, ["cudd"],
-                            lambda knob, value, d, m, o: cells("cudd", knob, value, d, m, tuned_e, o),
-                            tc.min_gain, log)
+                                  lambda knob, value, d, m, o: cells("cudd", knob, value, d, m, tuned_e, o),
+                                  tc.min_gain, log)
         rows += here
         at_edge += [f"cudd.{k}" for k in edge]
 
