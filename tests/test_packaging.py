@@ -105,3 +105,12 @@ def test_ci_runs_make_test_which_runs_pytest():
     assert re.search(r"python -m pytest", dry.stdout), dry.stdout
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make demo" in readme
+
+
+def test_the_readmes_links_to_its_own_sections_resolve():
+    # GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens
+    text = (ROOT / "README.md").read_text()
+    anchors = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in re.findall(r"^#+ (.*)$", text, re.M)}
+    links = set(re.findall(r"\]\(#([^)]+)\)", text))
+    assert links and "longer-students-the-protocol-is-not-converged" in anchors
+    assert not links - anchors, f"README links to sections it does not have: {sorted(links - anchors)}"
