@@ -178,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _outputs(p)
     p.add_argument("--ipc", type=int, default=TuneConfig.ipc, help=f"the IPC of the sets tuned on (default {TuneConfig.ipc})")
-    p.add_argument("--seeds", type=int, default=2, help="seeds per grid point (seeds 0..n-1; default 2)")
+    p.add_argument("--seeds", type=int, default=len(TuneConfig.seeds),
+                   help=f"seeds per grid point (seeds 0..n-1; default {len(TuneConfig.seeds)})")
     p.add_argument("--stages", nargs="+", choices=TUNE_STAGES, default=list(TUNE_STAGES),
                    help="the stages to run (default all; a subset writes results/tuning/<preset>-<stages>.csv)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",

@@ -142,14 +142,12 @@ def _stage(name: str, grid, bases: dict[str, Any], preset: Any, scored: list[str
         for value in values:
             for method, base in bases.items():
                 here += run(knob, value, value == default, method, with_field(base, knob, value))
-        chosen[knob] = _winner(here, default, scored, min_gain)
         score = _scores(here, scored)
-        best = _parse(max(score, key=score.get), default)
-        alone = sum(s == max(score.values()) for s in score.values()) == 1  # a tie (e.g. batch sizes above
-        # the set's size) is no direction to extend in
-        if len(values) > 2 and _numeric(values) and alone and best in (min(values), max(values)):
+        chosen[knob] = _pick(score, default, min_gain)
+        side = _edge(values, score, default)
+        if side:
             edges.append(knob)
-            log(f"  {knob}: the best value {_text(best)} is the grid's {'largest' if best == max(values) else 'smallest'}; "
+            log(f"  {knob}: the best value {_text(_pick(score, default, -math.inf))} is the grid's {side}; "
                 f"accuracy may still rise beyond it (extend the grid)")
         for method in bases if own_best else ():
             log(f"  {knob}: {method}'s own best {_text(_winner(here, default, [method], min_gain))}")
@@ -168,14 +166,27 @@ def _stage(name: str, grid, bases: dict[str, Any], preset: Any, scored: list[str
     return chosen, rows, edges
 
 
-def _numeric(values: tuple) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+def _edge(values: tuple, score: dict[str, float], default: Any) -> str | None:
+    """"largest" or "smallest" where a numeric grid of three or more values is best at that end
+    alone; None inside the grid, for a tie (e.g. batch sizes above the set's size: no direction to
+    extend in) or for categorical values."""
+    if len(values) < 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    top = max(score.values())
+    if sum(s == top for s in score.values()) > 1:
+        return None
+    best = _pick(score, default, -math.inf)
+    return "largest" if best == max(values) else "smallest" if best == min(values) else None
 
 
 def _winner(rows: list[dict], default: Any, methods: list[str], min_gain: float) -> Any:
     """The knob value with the best mean validation top-1 over `methods` and seeds; the default
     unless the best beats it by more than `min_gain` points."""
-    score = _scores(rows, methods)
+    return _pick(_scores(rows, methods), default, min_gain)
+
+
+def _pick(score: dict[str, float], default: Any, min_gain: float) -> Any:
+    """`_winner` on scores already averaged (`_scores`)."""
     best = max(score, key=score.get)
     base = _text(default)
     if base in score and not score[best] > score[base] + min_gain:
