@@ -139,15 +139,17 @@ class FolderSplit:
     """An ImageFolder tree, decoded by DataLoader workers into uint8 tensors of the dataset's size.
 
     Training batches are already randomly resized-cropped and flipped (torchvision's standard
-    recipe); evaluation batches are resized and center-cropped (ratio 0.875, as for ImageNet).
+    recipe); evaluation batches are resized and center-cropped (DataConfig.test_crop_ratio: 0.875 as for ImageNet;
+    1.0, the image as it is, at the dataset's size).
     """
 
     augmented_on_load = True
 
-    def __init__(self, root: Path, info: DatasetInfo, train: bool, workers: int | None = None):
+    def __init__(self, root: Path, info: DatasetInfo, train: bool, workers: int | None = None,
+                 test_crop_ratio: float = 0.875):
         from torchvision import datasets
 
-        self.root, self.info, self.train = root, info, train
+        self.root, self.info, self.train, self.test_crop_ratio = root, info, train, test_crop_ratio
         self.workers = min(8, os.cpu_count() or 1) if workers is None else workers
         self.folder = datasets.ImageFolder(str(root), loader=_open_rgb if info.channels == 3 else _open_gray)
         self.labels = torch.as_tensor(self.folder.targets, dtype=torch.long)
@@ -161,8 +163,10 @@ class FolderSplit:
         size = self.info.image_size
         if train:
             ops = [v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()]
-        else:
-            ops = [v2.Resize(int(round(size / 0.875)), antialias=True), v2.CenterCrop(size)]
+        elif self.test_crop_ratio < 1:
+            ops = [v2.Resize(int(round(size / self.test_crop_ratio)), antialias=True), v2.CenterCrop(size)]
+        else:  # the plain view (Tiny-ImageNet's official test images)
+            ops = [v2.Resize((size, size), antialias=True)]
         return v2.Compose([v2.PILToTensor(), *ops])
 
     def subset(self, indices, train: bool) -> "FolderSplit":
@@ -413,7 +417,7 @@ def _load_folder(cfg: DataConfig, info: DatasetInfo, train: bool) -> FolderSplit
             if info.name == "imagefolder":
                 classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
                 info = replace(info, num_classes=len(classes), classes=tuple(classes))
-            split = FolderSplit(folder, info, train, cfg.workers)
+            split = FolderSplit(folder, info, train, cfg.workers, cfg.test_crop_ratio)
             if info.num_classes and len(split.folder.classes) != info.num_classes:
                 raise DatasetNotFoundError(
                     f"{folder} has {len(split.folder.classes)} class folders, but {info.name} has "

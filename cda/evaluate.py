@@ -18,7 +18,7 @@ from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
 from .recover import Distilled
 from .relabel import StoredLabels, batch_inputs, epoch_plan, resident
-from .training import (autocast, check_finite, make_optimizer, resolve_device, seed_everything, set_lr,
+from .training import (autocast, check_finite, cosine_lr, make_optimizer, resolve_device, seed_everything, set_lr,
                        test_accuracy)
 
 
@@ -84,7 +84,10 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
     bar = tqdm(total=epochs, initial=first, desc=desc, disable=not progress, leave=False)
     loss = torch.zeros(())
     for epoch in range(first, epochs):
-        set_lr(optimizer, cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))  # per-epoch cosine
+        if cfg.warmup_epochs:  # official Tiny-ImageNet students: linear warm-up, then cosine per epoch
+            set_lr(optimizer, cosine_lr(epoch, epochs, cfg.lr, cfg.warmup_epochs))
+        else:
+            set_lr(optimizer, cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))  # per-epoch cosine
         batches = (stored.epoch(epoch) if cfg.labels == "stored"
                    else [(p, None) for p in epoch_plan(cfg.aug, len(images), info.image_size, epoch)])
         for plan, target in batches:

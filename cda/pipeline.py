@@ -103,7 +103,7 @@ class Workspace:
         """The eval config, the set's config and source key of a student result; what the result is
         built from goes in the cost ledger, even when the result itself comes from the cache and so
         never asks for it."""
-        e = eval_cfg or self.cfg.eval
+        e = eval_cfg or self.cfg.eval_for(method)
         opts = options if options is not None else self.cfg.method_config(method, ipc)
         source = self._source(method, ipc, opts)
         self.cache.note("teacher", (self.cfg.data, self.cfg.squeeze))
@@ -199,7 +199,7 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
     log(f"teacher {teacher_arch}: top-1 {tmeta['metrics']['top1']:.2f}%")
     from .studies import Context, main_table_rows  # the main table has one producer: this and its notebook
 
-    rows = main_table_rows(Context(ws), cfg.ipcs, cfg.methods, (cfg.eval.arch,))
+    rows = main_table_rows(Context(ws), cfg.ipcs, cfg.methods, cfg.students or (cfg.eval.arch,))
     wall = time.perf_counter() - start
     df = write_results(rows, out / "results.csv", cfg, wall, cfg.device, extra=ws.cache.cost())
     table, timing = accuracy_table(df), timing_table(df)

@@ -153,6 +153,8 @@ class Context:
         """Student architectures for cross-architecture tables: the papers' ResNets on ImageNet-scale
         data; on small images, the preset's ConvNet, a ResNet-18 and a small ViT (add "mobilenet_v2"
         through the `students` parameter: on 2 CPU cores it costs minutes per cell)."""
+        if self.cfg.students:  # the preset's own (the papers' tables)
+            return tuple(dict.fromkeys((self.cfg.eval.arch, *self.cfg.students)))
         if self.cfg.data.name in ("imagenet1k", "imagenet21k", "tiny_imagenet"):
             return tuple(dict.fromkeys((self.cfg.eval.arch, "resnet18", "resnet50", "resnet101")))
         return tuple(dict.fromkeys((self.cfg.eval.arch, "resnet18", "vit_p4_d4_w128")))
@@ -271,11 +273,11 @@ def main_table_rows(ctx: Context, ipcs, methods, students, extra_student_max_ipc
     class labels alone (labels "hard"), for DD-Ranking's HLR (cda.verdicts.field_metrics)."""
     rows = []
     for i, arch in enumerate(students):
-        e = replace(ctx.cfg.eval, arch=arch)
         for ipc in ipcs:
             if i > 0 and extra_student_max_ipc is not None and ipc > extra_student_max_ipc:
                 continue
             for method in methods:
+                e = replace(ctx.cfg.eval_for(method), arch=arch)  # each method's own student recipe
                 rows += ctx.cells(method, ipc, e)
                 if hard_labels and i == 0 and e.labels != "hard":
                     rows += ctx.cells(method, ipc, replace(e, labels="hard"))

@@ -76,13 +76,16 @@ def _main_tables(df: pd.DataFrame, root) -> list:
        draw=_draw_main, tables=_main_tables, main=True)
 def main_results(ctx: Context, ipcs=None, students=None, extra_student_max_ipc: int | None = None,
                  methods=("random", "sre2l", "cda"), hard_labels: bool = False) -> list[dict]:
-    """Every method at every IPC on the preset's student; at ImageNet scale also a ResNet-50 as the
-    paper's table (on small data the other students are cda_cross_architecture's, so that the main
+    """Every method at every IPC on the preset's students (RunConfig.students: the paper's ResNet-18,
+    50 and 101), each method with its own student recipe (RunConfig.eval_for); without them, at
+    ImageNet scale also a ResNet-50 (on small data the other students are cda_cross_architecture's, so that the main
     table's seeds go to its own cells)."""
     ipcs = tuple(ipcs or ctx.cfg.ipcs)
     big = ctx.cfg.data.name in ("imagenet1k", "imagenet21k", "tiny_imagenet")
-    students = tuple(dict.fromkeys(students or (ctx.default_students()[:2] if big else ctx.default_students()[:1])))
-    cap = extra_student_max_ipc or (max(ipcs) if ctx.preset in ("paper", "tiny_imagenet", "imagenet21k") else 10)
+    students = tuple(dict.fromkeys(students or ctx.cfg.students
+                                   or (ctx.default_students()[:2] if big else ctx.default_students()[:1])))
+    cap = extra_student_max_ipc or (max(ipcs) if ctx.preset in ("paper", "tiny_imagenet", "imagenet21k", "cifar10",
+                                                                "cifar100") else 10)
     rows = main_table_rows(ctx, ipcs, methods, students, cap, hard_labels)
     keep_grid(ctx, methods, ctx.ablation_ipc() if ctx.ablation_ipc() in ipcs else min(ipcs))
     return rows
@@ -321,5 +324,5 @@ def cross_architecture(ctx: Context, ipc: int | None = None, students=None,
     rows = []
     for arch in students or ctx.default_students():
         for method in methods:
-            rows += ctx.cells(method, ipc, replace(ctx.cfg.eval, arch=arch))
+            rows += ctx.cells(method, ipc, replace(ctx.cfg.eval_for(method), arch=arch))
     return rows
