@@ -76,8 +76,15 @@ def fmnist_best_hard(folder: str | os.PathLike | None = None) -> str:
     return f"{_join(cells)}; ConvNet-3, hard labels; {df.paper.iloc[0]}, {df.table.iloc[0]}"
 
 
+def departures(folder: str | os.PathLike | None = None) -> str:
+    """The presets' departures from the official settings (official_settings.csv), as a table."""
+    from .official_settings import departures_markdown, read
+
+    return "\n" + departures_markdown(read(folder)) + "\n"
+
+
 SNIPPETS: dict[str, Callable[..., str]] = {"cda_gain": cda_gain, "cudd_gain": cudd_gain,
-                                           "fmnist_best_hard": fmnist_best_hard}
+                                           "fmnist_best_hard": fmnist_best_hard, "departures": departures}
 
 
 def render(text: str, folder: str | os.PathLike | None = None) -> str:
