@@ -77,5 +77,5 @@ def test_cli_plan_prints_and_refuses(monkeypatch, tmp_path, capsys):
     assert main(args) == 1
     assert "Nothing was started" in capsys.readouterr().err
     assert main(["plan", "--preset", "paper", "--dataset", "imagefolder", "--classes", "30", "--size", "64",
-                 "--set", f"cache_dir={tmp_path}"]) == 0  # an ImageFolder tree not at hand: its shape given
+                 "--set", "ipcs=[50]", "--set", f"cache_dir={tmp_path}"]) == 0  # an ImageFolder tree not at hand: its shape given
     assert "imagefolder (30 classes, 3x64x64)" in capsys.readouterr().out
