@@ -162,9 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="train a student on a distilled set and test it")
     _step(p)
-    p.add_argument("--distilled", required=True, help="folder from `cda recover`")
-    p.add_argument("--teacher", help="teacher checkpoint (online soft labels)")
-    p.add_argument("--labels", help="stored labels folder from `cda relabel`")
+    given = p.add_mutually_exclusive_group(required=True)
+    given.add_argument("--distilled", help="folder from `cda recover`")
+    given.add_argument("--images", help="a released image tree (official <root>/new000/class000_id000.jpg, or any "
+                                        "ImageFolder of the set)")
+    p.add_argument("--teacher", help="teacher checkpoint (online soft labels): cda's; with --images also a "
+                                     "torchvision state dict or timm checkpoint (name it with --arch), or the "
+                                     "official Tiny-ImageNet checkpoint")
+    p.add_argument("--arch", help="--images: the architecture of a --teacher that does not say its own")
+    p.add_argument("--labels", help="stored labels folder from `cda relabel`; with --images, the official FKD "
+                                    "label folder (its stored views are replayed)")
+    p.add_argument("--method", help="train the students of this method's recipe (RunConfig.eval_for), e.g. cda")
 
     p = sub.add_parser("study", help="one paper table or figure (what its notebook runs), without Jupyter")
     p.add_argument("name", help="study name, e.g. cda_ablation_scheduler (see `cda study list`)")
@@ -532,16 +540,28 @@ def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
     from .recover import Distilled
     from .relabel import StoredLabels
 
-    d = Distilled.load(args.distilled)
-    e = cfg.eval
+    e = cfg.eval_for(args.method) if args.method else cfg.eval
     teacher = stored = None
-    if args.labels:
+    if args.images:  # a set made outside cda: cda.released reads and checks it
+        from .data import info_for
+        from .released import released_inputs
+
+        d, e, teacher, stored = released_inputs(args.images, info_for(cfg.data), e, args.labels, args.teacher,
+                                                args.arch, cfg.device, progress)
+    elif args.arch:
+        print("cda evaluate: --arch names a foreign --teacher's architecture; it goes with --images", file=sys.stderr)
+        return 2
+    elif args.labels:
+        d = Distilled.load(args.distilled)
         e, stored = replace(e, labels="stored"), StoredLabels(args.labels)
     elif args.teacher:
+        d = Distilled.load(args.distilled)
         teacher, _ = _teacher(args.teacher, cfg)
     elif e.labels != "hard":
         print("cda evaluate: soft labels need --teacher or --labels (or --set eval.labels=hard)", file=sys.stderr)
         return 2
+    else:
+        d = Distilled.load(args.distilled)
     test = load_split(cfg.data, train=False)
     # Under torchrun: DistributedDataParallel, each rank training on its part of every batch.
     rank, world, device = init_from_env(cfg.device)  # (0, 1, device) in a plain run
