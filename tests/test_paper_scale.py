@@ -20,7 +20,8 @@ def test_paper_preset_runs_every_method_on_a_224px_standin(tmp_path):
     make_standin(root, classes=4, size=224, train_per_class=6, val_per_class=2, progress=False)
     sets = ["data.name=imagefolder", f"data.root={root}", "data.workers=0", "squeeze.pretrained=null",
             "squeeze.epochs=1", "squeeze.batch_size=8", "recover.iterations=2", "eval.aug.epochs=1",
-            "eval.aug.batch_size=8", "cudd.student_epochs=1", "cudd.student.aug.batch_size=8", "ipcs=[2]",
+            "eval.aug.batch_size=8", "method_eval=[[cda,aug.batch_size,8],[cudd,aug.batch_size,8]]", "students=[resnet18]",
+            "cudd.student_epochs=1", "cudd.student.aug.batch_size=8", "ipcs=[2]",
             f"methods=[{','.join(METHODS)}]", f"cache_dir={cache}", f"out_dir={out}"]
     code = main(["run", "--preset", "paper", "--device", "cpu", "--no-progress",
                  *[a for s in sets for a in ("--set", s)]])
