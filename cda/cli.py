@@ -406,6 +406,10 @@ def _plan(args, cfg: RunConfig, progress: bool) -> int:
         print(f"measured on {cfg.device}: {rate:.1f} recovery image-iterations/s in steps of "
               f"{measured['images_per_step']} images{peak}")
     print(plan.render({"recover_images_per_s": rate} if rate else None))
+    if cfg.device.startswith("cuda"):  # the GPU presets: each method's cost on an H100/H200 (estimates)
+        from .gpu_cost import render
+
+        print(render(cfg, shape))
     try:
         plan.check_disk(cfg.cache_dir)
     except InsufficientDiskError as err:
