@@ -103,6 +103,10 @@ def method_plan(cfg: RunConfig, method: str, shape: Shape):
     return max(plans, key=lambda p: p.peak_memory), plans[0].disk_total
 
 
+def _h(hours: float) -> str:
+    return f"{hours:.2f} h" if hours < 1 else f"{hours:,.1f} h"
+
+
 def render(cfg: RunConfig, shape: Shape | None = None) -> str:
     """The per-method table `cda plan` prints for a GPU preset."""
     shape = shape or dataset_shape(cfg)
@@ -112,10 +116,10 @@ def render(cfg: RunConfig, shape: Shape | None = None) -> str:
     for method in cfg.methods:
         peak, disk = method_plan(cfg, method, shape)
         h = method_hours(cfg, method, shape)
-        lines.append(f"  {method:8} {disk / GB:>7.1f} GB {peak.peak_memory / GB:>9.1f} GB {h['recovery']:>8.1f} h "
-                     f"{h['relabel']:>7.1f} h {h['students']:>8.1f} h {h['total']:>8.1f} h")
+        lines.append(f"  {method:8} {disk / GB:>7.1f} GB {peak.peak_memory / GB:>9.1f} GB {_h(h['recovery']):>10} "
+                     f"{_h(h['relabel']):>9} {_h(h['students']):>10} {_h(h['total']):>10}")
     t = teacher_hours(cfg, shape)
-    lines.append(f"  teacher: {'downloaded (0 h)' if t == 0 else 'not estimated (training set size unknown here)' if t is None else f'{t:.1f} h, shared by every method'}")
+    lines.append(f"  teacher: {'downloaded (0 h)' if t == 0 else 'not estimated (training set size unknown here)' if t is None else f'{_h(t)}, shared by every method'}")
     lines.append(f"  disk: that method's own run (its sets, labels, teacher); students: {list(cfg.students or (cfg.eval.arch,))} "
                  f"x {len(cfg.eval_seeds)} seed(s) at IPCs {list(cfg.ipcs)}")
     lines.append(f"  model: FLOPs from torch's FlopCounterMode / (peak x {UTILIZATION:.0%}); peaks: {PEAK_SOURCE}; "
