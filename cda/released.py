@@ -160,3 +160,75 @@ def released_inputs(images: str | Path, info: DatasetInfo, e: EvalConfig, labels
     elif model is not None:
         e = replace(e, labels="online")
     return d, e, model, stored
+
+
+# ---------------------------------------------------------------------------------------------
+# For notebooks/evaluate_released_sets.ipynb: a miniature release to run on anywhere, the evaluation,
+# and the paper's number for the set beside it.
+
+def write_official_tree(root: str | Path, images: torch.Tensor, labels: torch.Tensor) -> Path:
+    """uint8 images [N, C, H, W] as the official recovery scripts save them:
+    `<root>/new{c:03d}/class{c:03d}_id{i:03d}.png` (the official scripts write JPEG; PNG is lossless)."""
+    from PIL import Image
+
+    root = Path(root)
+    counts: dict[int, int] = {}
+    for image, label in zip(images.cpu(), labels.tolist()):
+        i = counts.get(label, 0)
+        counts[label] = i + 1
+        folder = root / f"new{label:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        array = image.permute(1, 2, 0).numpy()
+        Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(folder / f"class{label:03d}_id{i:03d}.png")
+    return root
+
+
+def miniature_release(folder: str | Path, preset_name: str = "smoke", ipc: int = 2, cache_dir: str | None = None,
+                      log=print) -> tuple[Path, Path]:
+    """A released set in miniature, so the notebook runs anywhere: `ipc` real training images per class of
+    the preset's dataset, written as an official image tree, and the preset's teacher (trained once, then
+    cached) as its checkpoint. Returns (image tree, teacher checkpoint)."""
+    from .config import preset
+    from .pipeline import Workspace
+    from .recover import real_subset
+
+    cfg = preset(preset_name, **({"cache_dir": cache_dir} if cache_dir else {}))
+    ws = Workspace(cfg, progress=False, log=log)
+    ws.teacher()
+    checkpoint = ws.cache.folder("teacher", cfg.data, cfg.squeeze) / "teacher.pt"
+    d = real_subset(ws.train, ipc, seed=0)
+    return write_official_tree(Path(folder) / "syn_data", d.images, d.labels), checkpoint
+
+
+def evaluate_released(images: str | Path, labels: str | Path | None = None, teacher: str | Path | None = None,
+                      arch: str | None = None, preset_name: str = "smoke", method: str | None = None,
+                      overrides: dict | None = None, progress: bool = True) -> dict:
+    """`cda evaluate --images ...` from Python: train a student of the preset's (or `method`'s) recipe on a
+    released set and test it on the preset's test set; top-1/top-5 (%) and seconds."""
+    from .config import preset
+    from .data import info_for, load_split
+    from .evaluate import evaluate
+
+    cfg = preset(preset_name, **(overrides or {}))
+    info = info_for(cfg.data)
+    e = cfg.eval_for(method) if method else cfg.eval
+    d, e, model, stored = released_inputs(images, info, e, labels, teacher, arch, cfg.device, progress)
+    metrics = evaluate(d, load_split(cfg.data, train=False), e, model, stored, cfg.device, progress)
+    return {"dataset": info.name, "student": e.arch, "labels": e.labels, "images": len(d.images), **metrics}
+
+
+def paper_number(table: str, dataset: str, ipc: int, method: str, student: str,
+                 folder: str | Path | None = None) -> dict:
+    """The paper's reported top-1 for one cell, with its table and source (results/paper/<table>.csv)."""
+    import pandas as pd
+
+    from .paper_numbers import paper_folder
+
+    path = Path(folder or paper_folder()) / f"{table}.csv"
+    df = pd.read_csv(path)
+    row = df[(df.dataset == dataset) & (df.ipc == ipc) & (df.method == method) & (df.student == student)]
+    if row.empty:
+        raise KeyError(f"{path} has no row for {dataset}, IPC {ipc}, {method}, {student}")
+    r = row.iloc[0]
+    return {"paper": r.paper, "table": r.table, "source": r.source, "dataset": dataset, "ipc": ipc,
+            "method": method, "student": student, "top1": float(r.top1)}

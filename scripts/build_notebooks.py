@@ -395,6 +395,85 @@ tools evaluate such a set with their own soft-label recipe; the teacher is in th
     return _notebook(cells)
 
 
+RELEASED = dict(
+    name="evaluate_released_sets",
+    title="Evaluate a released distilled set beside the paper's number for it",
+    intro="""The authors released their distilled sets (CDA: ImageNet-1K at IPC 200, 4K iterations; Tiny-ImageNet;
+ImageNet-21K at IPC 20; see `results/paper/official_settings.csv` and papers.md) as image trees in the
+official layout, `new000/class000_id000.jpg`, and SRe2L's relabeling writes FKD soft-label folders
+(`epoch_0/batch_0.tar`, ...). This notebook trains a student on such a tree, with the official label folder
+(its stored views are replayed) or a teacher labelling online, tests it on the real test set, and puts its
+top-1 beside the paper's number for that set, read from `results/paper/` with its table.
+
+It is `cda evaluate --images DIR [--labels FKD_DIR] [--teacher CKPT --arch A]` from Python
+(`cda.released`): the teacher may be a cda checkpoint, a torchvision state dict or timm checkpoint (name its
+architecture in `arch`), or the official Tiny-ImageNet checkpoint. A tree whose classes are not the
+teacher's, a label folder made at another batch size or for fewer epochs, or a checkpoint of another
+architecture stops with one line naming the file and the fix.
+
+**Default: a miniature release, so it runs anywhere in seconds.** With `images = None` the notebook writes
+two real Fashion-MNIST training images per class as an official tree, with the `smoke` preset's teacher
+(trained here once) as its checkpoint. That number is not comparable with the paper's: the point is the
+mechanics. For a real release, set `images`, `labels` or `teacher` (and `arch`), the `preset` of its dataset
+(`paper` for ImageNet-1K, on a GPU with the data; its students train at the method's own recipe with
+`method`, e.g. `"cda"`: batch 128), and the paper cell to compare with.""",
+)
+
+
+def released_notebook() -> dict:
+    params = ["images = None  # an official image tree (None: write a miniature release first)",
+              "labels = None  # its FKD soft-label folder (stored views); None: the teacher labels online",
+              "teacher = None  # a teacher checkpoint: cda, torchvision or timm (give arch), or official Tiny",
+              "arch = None  # the teacher's architecture where its checkpoint does not say it, e.g. resnet18",
+              'preset = "smoke"  # the preset of the set\'s dataset: smoke (the miniature), paper (ImageNet-1K, GPU)',
+              "method = None  # train the students of this method's recipe, e.g. cda (None: the preset's)",
+              "overrides = {}  # dotted config fields, e.g. {\"eval.aug.epochs\": 300}",
+              "workdir = None  # where the miniature release and its cache go (None: a temporary folder)",
+              "# the paper's cell to put beside it: CDA's released ImageNet-1K set (IPC 200) with a ResNet-18",
+              'paper_table, paper_dataset, paper_ipc, paper_method, paper_student = ("cda_table2_main_results", '
+              '"imagenet1k", 200, "cda", "resnet18")']
+    cells = [
+        _cell("markdown", f"# {RELEASED['title']}\n\n{RELEASED['intro']}", cid="intro"),
+        _cell("code", "\n".join(params), ["parameters"], cid="parameters"),
+        _cell("markdown", "## The released set\n\nThe given tree, or a miniature one written in the official layout "
+                          "with its teacher.", cid="release-md"),
+        _cell("code", """import tempfile
+from pathlib import Path
+
+from cda import released
+
+if images is None:
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="cda-released-"))
+    images, teacher = released.miniature_release(workdir, preset, cache_dir=str(workdir / "cache"))
+    labels = None
+print("images: ", images)
+print("labels: ", labels or "online, from the teacher")
+print("teacher:", teacher)""", cid="release"),
+        _cell("markdown", "## The student\n\nTrained on the released set with the preset's (or the method's) "
+                          "recipe, tested on the real test set.", cid="evaluate-md"),
+        _cell("code", """result = released.evaluate_released(images, labels, teacher, arch, preset, method, overrides)
+result""", cid="evaluate"),
+        _cell("markdown", "## Beside the paper\n\nThe paper's reported top-1 for the cell named in the parameters, "
+                          "from `results/paper/` (never ours), with its table and source.", cid="paper-md"),
+        _cell("code", """import pandas as pd
+
+paper = released.paper_number(paper_table, paper_dataset, paper_ipc, paper_method, paper_student)
+pd.DataFrame([{"": "this evaluation", "dataset": result["dataset"], "student": result["student"], "labels": result["labels"],
+               "images": result["images"], "top-1 (%)": round(result["top1"], 2), "table": ""},
+              {"": f"paper ({paper['paper']})", "dataset": paper["dataset"], "student": paper["student"],
+               "labels": "", "images": "", "top-1 (%)": paper["top1"], "table": paper["table"]}]).set_index("")""",
+              cid="beside"),
+        _cell("markdown", """## Reading the result
+
+With the miniature default the two rows are not comparable (Fashion-MNIST against ImageNet-1K); they show
+where each number comes from. With a released ImageNet-1K set, its official labels and the `paper` preset,
+a gap to the paper is first a recipe question: CDA's students train at batch 128 (its appendix, VILA-Lab/SRe2L
+issue #27), SRe2L's at 1,024, and the labels must be made at the batch they are replayed at
+(`results/paper/official_settings.csv`).""", cid="reading"),
+    ]
+    return _notebook(cells)
+
+
 # ---------------------------------------------------------------------------------------------
 # Executed copies: every paper notebook run with saved=True at the cpu preset (seconds each), its
 # outputs kept and its volatile metadata (times, papermill's records, kernel versions) dropped.
@@ -448,7 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for nb, name in [(notebook(spec), spec["name"]) for spec in NOTEBOOKS] + [(own_data_notebook(), OWN_DATA["name"])]:
+    extra = [(own_data_notebook(), OWN_DATA["name"]), (released_notebook(), RELEASED["name"])]
+    for nb, name in [(notebook(spec), spec["name"]) for spec in NOTEBOOKS] + extra:
         path = out / f"{name}.ipynb"
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         print(path)

@@ -18,6 +18,7 @@ from cda.verdicts import CLAIMS
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebook_paths(ROOT)
 OWN_DATA = ROOT / "notebooks" / "distill_your_data.ipynb"
+RELEASED = ROOT / "notebooks" / "evaluate_released_sets.ipynb"
 EXECUTED = ROOT / "notebooks" / "executed"
 
 
@@ -80,7 +81,7 @@ def test_figures_are_redrawn_from_results_alone(output_root):
 
 
 def test_notebooks_are_stripped_and_match_their_specs(tmp_path):
-    for path in [*NOTEBOOKS, OWN_DATA]:
+    for path in [*NOTEBOOKS, OWN_DATA, RELEASED]:
         nb = json.loads(path.read_text())
         tagged = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
         assert len(tagged) == 1 and "preset = " in "".join(tagged[0]["source"])
@@ -89,7 +90,7 @@ def test_notebooks_are_stripped_and_match_their_specs(tmp_path):
                 assert cell["outputs"] == [] and cell["execution_count"] is None, f"{path.name} has outputs"
     subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), "--out", str(tmp_path)],
                    check=True, capture_output=True)
-    changed = [p.name for p in [*NOTEBOOKS, OWN_DATA] if p.read_text() != (tmp_path / p.name).read_text()]
+    changed = [p.name for p in [*NOTEBOOKS, OWN_DATA, RELEASED] if p.read_text() != (tmp_path / p.name).read_text()]
     assert not changed, f"notebooks differ from scripts/build_notebooks.py (rerun it): {changed}"
 
 
@@ -233,6 +234,19 @@ def test_own_data_notebook_distills_a_folder_and_exports_it(tmp_path):
         own_data.open(tree, method="nope")
     with pytest.raises(FileNotFoundError, match="needs train/<class>"):
         own_data.open(tmp_path / "out")
+
+
+def test_released_sets_notebook_evaluates_a_miniature_release_beside_the_paper(tmp_path):
+    import papermill
+
+    papermill.execute_notebook(str(RELEASED), str(tmp_path / RELEASED.name), kernel_name="python3",
+                               parameters={"workdir": str(tmp_path / "work")}, progress_bar=False,
+                               cwd=str(RELEASED.parent))
+    nb = json.loads((tmp_path / RELEASED.name).read_text())
+    assert (tmp_path / "work" / "syn_data" / "new000" / "class000_id000.png").is_file()  # the official layout
+    assert "'labels': 'online'" in _text(_outputs(nb, "evaluate"))
+    beside = _text(_outputs(nb, "beside"))
+    assert "this evaluation" in beside and "63.3" in beside and "Table 2" in beside  # read from results/paper/
 
 
 def test_the_reproduction_cost_counts_each_shared_artifact_once(tmp_path):
