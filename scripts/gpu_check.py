@@ -34,7 +34,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,13 +110,19 @@ def methods() -> list[str]:
     return list_methods()
 
 
+def bench_dir(work: Path, tiny: bool) -> Path:
+    """Where the benchmarks write: results/bench of the checkout (the files to commit), or for a tiny
+    run the working folder (toy rows are never published)."""
+    return work / "bench" if tiny else ROOT / "results" / "bench"
+
+
 def plan_parts(work: Path, device: str, tiny: bool) -> list[Part]:
     """The parts of the call, with their commands and budgets."""
     s = TINY if tiny else FULL
     py = sys.executable
     me = str(Path(__file__).resolve())
     standin = work / "standin"
-    bench = work / "bench"
+    bench = bench_dir(work, tiny)
     stem = device.split(":")[0] + ("-quick" if tiny else "")
     data = ("--device", device, "--data-root", str(standin), "--out-dir", str(bench))
     paper_sets = ["data.name=imagefolder", f"data.root={standin}", f"data.image_size={s.size}", "data.workers=0",
@@ -132,9 +138,9 @@ def plan_parts(work: Path, device: str, tiny: bool) -> list[Part]:
         Part("tests", b["tests"], (py, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "--device", device,
                                    f"--junitxml={work / 'junit.xml'}", *s.tests), ("junit.xml",)),
         Part("recovery", b["recovery"], (py, str(ROOT / "benchmarks" / "recovery.py"), *data, *s.recovery),
-             (f"bench/recovery-{stem}.csv", f"bench/recovery-{stem}.json"), ("standin",)),
+             (str(bench / f"recovery-{stem}.csv"), str(bench / f"recovery-{stem}.json")), ("standin",)),
         Part("student", b["student"], (py, str(ROOT / "benchmarks" / "student.py"), *data, *s.student),
-             (f"bench/student-{stem}.csv", f"bench/student-{stem}.json"), ("standin",)),
+             (str(bench / f"student-{stem}.csv"), str(bench / f"student-{stem}.json")), ("standin",)),
         Part("plan", b["plan"], (py, me, "--plan-part", str(work), "--device", device,
                                  "--plan-shape", f"{s.plan_classes},{s.plan_size},{s.plan_ipc}"), ("plan/plan.json",)),
         Part("paper", b["paper"], (py, "-m", "cda", "run", "--preset", "paper", "--device", device, "--no-progress",
@@ -157,6 +163,8 @@ def run_part(part: Part, work: Path, timeout: float, env: dict) -> dict:
     """Run one part in its own process group; kill the group at its timeout."""
     log = work / "logs" / f"{part.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    for p in part.produces:  # a file left by an earlier call must not pass for this one's
+        (work / p).unlink(missing_ok=True)
     start = time.perf_counter()
     status, code = "ok", None
     with open(log, "w") as out:
@@ -197,11 +205,13 @@ def outputs(work: Path, out: Path, parts: list[Part], device: str, tiny: bool) -
     """Copy the files that come back to OUTDIR (at most 8 with the summary); the rest goes into the tarball."""
     stem = device.split(":")[0] + ("-quick" if tiny else "")
     copied = {}
-    wanted = {"junit.xml": "junit.xml", **{f"bench/{n}-{stem}.{e}": f"{n}-{stem}.{e}" for n in ("recovery", "student") for e in ("csv", "json")}}
+    bench = bench_dir(work, tiny)
+    wanted = {work / "junit.xml": "junit.xml",
+              **{bench / f"{n}-{stem}.{e}": f"{n}-{stem}.{e}" for n in ("recovery", "student") for e in ("csv", "json")}}
     for src, dst in wanted.items():
-        if (work / src).is_file():
-            shutil.copy2(work / src, out / dst)
-            copied[src] = dst
+        if src.is_file():
+            shutil.copy2(src, out / dst)
+            copied[str(src)] = dst
     paper = work / "paper"
     if (paper / "results.json").is_file():  # the run's provenance, its rows (step timings too) and table
         import csv
@@ -348,7 +358,12 @@ def plan_part(work: Path, device: str, shape: str) -> None:
             rows.append({"method": name, "recovers": False})  # real images picked: no recovery to time
             continue
         shp = Shape(classes, 3, size)
-        measured = measure_rate(cfg, shp, method=name)
+        if name == "cudd":  # measure_rate has no CUDD path: time the teacher part of its recovery steps
+            measured = measure_rate(replace(cfg, recover=cfg.cudd_for(ipc).recover), shp, method="cda")
+            measured["note"] = ("the teacher part of CUDD's recovery only: its iterations also run a student "
+                                "forward, so the projection is a lower bound")
+        else:
+            measured = measure_rate(cfg, shp, method=name)
         plan = make_plan(cfg, shp)
         hours = {k: v / 3600 for k, v in plan.project(measured["recover_images_per_s"]).items()}
         rows.append({"method": name, "recovers": True, **measured, "projected_hours": hours})

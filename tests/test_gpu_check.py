@@ -46,8 +46,9 @@ def test_full_call_runs_every_part_at_imagenet_shape_within_its_budget(tmp_path)
     assert methods == f"methods=[{','.join(list_methods())}]"  # every registered method
     assert "data.image_size=224" in cmd["paper"] and "--preset" in cmd["paper"]
     # the result files it promises: the benchmarks' CUDA rows
-    assert "bench/recovery-cuda.csv" in parts["recovery"].produces
-    assert "bench/student-cuda.json" in parts["student"].produces
+    assert str(ROOT / "results" / "bench" / "recovery-cuda.csv") in parts["recovery"].produces
+    assert str(ROOT / "results" / "bench" / "student-cuda.json") in parts["student"].produces
+    assert str(ROOT / "results" / "bench") in cmd["recovery"]
 
 
 def test_list_prints_the_plan_and_runs_nothing(tmp_path):
