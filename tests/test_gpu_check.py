@@ -78,7 +78,7 @@ def test_tiny_dry_run_on_the_cpu_runs_every_part(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHON": sys.executable, "CDA_CACHE_DIR": str(tmp_path / "cache")}
     run = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), str(out), "--device", "cpu", "--tiny"],
-                         capture_output=True, text=True, timeout=600, env=env)
+                         capture_output=True, text=True, timeout=1200, env=env)
     summary = json.loads((out / "summary.json").read_text())
     failed = {p["name"]: p.get("error_tail") for p in summary["parts"] if p["status"] != "ok"}
     assert run.returncode == 0 and not failed, (failed, run.stdout[-3000:], run.stderr[-3000:])
