@@ -92,7 +92,7 @@ FULL = Sizes(classes=100, size=224, train_per_class=10, val_per_class=2, tests=F
              paper=("recover.iterations=20", "eval.aug.epochs=2", "eval.aug.batch_size=100", "cudd.student_epochs=1",
                     "cudd.student.aug.batch_size=100", "squeeze.epochs=1", "squeeze.batch_size=100", "ipcs=[1]"),
              plan_classes=1000, plan_size=224, plan_ipc=50,
-             budgets={"env": 10, "standin": 25, "tests": 100, "recovery": 130, "student": 100, "plan": 25,
+             budgets={"env": 10, "standin": 25, "tests": 90, "recovery": 130, "student": 100, "plan": 35,
                       "paper": 60})
 TINY = Sizes(classes=4, size=32, train_per_class=4, val_per_class=1, tests=TINY_TESTS,
              recovery=("--quick", "--arch", "convnet3_w8", "--ipc", "1", "--iterations", "2", "--rounds", "1",
@@ -101,8 +101,7 @@ TINY = Sizes(classes=4, size=32, train_per_class=4, val_per_class=1, tests=TINY_
              student=("--quick", "--arch", "convnet3_w8", "--ipc", "2", "--epochs", "1", "--batch-size", "4",
                       "--workers", "1", "--rounds", "1", "--no-compile"),
              paper=("recover.iterations=2", "eval.aug.epochs=1", "eval.aug.batch_size=8", "cudd.student_epochs=1",
-                    "cudd.student.aug.batch_size=8", "squeeze.epochs=1", "squeeze.batch_size=8", "ipcs=[1]",
-                    "eval.arch=convnet3_w8", "squeeze.arch=convnet3_w8"),
+                    "cudd.student.aug.batch_size=8", "squeeze.epochs=1", "squeeze.batch_size=8", "ipcs=[1]"),
              plan_classes=10, plan_size=32, plan_ipc=2,
              # generous: the dry run checks the code paths, on CPUs shared with other work
              budgets={"env": 60, "standin": 60, "tests": 180, "recovery": 180, "student": 180, "plan": 120,
