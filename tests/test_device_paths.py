@@ -90,7 +90,7 @@ def test_cudd_runs_on_the_device(device, tiny_teacher, tiny_data):
 
 
 # Recovery in a child process on a device, killed after its first checkpoint, then resumed.
-RESUME = RecoverConfig(ipc=1, iterations=300, lr=0.1, amp=False)
+RESUME = RecoverConfig(ipc=1, iterations=150, lr=0.1, amp=False)
 CHILD = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(2)  # as the parent (conftest): the same float sums on the CPU
@@ -103,6 +103,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a child process and two recoveries: seconds alone, a minute or more on busy shared cores
 def test_killed_recovery_resumes_on_the_device(device, tiny_teacher, tmp_path):
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tiny_teacher[2]), str(tmp_path), device], cwd=root,
