@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import platform
@@ -30,6 +31,9 @@ PEAK_TFLOPS = {
     "H100": {"bf16": 989.0, "tf32": 494.0, "fp32": 67.0},  # an H100 name without the form factor: assume SXM
     "A100": {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5},
 }
+PEAK_SOURCE = ("NVIDIA data sheets (dense: the with-sparsity tensor-core figures halved): H200 Tensor Core GPU "
+               "(SXM), H100 Tensor Core GPU (SXM, PCIe, NVL), A100 Tensor Core GPU (SXM); on the CPU a measured "
+               "2048x2048 matrix product")
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -39,7 +43,28 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--teacher", help="cda teacher checkpoint (default: a teacher squeezed here for 1 epoch)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     p.add_argument("--out-dir", default=str(ROOT / "results" / "bench"))
+    p.add_argument("--data-root", help="an ImageFolder tree (e.g. `cda standin`, 224 px): ImageNet shape "
+                                       "instead of Fashion-MNIST")
+    p.add_argument("--no-compile", action="store_true", help="leave out the torch.compile variants (slow to "
+                                                             "compile on a small CPU)")
     return p
+
+
+def data_config(args, **subset):
+    """The benchmark's dataset: Fashion-MNIST, or the ImageFolder tree at --data-root."""
+    from cda.config import DataConfig
+
+    if args.data_root:
+        made = Path(args.data_root) / "standin.json"  # a stand-in's own size (else the 224 px of ImageNet)
+        size = json.loads(made.read_text())["size"] if made.is_file() else None
+        return DataConfig(name="imagefolder", root=args.data_root, workers=0, image_size=size, **subset)
+    return DataConfig(**subset)
+
+
+def dataset_fields(info) -> dict:
+    """The shape a benchmark ran at, for its JSON."""
+    return {"dataset": info.name, "classes": info.num_classes, "channels": info.channels,
+            "image_size": info.image_size}
 
 
 def setup(args) -> None:
@@ -54,17 +79,18 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
-def auto_settings(task: str, arch: str, info, batch: int, device: str) -> tuple[dict, str]:
+def auto_settings(task: str, arch: str, info, batch: int, device: str, compile_ok: bool = True) -> tuple[dict, str]:
     """What RunConfig.speed="auto" picks on this machine for `task` ("recover" or "train") at these
     shapes (cda.speed: measured once, kept in the project's .cache/cda/speed.json), and its label."""
     from cda.speed import _name, choose
 
     choice = choose(task, arch, info.num_classes, info.channels, info.image_size, batch, device,
-                    ROOT / ".cache" / "cda", compile_ok=task == "train")
+                    ROOT / ".cache" / "cda", compile_ok=task == "train" and compile_ok)
     name = "speed=auto: " + _name(choice)
     return (choice if task == "train" else {k: v for k, v in choice.items() if k != "compile"}), name
 
 
+@functools.lru_cache(maxsize=None)  # once per precision and run: every row of a run shares the peak
 def matmul_tflops(precision: str, n: int = 2048, repeats: int = 10) -> float:
     """The best rate of an n x n matrix product on the CPU in fp32 or bf16: a measured stand-in for
     the peak, since a virtual machine reports no clock rate to compute one from."""
@@ -79,11 +105,13 @@ def matmul_tflops(precision: str, n: int = 2048, repeats: int = 10) -> float:
     return 2 * n ** 3 / best / 1e12
 
 
-def peak_tflops(device: str, precision: str) -> float | None:
+def peak_tflops(device: str, precision: str, quick: bool = False) -> float | None:
     """The device's dense peak for `precision` ("bf16", "tf32" or "fp32"): from the data sheet on
-    known GPUs, None on unknown ones; on the CPU the measured matrix-product rate (matmul_tflops)."""
+    known GPUs (PEAK_SOURCE), None on unknown ones; on the CPU the measured matrix-product rate
+    (matmul_tflops)."""
     if not device.startswith("cuda"):
-        return matmul_tflops("bf16" if precision == "bf16" else "fp32")
+        # --quick: a small product, far cheaper (a toy run's rows are not published)
+        return matmul_tflops("bf16" if precision == "bf16" else "fp32", *((512, 3) if quick else ()))
     name = torch.cuda.get_device_name(torch.device(device))
     for key in sorted(PEAK_TFLOPS, key=len, reverse=True):  # the most specific name first
         if all(part in name for part in key.split()):
@@ -129,16 +157,18 @@ def median_and_rounds(times: list[float]) -> dict:
 
 
 def teacher_for(args, info, arch: str = "convnet3"):
-    """The teacher: a checkpoint, or `arch` squeezed for one epoch on 2,000 Fashion-MNIST images."""
+    """The teacher: a checkpoint, or `arch` squeezed for one epoch on 2,000 Fashion-MNIST images (or
+    on the --data-root tree)."""
     from cda.checkpoint import load_checkpoint
-    from cda.config import DataConfig, SqueezeConfig
+    from cda.config import SqueezeConfig
     from cda.squeeze import squeeze
 
     if args.teacher:
         model, meta = load_checkpoint(args.teacher, info, args.device)
         return model, meta.get("arch", "?")
-    per_class = 50 if args.quick else 200
-    model, _ = squeeze(DataConfig(name=info.name, train_per_class=per_class, test_per_class=20),
+    # with --data-root: the whole (small) tree's training images, one epoch
+    per_class = None if args.data_root else 50 if args.quick else 200
+    model, _ = squeeze(data_config(args, train_per_class=per_class, test_per_class=None if args.data_root else 20),
                        SqueezeConfig(arch=arch, epochs=1, batch_size=64, lr=0.05), args.device, progress=False)
     return model.eval(), arch
 

@@ -17,12 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from _common import (Timer, auto_settings, median_and_rounds, parser, save, setup, table, teacher_for,
-                     timed_rounds)
+from _common import (Timer, auto_settings, data_config, dataset_fields, median_and_rounds, parser, save, setup,
+                     table, teacher_for, timed_rounds)
 from reference_student import train_reference, write_fkd_files
 
-from cda.config import AugConfig, DataConfig, EvalConfig, RelabelConfig
-from cda.data import dataset_info, load_split
+from cda.config import AugConfig, EvalConfig, RelabelConfig
+from cda.data import info_for, load_split
 from cda.evaluate import train_student
 from cda.models import create_model
 from cda.recover import real_subset
@@ -41,20 +41,23 @@ def main():
     args = p.parse_args()
     setup(args)
     dev = args.device
-    info = dataset_info("fashion_mnist")
+    info = info_for(data_config(args))
     ipc = args.ipc or (10 if args.quick else 50)
     epochs = args.epochs or (3 if args.quick else 20)
     teacher, tarch = teacher_for(args, info, args.arch)
     teacher = teacher.to(dev).eval()
-    d = real_subset(load_split(DataConfig(train_per_class=max(ipc, 50)), train=True), ipc)
+    d = real_subset(load_split(data_config(args, train_per_class=ipc if args.data_root else max(ipc, 50)),
+                               train=True), ipc)
     n = len(d.images)
     aug = AugConfig(epochs=epochs, batch_size=args.batch_size, crop_scale=(0.25, 1.0), mix="cutmix")
     ecfg = EvalConfig(arch=args.arch, aug=aug)
     total = n * epochs
-    test = load_split(DataConfig(test_per_class=100 if args.quick else None), train=False)
+    test = load_split(data_config(args, test_per_class=None if args.data_root or not args.quick else 100), train=False)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        fast, fast_name = auto_settings("train", args.arch, info, args.batch_size, dev)
+        # compile is timed as its own variant below, not inside speed's choice (two more compilations,
+        # minutes of a GPU call at ResNet-18 size)
+        fast, fast_name = auto_settings("train", args.arch, info, args.batch_size, dev, compile_ok=False)
         # Labels and the reference's files are made once, timed apart ("prep").
         labels, prep = {}, {}
         for topk in (0, 3):
@@ -95,7 +98,7 @@ def main():
             f"cda, stored top-3 int8, {fast_name}": (cda(fast, 3), 3),
             f"reference: PNG + PIL + {args.workers} workers + per-batch files": (reference, "reference"),
         }
-        if not fast["compile"]:  # what torch.compile would add to the chosen settings
+        if not fast["compile"] and not args.no_compile:  # what torch.compile would add to the chosen settings
             variants[f"cda, stored full fp16, {fast_name} + compile"] = (cda({**fast, "compile": True}, 0), 0)
         # Warm-up (allocator, cuDNN), not timed.
         train_student(d, info, replace(ecfg, aug=replace(aug, epochs=1)), teacher, device=dev, progress=False)
@@ -118,7 +121,8 @@ def main():
     print(table(rows, ["variant", "images", "seconds", "images_per_s", "speedup_vs_reference", "student_top1",
                        "prep_seconds", "label_bytes"]))
     paths = save("student", args, rows, {"arch": args.arch, "teacher_arch": tarch, "ipc": ipc, "epochs": epochs,
-                                         "batch_size": args.batch_size, "workers": args.workers})
+                                         "batch_size": args.batch_size, "workers": args.workers,
+                                         **dataset_fields(info)})
     print("-> " + ", ".join(map(str, paths)))
 
 

@@ -232,11 +232,13 @@ def _sets(cfg: RunConfig) -> list[tuple[str, int]]:
 
 
 def _recovery_work(cfg: RunConfig, method: str, ipc: int, classes: int) -> int:
-    """Image-iterations of one set (images x iterations; CUDD's stages together hold the IPC)."""
-    if method == "random":
-        return 0
-    r = cfg.cudd_for(ipc).recover if method == "cudd" else cfg.recover_for(method, ipc)
-    return ipc * classes * r.iterations
+    """Image-iterations of one set (images x iterations; CUDD's stages together hold the IPC); 0 for a
+    method that picks real images (random, nearest_mean)."""
+    from .config import CuddConfig, RecoverConfig
+
+    options = cfg.method_config(method, ipc)
+    r = options.recover if isinstance(options, CuddConfig) else options
+    return ipc * classes * r.iterations if isinstance(r, RecoverConfig) else 0
 
 
 def make_plan(cfg: RunConfig, shape: Shape | None = None, measure: bool = True) -> Plan:

@@ -79,3 +79,13 @@ def test_cli_plan_prints_and_refuses(monkeypatch, tmp_path, capsys):
     assert main(["plan", "--preset", "paper", "--dataset", "imagefolder", "--classes", "30", "--size", "64",
                  "--set", "ipcs=[50]", "--set", f"cache_dir={tmp_path}"]) == 0  # an ImageFolder tree not at hand: its shape given
     assert "imagefolder (30 classes, 3x64x64)" in capsys.readouterr().out
+
+
+def test_every_registered_method_can_be_planned():
+    """A method that picks real images (random, nearest_mean) has no recovery work; planning a run
+    with it used to stop with "not recovered from noise" (found by scripts/gpu_check.py's paper part)."""
+    from cda.methods import list_methods
+
+    every = make_plan(_paper(methods=list_methods()), measure=False)
+    noise = make_plan(_paper(methods=["sre2l", "cda", "cudd"]), measure=False)
+    assert every.work["recovery image-iterations"] == noise.work["recovery image-iterations"] > 0
