@@ -257,15 +257,19 @@ class Cache:
             raise OutputError(f"cannot create {folder.parent}: {err.strerror or err}") from err
         lock = FileLock(folder.with_name(folder.name + ".lock"))
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            self.log(f"cache: waiting for {folder.parent.name}/{folder.name}: another process is building or "
-                     f"reading it")
-            lock.acquire()
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                self.log(f"cache: waiting for {folder.parent.name}/{folder.name}: another process is building or "
+                         f"reading it")
+                lock.acquire()
+        except PermissionError:  # another user's cache, readable but not writable: read it unlocked
+            lock = None
         try:
             yield
         finally:
-            lock.release()
+            if lock is not None:
+                lock.release()
 
     def get_or_make(self, kind: str, configs: tuple, make: Callable[[Path], Any], load: Callable[[Path], Any]) -> Any:
         """Load the finished artifact for `configs`, or build it with `make(partial_folder)` and publish it.
