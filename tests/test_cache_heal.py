@@ -243,3 +243,17 @@ def test_cache_verify_and_repair(fresh, tmp_path, monkeypatch, capsys):
     assert main(["cache", "verify", "--preset", "smoke"]) == 0
     out = capsys.readouterr().out
     assert "0 damaged" in out and "1 set aside earlier" in out
+
+
+def test_nothing_is_published_before_the_sets_the_figures_show_are_read(fresh, tmp_path, monkeypatch):
+    """The distilled sets of the figure are read before results.csv is written: a set that cannot be read
+    (here a reader that fails) stops the run with no results published."""
+    from cda.recover import Distilled
+
+    def unreadable(folder):
+        raise ArtifactError(f"distilled set {folder} cannot be read")
+
+    monkeypatch.setattr(Distilled, "load", staticmethod(unreadable))
+    with pytest.raises(ArtifactError, match="cannot be read"):
+        _run(tiny(_copy(fresh, tmp_path), tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
