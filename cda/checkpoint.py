@@ -34,8 +34,8 @@ def load_checkpoint(path: str | os.PathLike, info: DatasetInfo | None = None,
     path = Path(path)
     try:
         blob = load_torch(path, what="checkpoint")
-    except ArtifactError as err:
-        raise CheckpointError(str(err)) from err
+    except ArtifactError as err:  # never torch's advice to load it unsafely
+        raise CheckpointError(f"{err}. A cda checkpoint is made by `cda squeeze`.") from err
     if not isinstance(blob, dict) or blob.get("meta", {}).get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cda checkpoint (no '{FORMAT}' metadata). Squeeze a teacher with "
                               f"`cda squeeze`, or name torchvision weights with SqueezeConfig.pretrained.")

@@ -1,6 +1,7 @@
 """Command line: `cda squeeze|recover|relabel|evaluate|run` over the same RunConfig as the notebooks,
 `cda study NAME` for one paper table or figure, `cda notebooks` to execute every notebook with
-papermill, and `cda figures` to redraw every figure from the saved results.
+papermill, `cda figures` to redraw every figure from the saved results, and `cda cache verify|repair`
+to check the cache.
 
 Every subcommand starts from a preset (`--preset cpu`), optionally a YAML file (`--config`), then
 dotted overrides (`--set recover.lr=0.1 --set ipcs=[1,10]`, `--device`, `--data-root`).
@@ -203,6 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", metavar="NAME", help="just these notebooks")
     p.add_argument("--executed-dir", help="where the executed copies go (default: build/executed)")
 
+    p = sub.add_parser("cache", help="check every cached artifact (verify), or also move the damaged ones aside "
+                                     "and record the digests of older ones (repair)")
+    p.add_argument("action", choices=("verify", "repair"))
+    _common(p)
+    _outputs(p)
+
     p = sub.add_parser("standin", help="write an ImageNet-shaped stand-in dataset made from Fashion-MNIST")
     p.add_argument("--out", required=True, help="folder for train/ and val/ (use it as data.root)")
     p.add_argument("--classes", type=int, default=1000, help="1000 (ImageNet-1K), 200 (Tiny), 10450 (21K-P)")
@@ -352,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
                     traceback.print_exc()
                 print(f"cda: configuration error: {err}{hint}", file=sys.stderr)
                 return 2
-            if args.command == "run":
+            if args.command in ("run", "cache"):
                 cfg = _run_outputs(args, cfg, root)
             if args.command in ("squeeze", "recover", "evaluate") and cfg.speed == "auto":
                 cfg = _speed(cfg)
@@ -433,14 +440,20 @@ def _run(args, cfg: RunConfig, progress: bool) -> int:
     return 0
 
 
+def _cache(args, cfg: RunConfig, progress: bool) -> int:
+    """`cda cache verify|repair` on the cache a `cda run` with the same flags uses; 1 if verify finds damage."""
+    from .cache_check import check_cache
+
+    counts = check_cache(cfg.cache_dir, repair=args.action == "repair")
+    return 1 if counts["damaged"] and args.action == "verify" else 0
+
+
 def _claim(folder: Path, made_by: dict, overwrite: bool) -> None:
     """Refuse to reuse an output folder made with another config, unless asked to overwrite."""
-    import json
-
-    from .cache import write_json
+    from .cache import read_json, write_json
 
     stamp = folder / "cda-config.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) != made_by:
+    if stamp.is_file() and read_json(stamp) != made_by:
         if not overwrite:
             raise ValueError(f"{folder} holds the output of another config; pass --overwrite to replace it, "
                              f"or choose another --out")
@@ -580,7 +593,8 @@ def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "plan": _plan, "squeeze": _squeeze, "recover": _recover, "relabel": _relabel, "evaluate": _evaluate}
+_COMMANDS = {"run": _run, "plan": _plan, "squeeze": _squeeze, "recover": _recover, "relabel": _relabel, "evaluate": _evaluate,
+             "cache": _cache}
 
 if __name__ == "__main__":
     sys.exit(main())

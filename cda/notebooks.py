@@ -1,12 +1,12 @@
 """Run the paper notebooks with papermill, or redraw their figures from the saved results alone."""
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
 from typing import Callable
 
+from .cache import read_json
 from .studies import STUDIES, project_root, redraw, results_path
 
 
@@ -84,7 +84,7 @@ def build_cost(preset: str = "cpu", names: list[str] | None = None, root: str | 
         if not path.is_file():
             continue
         read.append(name)
-        for key, entry in json.loads(path.read_text()).get("artifacts", {}).items():
+        for key, entry in read_json(path, what="provenance").get("artifacts", {}).items():
             seen.setdefault(key, entry)
     timed = {k: e for k, e in seen.items() if e.get("seconds") is not None}
     by_kind: dict[str, float] = {}

@@ -6,7 +6,6 @@ finished artifact.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +16,7 @@ import torch
 from torch import nn
 
 from . import methods, speed
-from .cache import Cache, write_json
+from .cache import Cache, publishing, read_json, write_json
 from .checkpoint import load_checkpoint
 from .config import EvalConfig, RecoverConfig, RunConfig, SqueezeConfig
 from .data import DatasetInfo, load_split
@@ -35,7 +34,7 @@ class Workspace:
     def __init__(self, cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = print):
         self.progress, self.log = progress, log
         git_commit(str(Path(__file__).parent))  # provenance names the code this run started with
-        self.cache = Cache(cfg.cache_dir)
+        self.cache = Cache(cfg.cache_dir, log)
         self.train = load_split(cfg.data, train=True)
         self.test = load_split(cfg.data, train=False)
         self._val = None
@@ -151,7 +150,7 @@ class Workspace:
             write_json(metrics, folder / "metrics.json")
 
         return self.cache.get_or_make("evaluation", (*source, e), make,
-                                      lambda folder: json.loads((folder / "metrics.json").read_text()))
+                                      lambda folder: read_json(folder / "metrics.json", what="metrics"))
 
     def robustness(self, method: str, ipc: int, sigmas: tuple[float, ...], eval_cfg: EvalConfig | None = None,
                    options: Any = None) -> dict[float, dict]:
@@ -169,7 +168,7 @@ class Workspace:
             write_json(out, folder / "noise.json")
 
         blob = self.cache.get_or_make("robustness", (*source, e, list(sigmas)), make,
-                                      lambda folder: json.loads((folder / "noise.json").read_text()))
+                                      lambda folder: read_json(folder / "noise.json", what="metrics"))
         return {float(k): v for k, v in blob.items()}
 
     def full_data(self) -> dict:
@@ -200,11 +199,14 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
     from .studies import Context, main_table_rows  # the main table has one producer: this and its notebook
 
     rows = main_table_rows(Context(ws), cfg.ipcs, cfg.methods, cfg.students or (cfg.eval.arch,))
+    ipc, sets = _figure_sets(ws, cfg)  # every artifact the outputs show is read before any is written
     wall = time.perf_counter() - start
-    df = write_results(rows, out / "results.csv", cfg, wall, cfg.device, extra=ws.cache.cost())
-    table, timing = accuracy_table(df), timing_table(df)
-    (out / "table.md").write_text(table.to_markdown() + "\n\nWall time per step (s):\n\n" + timing.to_markdown() + "\n")
-    _figures(ws, cfg, df, out)
+    with publishing(out / "results.csv"):
+        df = write_results(rows, out / "results.csv", cfg, wall, cfg.device, extra=ws.cache.cost())
+        table, timing = accuracy_table(df), timing_table(df)
+        (out / "table.md").write_text(table.to_markdown() + "\n\nWall time per step (s):\n\n" + timing.to_markdown()
+                                      + "\n")
+        _figures(ws, df, out, ipc, sets)
     log(f"\nTop-1 (%) on the {ws.info.name} test set, student {cfg.eval.arch}, teacher {teacher_arch}:\n")
     log(table.to_markdown())
     log("\nWall time per step (s; random real images need no recovery):\n")
@@ -213,15 +215,20 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
     return df
 
 
-def _figures(ws: Workspace, cfg: RunConfig, df: pd.DataFrame, out: Path) -> None:
-    from . import plots
-
-    plots.save_figure(plots.accuracy_vs_ipc(df, title=f"{ws.info.name}: student top-1"), out / "accuracy_vs_ipc")
+def _figure_sets(ws: Workspace, cfg: RunConfig) -> tuple[int, dict]:
+    """The IPC whose distilled sets the figure shows, and the sets ({label: (images, labels)})."""
     ipc = max(i for i in cfg.ipcs if i <= 10) if min(cfg.ipcs) <= 10 else min(cfg.ipcs)
     sets = {}
     for method in cfg.methods:
         d = ws.distilled(method, ipc)
         sets[methods.label(method)] = (d.images, d.labels)
+    return ipc, sets
+
+
+def _figures(ws: Workspace, df: pd.DataFrame, out: Path, ipc: int, sets: dict) -> None:
+    from . import plots
+
+    plots.save_figure(plots.accuracy_vs_ipc(df, title=f"{ws.info.name}: student top-1"), out / "accuracy_vs_ipc")
     classes = ws.info.classes or tuple(str(i) for i in range(ws.info.num_classes))
     fig = plots.distilled_grid(sets, classes, per_class=min(ipc, 4), title=f"{ws.info.name}, IPC {ipc}")
     plots.save_figure(fig, out / "distilled_images")

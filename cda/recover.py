@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .augment import ViewParams, apply_views, sample_views
-from .cache import load_progress, load_torch, save_progress, save_torch, write_json
+from .cache import load_progress, load_torch, read_json, save_progress, save_torch, write_json
 from .config import CurriculumConfig, RecoverConfig, config_hash, to_dict
 from .data import DatasetInfo
 from .models import bn_layers
@@ -160,7 +160,7 @@ class Distilled:
     def load(folder: str | Path) -> "Distilled":
         folder = Path(folder)
         blob = load_torch(folder / "distilled.pt", what="distilled set")
-        meta = json.loads((folder / "meta.json").read_text()) if (folder / "meta.json").is_file() else {}
+        meta = read_json(folder / "meta.json", what="distilled set's metadata") if (folder / "meta.json").is_file() else {}
         return Distilled(blob["images"], blob["labels"], meta,
                          {k: v.tolist() for k, v in blob.get("history", {}).items()},
                          {int(k): v for k, v in blob.get("snapshots", {}).items()})

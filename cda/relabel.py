@@ -13,7 +13,6 @@ training epoch e reuses epoch e mod n.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from tqdm.auto import tqdm
 
 from .augment import MixParams, ViewParams, apply_mix, apply_views, sample_mix, sample_views
 from . import labels_compact
-from .cache import ArtifactError, load_torch, save_torch, write_json
+from .cache import ArtifactError, load_torch, read_json, save_torch, write_json
 from .config import AugConfig, RelabelConfig, from_dict, to_dict
 from .data import DatasetInfo
 from .training import autocast, resolve_device
@@ -113,7 +112,7 @@ class StoredLabels:
         meta_path = self.folder / "meta.json"
         if not meta_path.is_file():
             raise ArtifactError(f"{self.folder} holds no stored labels (no meta.json); run `cda relabel` first")
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = read_json(meta_path, what="stored labels' metadata")
         self.cfg: RelabelConfig = from_dict(RelabelConfig, self.meta["relabel"])
 
     def epoch(self, e: int) -> list[tuple[BatchPlan, torch.Tensor]]:
@@ -190,7 +189,7 @@ def relabel(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: Re
                              f"(topk={info.num_classes} keeps all, quantized; topk=0 stores full logits and plans)")
         meta["image_size"] = info.image_size  # to regenerate the plans
     if (folder / "meta.json").is_file():
-        old = json.loads((folder / "meta.json").read_text())
+        old = read_json(folder / "meta.json", what="stored labels' metadata")
         old["relabel"] = to_dict(from_dict(RelabelConfig, old["relabel"]))  # fields added since: defaults
         if old != meta:
             raise ArtifactError(f"{folder} holds labels made with another config; use a new folder or delete it")

@@ -70,7 +70,11 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no results at {path}; run the experiment first")
-    df = pd.read_csv(path)
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as err:  # EmptyDataError and UnicodeDecodeError included
+        raise ValueError(f"{path} cannot be read as a results CSV ({str(err).splitlines()[0]}); run the "
+                         f"experiment again to rewrite it") from err
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path} is not a cda results file: it lacks the columns {missing}")

@@ -12,7 +12,6 @@ that made it.
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import replace
@@ -22,7 +21,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .cache import write_json
+from .cache import read_json, write_json
 from .config import RunConfig
 from .models import create_model
 from .training import autocast, resolve_device
@@ -149,7 +148,7 @@ def choose(task: str, arch: str, classes: int, channels: int, size: int, batch: 
     path = Path(cache_dir) / SPEED_FILE
     key = (f"{machine(dev)} | {task} {arch} {classes} classes {channels}x{size}px batch "
            f"{min(batch, MEASURE_BATCH)}" + ("" if compile_ok or task != "train" else " no-compile"))
-    known = json.loads(path.read_text()) if path.is_file() else {}
+    known = read_json(path, what="speed choices") if path.is_file() else {}
     if key in known:
         return dict(known[key]["choice"])
     log(f"speed: timing {task} settings for {arch} at {size}px on this machine (once)")
@@ -159,7 +158,7 @@ def choose(task: str, arch: str, classes: int, channels: int, size: int, batch: 
     choice = next(c for c in candidates(dev, task, compile_ok) if _name(c) == best)
     if times[best] > (1 - MIN_GAIN) * times[_name(plain)]:
         choice = plain
-    known = json.loads(path.read_text()) if path.is_file() else {}  # another process may have written
+    known = read_json(path, what="speed choices") if path.is_file() else {}  # another process may have written
     known[key] = {"choice": choice, "seconds_per_step": times,
                   "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
     write_json(known, path)

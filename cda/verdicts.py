@@ -517,11 +517,11 @@ def study_verdicts(study: str, df: pd.DataFrame | None, results_root: str | Path
 
 def _commit(provenance_path: Path) -> str:
     """The short git commit that computed a study's results (from its provenance), "" if unknown."""
-    import json
+    from .cache import read_json
 
     try:
-        return json.loads(provenance_path.read_text()).get("git_commit", "")[:7]
-    except (OSError, ValueError):
+        return read_json(provenance_path, what="provenance").get("git_commit", "")[:7]
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: cda.cache.ArtifactError
         return ""
 
 

@@ -17,7 +17,6 @@ saved results/<study>/<preset>.csv and its figures instead, computing nothing.
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ import torch
 from .. import plots
 from ..config import ConfigError, RunConfig, config_hash, from_dict, preset as make_preset, to_dict
 from ..pipeline import Workspace
+from ..cache import publishing, read_json
 from ..results import read_results, write_results
 from ..training import resolve_device
 from ._core import (GRID_CLASSES, NAMES, Context, Study, figures_dir, get, markdown, project_root, readable,
@@ -395,12 +395,13 @@ class LiveStudy(_Steps):
             # wall_seconds is the time spent in the steps, short when the artifacts come from the cache;
             # build_seconds is what those artifacts cost when they were built (each once; the teacher is
             # shared by every study).
-            df = write_results(self.rows, self.csv, provenance_config, self._seconds, self.cfg.device,
-                               extra=self.ws.cache.cost())
-            if self.images:
-                from ..cache import save_torch
-                save_torch(self.images, self.csv.with_suffix(".images.pt"))
-            figures = redraw(self.study, self.tag, self.root)
+            with publishing(self.csv):
+                df = write_results(self.rows, self.csv, provenance_config, self._seconds, self.cfg.device,
+                                   extra=self.ws.cache.cost())
+                if self.images:
+                    from ..cache import save_torch
+                    save_torch(self.images, self.csv.with_suffix(".images.pt"))
+                figures = redraw(self.study, self.tag, self.root)
         self.result = StudyResult(self.name, self.preset, df, self.csv, figures, self.cfg)
         self.log(f"{self.name} ({self.tag}): {len(df)} rows in {self.csv}, {len(figures) // 2} figures, "
                  f"{self._seconds:.0f} s")
@@ -422,7 +423,7 @@ class SavedStudy(_Steps):
             raise FileNotFoundError(f"no saved results at {self.csv}; run the study (saved=False) to compute them")
         self.df = read_results(self.csv)
         prov_file = self.csv.with_suffix(".json")
-        self.prov = json.loads(prov_file.read_text()) if prov_file.is_file() else {}
+        self.prov = read_json(prov_file, what="provenance") if prov_file.is_file() else {}
         try:
             self.cfg = from_dict(RunConfig, self.prov["config"]["run"])
         except (KeyError, TypeError, ConfigError):  # provenance of an older config layout: the preset's settings
@@ -456,7 +457,7 @@ class SavedStudy(_Steps):
             other = csv.with_suffix(".json")
             if csv == self.csv or not other.is_file():
                 continue
-            shared = keys & set(json.loads(other.read_text()).get("artifacts", {}))
+            shared = keys & set(read_json(other, what="provenance").get("artifacts", {}))
             if shared:
                 df = read_results(csv)
                 rows = df[df.method == "teacher"]
