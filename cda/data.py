@@ -72,8 +72,8 @@ DATASETS: dict[str, DatasetInfo] = {
                                  (0.2302, 0.2265, 0.2262), False),
     "imagenet1k": DatasetInfo("imagenet1k", 1000, 224, 3, IMAGENET_MEAN, IMAGENET_STD, False),
     # The ImageNet-21K-P teacher of CDA was trained without normalization (papers.md 5.1).
-    # "imagefolder": any tree; its class count and image size are read from the tree (info_for).
     "imagenet21k": DatasetInfo("imagenet21k", 10450, 224, 3, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), False),
+    # any tree: its classes and (unless DataConfig.image_size is set) its image size are read from it
     "imagefolder": DatasetInfo("imagefolder", 0, 224, 3, IMAGENET_MEAN, IMAGENET_STD, False),
 }
 
