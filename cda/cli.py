@@ -551,6 +551,7 @@ def _relabel(args, cfg: RunConfig, progress: bool) -> int:
 
 
 def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
+    from .contracts import check_image_set
     from .data import load_split
     from .distributed import cleanup, init_from_env
     from .evaluate import evaluate
@@ -580,6 +581,7 @@ def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
     else:
         d = Distilled.load(args.distilled)
     test = load_split(cfg.data, train=False)
+    check_image_set(d.images, d.labels, test.info, f"distilled set {args.distilled}")
     # Under torchrun: DistributedDataParallel, each rank training on its part of every batch.
     rank, world, device = init_from_env(cfg.device)  # (0, 1, device) in a plain run
     try:

@@ -47,6 +47,25 @@ def _check_positive(obj: Any, *names: str) -> None:
         _check(value > 0, f"{type(obj).__name__}.{name}={value}: must be positive")
 
 
+def _check_seeds(obj: Any, *names: str) -> None:
+    """Seed fields (an int, or a tuple of them, which must then differ): non-negative integers."""
+    for name in names:
+        value = getattr(obj, name)
+        seeds = value if isinstance(value, tuple) else (value,)
+        _check(all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in seeds),
+               f"{type(obj).__name__}.{name}={value}: seeds must be non-negative integers")
+        _check_distinct(obj, name)
+
+
+def _check_distinct(obj: Any, name: str) -> None:
+    """A list field whose repeated values would only repeat the same work and count it twice."""
+    value = getattr(obj, name)
+    if isinstance(value, tuple):
+        repeated = sorted({v for v in value if value.count(v) > 1}, key=str)
+        _check(not repeated, f"{type(obj).__name__}.{name}={value}: {repeated} given more than once; "
+                             f"give each value once")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which dataset, where it lives, and an optional stratified subset (for tests and smoke runs)."""
@@ -80,6 +99,13 @@ class DataConfig:
                f"DataConfig.validation={self.validation}: give a number of images per class >= 0 "
                f"(0: no validation split)")
         _check(self.image_size is None or self.image_size > 0, f"DataConfig.image_size={self.image_size}: must be positive")
+        _check_seeds(self, "subset_seed")
+        from .data import DATASETS  # cda.data imports this module: import it late
+
+        own = DATASETS.get(self.name)  # in-memory datasets are never resized
+        _check(not (own and own.in_memory and self.image_size not in (None, own.image_size)),
+               f"DataConfig.image_size={self.image_size}: {self.name} images are {own and own.image_size} px and "
+               f"are not resized; drop data.image_size (only folder datasets are resized)")
 
 
 @dataclass(frozen=True)
@@ -106,6 +132,7 @@ class SqueezeConfig:
 
     def __post_init__(self):
         _check_positive(self, "batch_size", "lr")
+        _check_seeds(self, "seed")
         _check(self.epochs > 0 or self.pretrained, f"SqueezeConfig.epochs={self.epochs}: must be positive")
         _check(self.optimizer in OPTIMIZERS, f"SqueezeConfig.optimizer={self.optimizer!r}: choose one of {OPTIMIZERS}")
         _check_scale("SqueezeConfig.crop_scale", self.crop_scale)
@@ -161,6 +188,7 @@ class RecoverConfig:
 
     def __post_init__(self):
         _check_positive(self, "ipc", "iterations", "lr", "classes_per_group")
+        _check_seeds(self, "seed")
         _check(self.r_bn >= 0, f"RecoverConfig.r_bn={self.r_bn}: must not be negative")
         _check(self.jitter >= 0, f"RecoverConfig.jitter={self.jitter}: must not be negative")
         _check(self.groups_per_step >= 0, f"RecoverConfig.groups_per_step={self.groups_per_step}: must be >= 0")
@@ -184,6 +212,7 @@ class AugConfig:
 
     def __post_init__(self):
         _check_positive(self, "epochs", "batch_size")
+        _check_seeds(self, "seed")
         _check_scale("AugConfig.crop_scale", self.crop_scale)
         _check(self.mix in MIX_KINDS, f"AugConfig.mix={self.mix!r}: choose one of {MIX_KINDS}")
         _check(self.mix == "none" or self.mix_alpha > 0, f"AugConfig.mix_alpha={self.mix_alpha}: must be positive")
@@ -261,6 +290,7 @@ class EvalConfig:
         _check(self.temperature > 0, f"EvalConfig.temperature={self.temperature}: must be positive")
         _check(self.optimizer in OPTIMIZERS, f"EvalConfig.optimizer={self.optimizer!r}: choose one of {OPTIMIZERS}")
         _check_positive(self, "lr", "test_batch_size")
+        _check_seeds(self, "seed")
 
 
 @dataclass(frozen=True)
@@ -301,6 +331,7 @@ class CuddConfig:
         _check(self.l2 >= 0 and self.adv >= 0, f"CuddConfig: l2={self.l2} and adv={self.adv} must not be negative")
         _check(0 <= self.label_smoothing < 1, f"CuddConfig.label_smoothing={self.label_smoothing}: must lie in [0, 1)")
         _check_positive(self, "student_epochs", "student_lr_warm")
+        _check_seeds(self, "init_seed")
         fr = self.stage_fractions
         _check(len(fr) > 0 and all(0 < f <= 1 for f in fr) and fr[-1] == 1.0 and list(fr) == sorted(set(fr)),
                f"CuddConfig.stage_fractions={fr}: increasing fractions of the IPC in (0, 1], ending at 1.0")
@@ -361,6 +392,9 @@ class RunConfig:
         unknown = [m for m in self.methods if m not in known]
         _check(not unknown, f"RunConfig.methods: unknown {unknown}; choose from {known}")
         _check(len(self.eval_seeds) > 0, "RunConfig.eval_seeds: give at least one seed")
+        _check_seeds(self, "eval_seeds")
+        _check_distinct(self, "ipcs")
+        _check_distinct(self, "methods")
         for entry in self.method_eval:
             _check(len(entry) == 3 and entry[0] in known,
                    f"RunConfig.method_eval: {entry!r}: give (method, dotted eval field, value), method one of {known}")
@@ -533,6 +567,7 @@ class TuneConfig:
     def __post_init__(self):
         if self.ipc <= 0 or not self.seeds:
             raise ConfigError(f"TuneConfig: ipc={self.ipc} must be positive and seeds={self.seeds} not empty")
+        _check_seeds(self, "seeds")
         for stage, cls in (("protocol", EvalConfig), ("recovery", RecoverConfig), ("cudd", CuddConfig)):
             for knob, values in getattr(self, stage):
                 with_field(cls(), knob, values[0])  # an unknown field is an error now, not after an hour

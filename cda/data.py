@@ -6,6 +6,8 @@ Both kinds of split answer the same questions: `len`, `labels`, `take(indices)` 
 from __future__ import annotations
 
 import copy
+import functools
+import gc
 import gzip
 import os
 import struct
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from .config import DataConfig
+from .contracts import DataError, open_image, tree_classes, tree_image_size, worker_error
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -70,6 +73,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "imagenet1k": DatasetInfo("imagenet1k", 1000, 224, 3, IMAGENET_MEAN, IMAGENET_STD, False),
     # The ImageNet-21K-P teacher of CDA was trained without normalization (papers.md 5.1).
     "imagenet21k": DatasetInfo("imagenet21k", 10450, 224, 3, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), False),
+    # any tree: its classes and (unless DataConfig.image_size is set) its image size are read from it
     "imagefolder": DatasetInfo("imagefolder", 0, 224, 3, IMAGENET_MEAN, IMAGENET_STD, False),
 }
 
@@ -151,7 +155,8 @@ class FolderSplit:
 
         self.root, self.info, self.train, self.test_crop_ratio = root, info, train, test_crop_ratio
         self.workers = min(8, os.cpu_count() or 1) if workers is None else workers
-        self.folder = datasets.ImageFolder(str(root), loader=_open_rgb if info.channels == 3 else _open_gray)
+        # every unreadable image is a DataError naming its path, in the DataLoader workers too
+        self.folder = datasets.ImageFolder(str(root), loader=functools.partial(open_image, channels=info.channels))
         self.labels = torch.as_tensor(self.folder.targets, dtype=torch.long)
 
     def __len__(self) -> int:
@@ -194,23 +199,18 @@ class FolderSplit:
         parts = list(_batch_order(order, batch_size, drop_last, part))  # each rank decodes only its part
         loader = DataLoader(self.folder, batch_sampler=[idx.tolist() for idx, _ in parts], num_workers=self.workers,
                             pin_memory=str(device).startswith("cuda"), persistent_workers=False)
-        for (images, labels), (_, n) in zip(loader, parts):
+        batches, failure = iter(loader), None
+        for _, n in parts:
+            try:
+                images, labels = next(batches)
+            except DataError as err:  # from a worker, with the worker's traceback in the message
+                failure = worker_error(err)
+            if failure is not None:  # shut the workers down here, not in a later DataLoader's fork
+                batches = None
+                gc.collect()
+                raise failure
             batch = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             yield batch + ((n,) if part else ())
-
-
-def _open_rgb(path):
-    from PIL import Image
-
-    with open(path, "rb") as f:
-        return Image.open(f).convert("RGB")
-
-
-def _open_gray(path):
-    from PIL import Image
-
-    with open(path, "rb") as f:
-        return Image.open(f).convert("L")
 
 
 Split = TensorSplit | FolderSplit
@@ -226,14 +226,28 @@ def _normalization(info: DatasetInfo, cfg: DataConfig) -> DatasetInfo:
 
 def info_for(cfg: DataConfig) -> DatasetInfo:
     """The dataset's info as `cfg` sets it (image size, normalization), without loading the data. An
-    ImageFolder tree of unknown class count (name "imagefolder") is counted when its root exists."""
+    ImageFolder tree of unknown class count (name "imagefolder") is read when its root exists: its
+    classes (cda.contracts.tree_classes) and, unless `cfg.image_size` is set, its image size
+    (cda.contracts.tree_image_size: the first image of each class, headers only)."""
     info = _normalization(dataset_info(cfg.name), cfg)
     if cfg.image_size and not info.in_memory:
         info = replace(info, image_size=cfg.image_size)
-    if not info.num_classes and cfg.root and (Path(cfg.root).expanduser() / "train").is_dir():
-        classes = sorted(p.name for p in (Path(cfg.root).expanduser() / "train").iterdir() if p.is_dir())
-        info = replace(info, num_classes=len(classes), classes=tuple(classes))
+    root = _given_root(cfg, cfg.name)
+    if not info.num_classes and root is not None and (root / "train").is_dir():
+        classes = tree_classes(root)
+        info = replace(info, num_classes=len(classes), classes=classes)
+        if not cfg.image_size:
+            info = replace(info, image_size=tree_image_size(root / "train", classes))
     return info
+
+
+def with_image_size(cfg: DataConfig) -> DataConfig:
+    """`cfg` with the image size read from an "imagefolder" tree filled in, so that cache keys and
+    results name the size the data was used at."""
+    if cfg.name != "imagefolder" or cfg.image_size:
+        return cfg
+    info = info_for(cfg)
+    return replace(cfg, image_size=info.image_size) if info.num_classes else cfg
 
 
 SPLITS = ("train", "val", "test")
@@ -311,14 +325,24 @@ def stratified_indices(labels: torch.Tensor, per_class: int, seed: int) -> np.nd
     return np.concatenate(chosen)
 
 
-def _candidates(cfg: DataConfig, name: str, defaults: list[Path]) -> list[Path]:
-    paths = []
-    if cfg.root:
-        paths.append(Path(cfg.root).expanduser())
+def _given_root(cfg: DataConfig, name: str) -> Path | None:
+    """The folder the user named: DataConfig.root (--data-root), else the dataset's variable."""
     env = _ENV_VARS.get(name)
-    if env and os.environ.get(env):
-        paths.append(Path(os.environ[env]).expanduser())
-    return paths + defaults
+    given = cfg.root or (os.environ.get(env) if env else None)
+    return Path(given).expanduser() if given else None
+
+
+def _candidates(cfg: DataConfig, name: str, defaults: list[Path]) -> list[Path]:
+    """Where to look: the folder the user named and nothing else (a missing one is an error, never a
+    fallback to other data), or else the usual places."""
+    root = _given_root(cfg, name)
+    if root is None:
+        return defaults
+    if not root.is_dir():
+        source = "DataConfig.root, --data-root" if cfg.root else f"${_ENV_VARS[name]}"
+        raise DatasetNotFoundError(f"data root {root} (from {source}) does not exist or is not a folder: "
+                                   f"check the path")
+    return [root]
 
 
 def _not_found(name: str, looked: list[Path], how: str) -> DatasetNotFoundError:
@@ -334,11 +358,11 @@ def _load_fashion_mnist(cfg: DataConfig, info: DatasetInfo, train: bool) -> Tens
     torchvision_raw = download_dir() / "FashionMNIST" / "raw"
     # A given folder may hold the files itself or torchvision's FashionMNIST/raw layout.
     given = _candidates(cfg, "fashion_mnist", [])
-    looked = [q for p in given for q in (p, p / "FashionMNIST" / "raw")] + [DEBIAN_FASHION_MNIST, torchvision_raw]
+    looked = [q for p in given for q in (p, p / "FashionMNIST" / "raw")] or [DEBIAN_FASHION_MNIST, torchvision_raw]
     for folder in looked:
         if (folder / image_file).is_file() and (folder / label_file).is_file():
             return TensorSplit(_read_idx(folder / image_file).unsqueeze(1), _read_idx(folder / label_file).long(), info)
-    if cfg.download:
+    if cfg.download and not given:
         from torchvision.datasets import FashionMNIST
 
         try:
@@ -373,6 +397,9 @@ def _load_digits(cfg: DataConfig, info: DatasetInfo, train: bool) -> TensorSplit
     """sklearn's 8x8 digits (values 0..16), split 75/25 stratified with a fixed seed."""
     from sklearn.datasets import load_digits
 
+    if cfg.root:
+        raise DatasetNotFoundError(f"digits comes with scikit-learn and has no folder, but DataConfig.root "
+                                   f"(--data-root) is {cfg.root}: drop it, or name the dataset in that folder")
     bunch = load_digits()
     images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
     labels = bunch.target.astype(np.int64)
@@ -395,7 +422,7 @@ def _load_cifar(cfg: DataConfig, info: DatasetInfo, train: bool) -> TensorSplit:
             continue
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
         return TensorSplit(images, torch.as_tensor(ds.targets), info)
-    if cfg.download:
+    if cfg.download and not _given_root(cfg, info.name):
         try:
             cls(str(download_dir()), train=train, download=True)
         except Exception as err:
@@ -414,9 +441,12 @@ def _load_folder(cfg: DataConfig, info: DatasetInfo, train: bool) -> FolderSplit
     for root in looked:
         folder = root / sub
         if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
+            # every split indexes the train/ classes: val's folders must be the same names
+            classes = tree_classes(root)
             if info.name == "imagefolder":
-                classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-                info = replace(info, num_classes=len(classes), classes=tuple(classes))
+                info = replace(info, num_classes=len(classes), classes=classes)
+                if not cfg.image_size:
+                    info = replace(info, image_size=tree_image_size(root / "train", classes))
             split = FolderSplit(folder, info, train, cfg.workers, cfg.test_crop_ratio)
             if info.num_classes and len(split.folder.classes) != info.num_classes:
                 raise DatasetNotFoundError(

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from .cache import load_progress, save_progress
 from .config import EvalConfig, config_hash
+from .contracts import check_image_set, check_teacher
 from .data import DatasetInfo
 from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
@@ -55,8 +56,7 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
         if stored is None:
             raise ValueError("EvalConfig.labels='stored' needs stored labels (cda relabel)")
         stored.check_fits(cfg.aug, len(distilled.images))
-    if distilled.labels.max() >= info.num_classes:
-        raise ValueError(f"distilled labels reach {int(distilled.labels.max())}, beyond {info.num_classes} classes")
+    check_image_set(distilled.images, distilled.labels, info, "the distilled set")
     seed_everything(cfg.seed)
     student = init if init is not None else create_model(cfg.arch, info.num_classes, info.channels, info.image_size)
     student = student.to(dev).train()
@@ -64,6 +64,7 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
         student = student.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher = teacher.to(dev).eval()
+        check_teacher(teacher, info, dev)
     rank, world = rank_and_world()
     forward = wrap_ddp(student, dev)
     forward = torch.compile(forward) if cfg.compile else forward

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from .config import AugConfig, DataConfig, EvalConfig, SqueezeConfig
+from .contracts import check_image_set
 from .data import DatasetInfo, load_split
 from .evaluate import evaluate
 from .official_formats import FKDLabels
@@ -77,6 +78,7 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor, dataset: str | D
     info = test.info
     images = _as_uint8(images, info, normalized)
     labels = _as_labels(labels, len(images), info)
+    check_image_set(images, labels, info, "evaluate_images: the image set")
     if teacher is not None and not isinstance(teacher, nn.Module):
         from .checkpoint import load_checkpoint
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -30,10 +31,10 @@ from tqdm.auto import tqdm
 from .augment import MixParams, ViewParams
 from .cache import ArtifactError
 from .config import AugConfig
+from .contracts import IMAGE_EXTENSIONS, DataError, open_image
 from .relabel import BatchPlan
 
-# torchvision's ImageFolder extensions.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "F")
 _CLASS_FOLDER = re.compile(r"^(?:new)?(\d+)$")  # official `new007`, cda's `007`
 _OFFICIAL_FILE = re.compile(r"^class(\d+)_id(\d+)\.")
 
@@ -43,7 +44,7 @@ class LayoutError(ValueError):
 
 
 def load_image_folder(path: str | Path, channels: int | None = None, image_size: int | None = None,
-                      progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                      progress: bool = True, classes: Sequence[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Read a distilled image tree into uint8 images [N, C, H, W] and int64 labels [N].
 
     The images come in torchvision ImageFolder's order (class folders sorted by name, then file names
@@ -51,8 +52,13 @@ def load_image_folder(path: str | Path, channels: int | None = None, image_size:
     named by a number (`new007`, `007`), that number; otherwise the folder's position in sorted
     order, as ImageFolder. Official file names `class{c}_id{i}` must agree with their folder.
 
+    `classes`: the dataset's class names (e.g. `info_for(DataConfig(...)).classes`): folders named
+    by a class name then take that class's index, and a folder named for no class is an error
+    (otherwise a missing or misspelt folder would shift every later label).
+
     `channels`: 1 (grayscale) or 3 (RGB); None keeps what the first image has. `image_size`: resize
-    every image to this square size (bilinear); None requires all images to have one size.
+    every image to this square size (bilinear); None requires all images to have one size. A file
+    that does not decode is an error naming it; 16-bit images are scaled to 8 bits.
     Only files directly inside the class folders are read. The images are held in one preallocated
     uint8 tensor (ImageNet-1K at IPC 50 and 224 px: 7.5 GB), the form cda trains from.
     """
@@ -64,8 +70,14 @@ def load_image_folder(path: str | Path, channels: int | None = None, image_size:
     folders = sorted(p for p in root.iterdir() if p.is_dir())
     samples: list[tuple[Path, int]] = []
     numbered = bool(folders) and all(_CLASS_FOLDER.match(f.name) for f in folders)
+    if classes is not None and not numbered:
+        unknown = sorted(f.name for f in folders if f.name not in classes)
+        if unknown:
+            raise DataError(f"{root}: class folder(s) {', '.join(unknown[:5])} name no class of the data "
+                            f"({', '.join(list(classes)[:5])}{', ...' if len(classes) > 5 else ''}): rename them")
     for position, folder in enumerate(folders):
-        label = int(_CLASS_FOLDER.match(folder.name)[1]) if numbered else position
+        label = (int(_CLASS_FOLDER.match(folder.name)[1]) if numbered
+                 else list(classes).index(folder.name) if classes is not None else position)
         files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not files:
             raise LayoutError(f"class folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
@@ -81,18 +93,21 @@ def load_image_folder(path: str | Path, channels: int | None = None, image_size:
                           f"official <root>/new000/class000_id000.jpg")
 
     def read(f: Path):
-        with Image.open(f) as im:
-            if channels is None:
-                im = im.convert("L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB")
-            else:
-                im = im.convert({1: "L", 3: "RGB"}[channels])
-            if image_size is not None and im.size != (image_size, image_size):
-                im = im.resize((image_size, image_size), Image.BILINEAR)
-            array = np.array(im, dtype=np.uint8)
+        im = open_image(f, wanted)  # a broken file is an error naming it
+        if image_size is not None and im.size != (image_size, image_size):
+            im = im.resize((image_size, image_size), Image.BILINEAR)
+        array = np.array(im, dtype=np.uint8)
         return array[:, :, None] if array.ndim == 2 else array
 
     if channels not in (None, 1, 3):
         raise ValueError(f"channels={channels}: use 1 (grayscale), 3 (RGB) or None (as the first image)")
+    wanted = channels
+    if wanted is None:
+        try:
+            with Image.open(samples[0][0]) as im:
+                wanted = 1 if im.mode in _GRAY_MODES or im.mode.startswith("I;16") else 3
+        except Exception:
+            wanted = 3  # open_image names the broken file below
     first = read(samples[0][0])
     h, w, c = first.shape
     images = torch.empty((len(samples), c, h, w), dtype=torch.uint8)

@@ -21,6 +21,7 @@ import pandas as pd
 from . import plots
 from .cache import write_json
 from .config import DataConfig
+from .contracts import tree_classes, tree_image_size
 from .results import accuracy_table, timing_table
 from .studies import Context, LiveStudy, Study
 from .studies._core import grid_figure, keep_grid
@@ -72,7 +73,9 @@ def open(data_root: str | os.PathLike | None = None, method: str = "cda", ipc: i
          device: str = "cpu", image_size: int | None = None, root: str | os.PathLike | None = None,
          overrides: dict | None = None, progress: bool = True, log: Callable[[str], None] = print) -> OwnDataStudy:
     """Your ImageFolder tree as a study (None: a small Fashion-MNIST tree, made once in a temp folder).
-    `image_size`: the side the images are resized to (None: 28 for the demo tree, else 64)."""
+    The tree is checked first (cda.contracts: the same class folders in train/ and val/, at least
+    two, none empty). `image_size`: the side the images are resized to (None: the tree's own, read
+    from the first image of each class; see cda.contracts.tree_image_size)."""
     from . import methods
 
     choices = [m for m in methods.list_methods() if m != "random"]  # random real images are the baseline
@@ -84,7 +87,8 @@ def open(data_root: str | os.PathLike | None = None, method: str = "cda", ipc: i
         if not (data_root / sub).is_dir():
             raise FileNotFoundError(f"{data_root / sub} is not a folder: the tree needs train/<class>/* and "
                                     f"val/<class>/* images")
-    size = image_size or (28 if demo else 64)
+    classes = tree_classes(data_root)
+    size = image_size or tree_image_size(data_root / "train", classes)
     changes = {"data.name": "imagefolder", "data.root": str(data_root), "data.image_size": size,
                "device": device, "ipcs": [ipc], "methods": ["random", method], **(overrides or {})}
     return OwnDataStudy(OWN_DATA, preset, changes, root, {"method": method, "ipc": ipc}, progress, log)

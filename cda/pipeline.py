@@ -19,7 +19,7 @@ from . import methods, speed
 from .cache import Cache, publishing, read_json, write_json
 from .checkpoint import load_checkpoint
 from .config import EvalConfig, RecoverConfig, RunConfig, SqueezeConfig
-from .data import DatasetInfo, load_split
+from .data import DatasetInfo, load_split, with_image_size
 from .evaluate import evaluate, noisy_accuracy, train_student
 from .plan import plan_run
 from .results import git_commit
@@ -34,6 +34,7 @@ class Workspace:
     def __init__(self, cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = print):
         self.progress, self.log = progress, log
         git_commit(str(Path(__file__).parent))  # provenance names the code this run started with
+        cfg = replace(cfg, data=with_image_size(cfg.data))  # a tree's own size, named in every cache key
         self.cache = Cache(cfg.cache_dir, log)
         self.train = load_split(cfg.data, train=True)
         self.test = load_split(cfg.data, train=False)

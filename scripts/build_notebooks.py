@@ -253,8 +253,10 @@ crop curriculum), `cudd` (stages of images started from real ones the current st
 `cpu`, the default, the whole tree with the budgets of the Fashion-MNIST notebooks (11 min for the demo
 tree with CDA at IPC 10, measured on 2 CPU cores shared with other jobs); `paper` the papers' ImageNet
 settings (a GPU). The images are resized to
-`image_size` pixels (None: 28 for the demo tree, else 64); the models take any size, but the time grows
-with it.""",
+`image_size` pixels (None: the tree's own size, the shorter side of each class's first image, the
+smallest where they differ); the models take any size, but the time grows with it. A tree that cannot
+work (other class folders in val/ than in train/, one class, an empty class, an unreadable image) stops
+`own_data.open` with one line naming the folder or file (README, "Your own data").""",
 )
 
 
@@ -371,7 +373,7 @@ def own_data_notebook() -> dict:
               "ipc = 10  # distilled images per class",
               'preset = os.environ.get("CDA_PRESET", "cpu")  # smoke (CI), cpu or paper (GPU)',
               'device = "cpu"  # cpu, cuda or cuda:N',
-              "image_size = None  # pixels per side (None: 28 for the demo tree, else 64)",
+              "image_size = None  # pixels per side (None: the images' own size)",
               "output_root = None  # folder for results/, figures/ and the cache (None: the project folder)",
               "export_dir = None  # where the set goes (None: beside the results)"]
     tables = "## Tables\n\nTop-1 on your `val/` images: the distilled set against random real images."

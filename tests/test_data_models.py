@@ -31,10 +31,14 @@ def test_digits_loads_with_a_fixed_split():
 def test_missing_data_folder_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setattr("cda.data.DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
     monkeypatch.setenv("CDA_DOWNLOAD_DIR", str(tmp_path / "dl"))
+    monkeypatch.delenv("CDA_FASHION_MNIST", raising=False)
     with pytest.raises(DatasetNotFoundError) as err:
-        load_split(DataConfig(root=str(tmp_path / "missing")), train=True)
+        load_split(DataConfig(), train=True)
     text = str(err.value)
-    assert str(tmp_path / "missing") in text and "apt-get install dataset-fashion-mnist" in text
+    assert str(tmp_path / "nowhere") in text and "apt-get install dataset-fashion-mnist" in text
+    # a folder that was named but does not exist is an error of its own (never a fallback to other data)
+    with pytest.raises(DatasetNotFoundError, match=f"data root {tmp_path / 'missing'} .* does not exist"):
+        load_split(DataConfig(root=str(tmp_path / "missing")), train=True)
 
 
 def test_truncated_idx_file_is_reported(tmp_path):

@@ -114,7 +114,8 @@ def test_validation_split_of_an_image_folder_stays_on_disk(tmp_path):
         folder.mkdir(parents=True)
         for i in range(6):
             Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / f"{i}.png")
-    (tmp_path / "val" / "class0").mkdir(parents=True)
+        (tmp_path / "val" / f"class{k}").mkdir(parents=True)  # val/ needs the same classes as train/
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / "val" / f"class{k}" / "0.png")
     cfg = DataConfig(name="imagefolder", root=str(tmp_path), image_size=8, workers=0, validation=2)
     train, val = load_split(cfg, train=True), load_split(cfg, split="val")
     assert isinstance(train, FolderSplit) and isinstance(val, FolderSplit)
