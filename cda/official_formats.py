@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .augment import MixParams, ViewParams
-from .cache import ArtifactError
+from .cache import ArtifactError, _why_unreadable
 from .config import AugConfig
 from .contracts import IMAGE_EXTENSIONS, DataError, open_image
 from .relabel import BatchPlan
@@ -157,8 +157,8 @@ def _safe_load(path: Path):
         with torch.serialization.safe_globals(allowed):
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ArtifactError(f"FKD label file {path} cannot be read safely ({type(err).__name__}: {err}); it is "
-                            f"truncated, corrupt, or holds objects other than tensors and numbers") from err
+        raise ArtifactError(f"FKD label file {path} cannot be read: {_why_unreadable(err)}. Regenerate the "
+                            f"label folder, or point --labels at an intact one") from err
 
 
 class FKDLabels:

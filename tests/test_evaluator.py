@@ -6,6 +6,7 @@ trees `new{c:03d}/class{c:03d}_id{i:03d}.<ext>`, and FKD batch files `epoch_{e}/
 [coords, flip_status, mix_index, mix_lam, mix_bbox, soft_label], drawn by a RandomSampler seeded 42,
 cropped and flipped by torchvision, CutMixed by the official box convention.
 """
+import argparse
 import copy
 from dataclasses import replace
 
@@ -180,8 +181,12 @@ def test_fkd_files_that_do_not_fit_are_named(official, tiny_teacher, tmp_path):
     with pytest.raises(ArtifactError, match="mix_index is not a permutation"):
         FKDLabels(tmp_path / "l").epoch(0)
     (tmp_path / "l" / "epoch_0" / "batch_1.tar").write_bytes(b"\x00" * 64)
-    with pytest.raises(ArtifactError, match="cannot be read safely"):
+    with pytest.raises(ArtifactError, match="batch_1.tar cannot be read: it is .*damaged"):
         FKDLabels(tmp_path / "l").epoch(0)
+    torch.save([argparse.Namespace(a=1)], tmp_path / "l" / "epoch_0" / "batch_1.tar")  # pickled objects, not weights
+    with pytest.raises(ArtifactError, match="batch_1.tar cannot be read: it is not a cda file") as err:
+        FKDLabels(tmp_path / "l").epoch(0)
+    assert "weights_only" not in str(err.value)  # never torch's advice to load it unsafely
 
 
 def test_students_train_on_official_fkd_labels_matched_to_their_images(official, tiny_teacher, tmp_path):
