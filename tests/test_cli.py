@@ -68,7 +68,7 @@ def test_an_internal_error_such_as_cuda_out_of_memory_shows_its_traceback_with_d
 
 REQUIRED = {"squeeze": ["--out", "t.pt"], "recover": ["--teacher", "t.pt", "--ipc", "1", "--out", "d"],
             "relabel": ["--teacher", "t.pt", "--distilled", "d", "--out", "l"], "evaluate": ["--distilled", "d"],
-            "study": ["cda_ablation_scheduler"]}
+            "study": ["cda_ablation_scheduler"], "cache": ["verify"]}
 
 
 def test_every_subcommand_takes_device_data_root_and_set():
