@@ -3,7 +3,7 @@
 An artifact is built in `<hash>.partial/`; its `done.json` (with every file's size and sha256) is
 written last, and the folder is renamed to `<hash>/` in one step, so a killed process never leaves a
 folder that a later run would take for a finished one. Reading an artifact checks its files against
-`done.json` (cda.integrity); a damaged one is moved aside and rebuilt. One process builds an
+`done.json` (check_artifact); a damaged one is moved aside and rebuilt. One process builds an
 artifact while the others wait on its lock (`<hash>.lock`).
 """
 from __future__ import annotations
@@ -72,6 +72,14 @@ def atomic_path(path: str | os.PathLike):
     finally:
         if tmp is not None and Path(tmp).exists():
             Path(tmp).unlink()
+
+
+def make_folder(folder: Path) -> None:
+    """mkdir -p, or an OutputError naming the folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create {folder}: {err.strerror or err}") from err
 
 
 _HOST = socket.gethostname().replace("/", "_")
@@ -251,10 +259,7 @@ class Cache:
     @contextmanager
     def lock(self, folder: Path):
         """Hold the artifact's lock; say so when another process holds it and this one waits."""
-        try:
-            folder.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise OutputError(f"cannot create {folder.parent}: {err.strerror or err}") from err
+        make_folder(folder.parent)
         lock = FileLock(folder.with_name(folder.name + ".lock"))
         try:
             try:
@@ -285,10 +290,7 @@ class Cache:
             if found is not _MISSING:
                 return found
             partial = folder.with_name(folder.name + ".partial")
-            try:
-                partial.mkdir(parents=True, exist_ok=True)
-            except OSError as err:
-                raise OutputError(f"cannot create {partial}: {err.strerror or err}") from err
+            make_folder(partial)
             if not self._finished_in(partial):  # a build killed after it finished is published as it is
                 self._build(kind, configs, make, partial)
             os.replace(partial, folder)
@@ -394,9 +396,6 @@ def publishing(path: str | os.PathLike):
     """Hold the lock of an output (`.<name>.lock` beside it) while it and what goes with it are written,
     so that two processes publishing the same results never mix their files."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"cannot create {path.parent}: {err.strerror or err}") from err
+    make_folder(path.parent)
     with FileLock(path.with_name(f".{path.name}.lock")):
         yield

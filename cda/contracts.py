@@ -189,7 +189,8 @@ def check_teacher(teacher: torch.nn.Module, info, device) -> None:
     """The teacher takes the data's images and gives one logit per class (one image through it)."""
     x = torch.zeros(1, info.channels, info.image_size, info.image_size, device=device)
     try:
-        out = teacher(x)
+        with torch.no_grad():  # a shape check: no graph to keep
+            out = teacher(x)
     except RuntimeError as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DataError(f"the teacher does not take {info.name}'s {info.channels}x{info.image_size}x{info.image_size} "
