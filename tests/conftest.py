@@ -3,6 +3,8 @@
 `pytest --device cuda` (or cuda:N) runs the device-aware tests (those taking the `device` fixture) on
 that GPU; the default is the CPU, which is all CI has.
 """
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -49,3 +51,28 @@ def tiny_teacher(tmp_path_factory):
     model, meta = squeeze(TINY, SqueezeConfig(arch="convnet3_w16", epochs=4, batch_size=32, lr=0.05),
                           out_path=path, progress=False)
     return model, meta, path
+
+
+def kill_after_first_checkpoint(child: str, args: list[str], progress_path: Path, after: float = 0.0) -> dict:
+    """Run `python -c child *args` from the project root, SIGKILL it `after` seconds past its first
+    progress checkpoint (at `progress_path`), and return that checkpoint's state."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", child, *args], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
+    deadline = time.time() + 120
+    while not progress_path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"child ended before its first checkpoint: {proc.stderr.read().decode()[-2000:]}")
+        assert time.time() < deadline, "no checkpoint within 120 s"
+        time.sleep(0.005)
+    time.sleep(after)  # let it run on, and perhaps die in the middle of a later save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert b"finished" not in proc.stdout.read()
+    return torch.load(progress_path, weights_only=True)

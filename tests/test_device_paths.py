@@ -5,11 +5,9 @@ and students, a CUDD run, and a recovery killed with SIGKILL that resumes on the
 On the CPU these are quick consistency checks; on a GPU each compares with the CPU reference."""
 import copy
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -105,20 +103,9 @@ CHILD = textwrap.dedent("""
 
 @pytest.mark.slow  # a child process and two recoveries: seconds alone, a minute or more on busy shared cores
 def test_killed_recovery_resumes_on_the_device(device, tiny_teacher, tmp_path):
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(tiny_teacher[2]), str(tmp_path), device], cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(root)})
-    deadline = time.time() + 120
-    while not (tmp_path / PROGRESS_FILE).exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"child ended before its first checkpoint: {proc.stderr.read().decode()[-2000:]}")
-        assert time.time() < deadline, "no checkpoint within 120 s"
-        time.sleep(0.005)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert b"finished" not in proc.stdout.read()
-    state = torch.load(tmp_path / PROGRESS_FILE, weights_only=True)
+    from conftest import kill_after_first_checkpoint  # here: the child imports this module without tests/ on the path
+
+    state = kill_after_first_checkpoint(CHILD, [str(tiny_teacher[2]), str(tmp_path), device], tmp_path / PROGRESS_FILE)
     assert 0 < state["iteration"] < RESUME.iterations
     resumed = recover(copy.deepcopy(tiny_teacher[0]), INFO, RESUME, device=device, progress=False,
                       progress_dir=tmp_path, checkpoint_every=10)

@@ -1,11 +1,6 @@
 """Faults: a process killed with SIGKILL resumes to the same result; failed writes keep what was there."""
 import errno
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -64,20 +59,9 @@ CUDD = CuddConfig(recover=RecoverConfig(ipc=2, iterations=400, lr=0.1, r_bn=0.05
 
 def _kill_after_first_checkpoint(kind: str, teacher_path: Path, folder: Path, progress_file: str,
                                  after: float = 0.3) -> dict:
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, kind, str(teacher_path), str(folder)], cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
-    deadline = time.time() + 120
-    while not (folder / progress_file).exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"child ended before its first checkpoint: {proc.stderr.read().decode()}")
-        assert time.time() < deadline, "no checkpoint within 120 s"
-        time.sleep(0.005)
-    time.sleep(after)  # let it run on, and perhaps die in the middle of a later save
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert b"finished" not in proc.stdout.read()
-    return torch.load(folder / progress_file, weights_only=True)
+    from conftest import kill_after_first_checkpoint  # here: the children import this module without tests/ on the path
+
+    return kill_after_first_checkpoint(CHILD, [kind, str(teacher_path), str(folder)], folder / progress_file, after)
 
 
 def test_killed_recovery_resumes_to_the_same_images(tiny_teacher, tmp_path):
