@@ -1,0 +1,87 @@
+"""The cache keys of every artifact a preset's run makes, from its config alone (no data, no compute).
+
+`python tests/cache_keys.py > tests/expectations/cache_keys.json` records them; test_cache_keys.py
+compares the current code against the recording, so a refactor that moves any key fails. Each preset
+is keyed twice: as written, and with speed="auto" choosing every fast setting (channels_last, bf16 on
+the CPU, compile), so the non-default runtime's keys are pinned too.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from unittest import mock
+
+PRESETS = ("smoke", "cpu", "digits", "paper", "tiny_imagenet", "imagenet21k", "cifar10", "cifar100")
+FAST = {"channels_last": True, "amp_cpu": True, "compile": True}
+
+
+def _options(cfg, method, ipc):
+    from cda import methods
+
+    if hasattr(methods, "options_for"):
+        return methods.options_for(cfg, method, ipc)
+    return cfg.method_config(method, ipc)
+
+
+def _resolve(cfg):
+    """`cfg` (and its runtime, where the code has one) as the workspace resolves it under speed="auto"."""
+    from cda import speed
+    from cda.data import info_for
+
+    with mock.patch.object(speed, "choose", lambda *a, **k: dict(FAST)):
+        return speed.resolve(replace(cfg, speed="auto"), info_for(cfg.data), log=lambda _: None)
+
+
+def keys(cfg) -> dict[str, str]:
+    """{artifact: key} of one run config: teachers, sets, slots, labels, students, CUDD's configs."""
+    from cda import methods
+    from cda.cache import artifact_key
+    from cda.config import config_hash
+
+    def key(kind, *parts):
+        try:  # the workspace's own composition, where the code has one
+            from cda.pipeline import artifact_parts
+
+            parts = artifact_parts(cfg, kind, parts)
+        except ImportError:
+            pass
+        return artifact_key(kind, *parts)
+
+    out = {"teacher": key("teacher", cfg.data, cfg.squeeze),
+           "squeeze progress": config_hash(cfg.squeeze, cfg.data.name, 0)}
+    full = replace(cfg.squeeze, arch=cfg.eval.arch, pretrained=None, seed=cfg.squeeze.seed + 1)
+    out["full data"] = key("teacher", cfg.data, full)
+    for ipc in cfg.ipcs:
+        out[f"cudd_for {ipc}"] = config_hash(cfg.cudd_for(ipc))
+        for method in methods.list_methods():
+            opts = _options(cfg, method, ipc)
+            at = f"{method} ipc{ipc}"
+            out[f"distilled {at}"] = key("distilled", cfg.data, cfg.squeeze, opts, [])
+            if hasattr(opts, "curriculum"):
+                out[f"slots {at}"] = key("slots", cfg.data, cfg.squeeze, replace(opts, ipc=1), [])
+            for seed in cfg.eval_seeds:
+                for arch in cfg.students or (cfg.eval.arch,):
+                    e = replace(cfg.eval_for(method), arch=arch)
+                    e, o = cfg.for_seed(seed, e, None if cfg.seed_scope == "student" else opts)
+                    source = (cfg.data, cfg.squeeze, method, ipc, o if o is not None else opts, cfg.recover.seed)
+                    out[f"evaluation {at} seed{seed} {arch}"] = key("evaluation", *source, e)
+                    if e.labels == "stored":
+                        out[f"labels {at} seed{seed} {arch}"] = key("labels", *source, cfg.relabel_for(e))
+    return out
+
+
+def all_keys() -> dict[str, dict[str, str]]:
+    from cda.config import preset
+
+    out = {}
+    for name in PRESETS:
+        cfg = preset(name)
+        out[name] = keys(cfg)
+        out[f"{name} fast"] = keys(_resolve(cfg))
+    return out
+
+
+if __name__ == "__main__":
+    json.dump(all_keys(), sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.write("\n")
