@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cda.config import AugConfig, CurriculumConfig, EvalConfig, RecoverConfig, preset
 from cda.data import info_for, load_split
 from cda.recover import BNStatsLoss, Distilled, recover
+from cda.methods import recover_for
 
 
 def forward_flops(model, info, device) -> float:
@@ -91,7 +92,7 @@ def main():
     teacher, arch = teacher_for(args, info, args.arch)
     teacher = teacher.to(dev)
     if args.data_root:  # ImageNet shape: the paper preset's CDA recipe, one group of up to 100 classes per step
-        r = preset("paper").recover_for("cda", ipc)
+        r = recover_for(preset("paper"), "cda", ipc)
         hp = dict(lr=r.lr, r_bn=r.r_bn, jitter=r.jitter, schedule=r.curriculum.schedule,
                   milestone=r.curriculum.milestone)
         per_group = min(r.classes_per_group, info.num_classes)

@@ -24,7 +24,7 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from .config import TUNE_STAGES, ConfigError, RunConfig, TuneConfig, apply_overrides, parse_override, preset, to_dict
+from .config import PRESETS, ConfigError, RunConfig, apply_overrides, parse_override, preset, to_dict
 
 
 RUNS = "runs"  # a user's output root inside the project folder
@@ -49,7 +49,11 @@ def _overrides(args) -> dict:
 
 
 def _load_config(args) -> RunConfig:
-    return apply_overrides(preset(args.preset), _overrides(args))
+    from .methods import check_run
+
+    cfg = apply_overrides(preset(args.preset), _overrides(args))
+    check_run(cfg)  # method names are the registry's to check
+    return cfg
 
 
 def _flatten(data: dict, prefix: str = "") -> dict:
@@ -65,7 +69,7 @@ def _flatten(data: dict, prefix: str = "") -> dict:
 def _output_root(args) -> Path:
     """Where `run`, `study`, `notebooks` and `figures` write: the project folder with --publish,
     --output-root, else <project>/runs."""
-    from .studies import project_root
+    from .paths import project_root
 
     if args.publish and args.output_root:
         raise ConfigError("--publish writes the project's own results/ and figures/; drop --output-root")
@@ -81,7 +85,7 @@ def _shared_cache(args):
     if not hasattr(args, "publish") or args.output_root or os.environ.get("CDA_CACHE_DIR"):
         yield
         return
-    from .studies import project_root
+    from .paths import project_root
 
     os.environ["CDA_CACHE_DIR"] = str(project_root() / ".cache" / "cda")
     try:
@@ -92,7 +96,7 @@ def _shared_cache(args):
 
 def _common(p: argparse.ArgumentParser) -> None:
     """The flags every subcommand takes."""
-    p.add_argument("--preset", default="cpu", help="smoke, cpu (default) or paper")
+    p.add_argument("--preset", default="cpu", help=f"one of {', '.join(PRESETS)} (default cpu)")
     p.add_argument("--config", help="YAML file of config fields (nested sections)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. recover.iterations=200 (repeatable)")
@@ -123,6 +127,8 @@ def _outputs(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .tuning import TUNE_STAGES, TuneConfig  # `cda tune`'s defaults
+
     parser = argparse.ArgumentParser(prog="cda", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -229,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _paper_companion(args, root: Path) -> int:
     """The study, notebooks and figures subcommands."""
     from . import notebooks, studies
+    from .paths import run_tag
 
     overrides = _overrides(args)
     apply_overrides(preset(args.preset), overrides)  # a bad field is a clear error before anything runs
@@ -247,7 +254,7 @@ def _paper_companion(args, root: Path) -> int:
         notebooks.run_notebooks(args.preset, args.only, executed_dir=args.executed_dir, output_root=root,
                                 progress=not args.no_progress, overrides=overrides)
     else:
-        tag = studies.run_tag(args.preset, overrides)
+        tag = run_tag(args.preset, overrides)
         if not notebooks.redraw_all(tag, args.only, root):
             raise FileNotFoundError(f"no results named {tag!r} under {root / 'results'} to redraw; run `cda study` "
                                     f"or `cda notebooks` first, or pass --publish for the committed results")
@@ -258,8 +265,8 @@ def _tune(args, root: Path) -> int:
     """`cda tune`: the grid's rows in results/tuning/<tag>.csv, its figures, and the winners as --set
     overrides to pass to `cda run` (or to write into the preset)."""
     from . import plots_verdicts
-    from .studies import figures_dir, results_path, run_tag
-    from .tuning import best_mean, sensitivity, tune
+    from .paths import figures_dir, results_path, run_tag
+    from .tuning import TUNE_STAGES, TuneConfig, best_mean, sensitivity, tune
 
     overrides = _overrides(args)
     cfg = apply_overrides(preset(args.preset), overrides)
@@ -293,7 +300,7 @@ def _verdicts(args, root: Path) -> int:
     """`cda verdicts`: results/verdicts/<tag>.csv and figures/<tag>/verdicts.png from the saved results."""
     from . import plots_verdicts
     from .notebooks import build_cost
-    from .studies import figures_dir, run_tag
+    from .paths import figures_dir, run_tag
     from .verdicts import by_claim, verdict_table
 
     tag = run_tag(args.preset, _overrides(args))
@@ -378,7 +385,7 @@ def _run_outputs(args, cfg: RunConfig, root: Path) -> RunConfig:
     cache folder lives under the root, as for the studies."""
     overrides = _overrides(args)
     if "out_dir" not in overrides:
-        from .studies import run_tag
+        from .paths import run_tag
 
         cfg = replace(cfg, out_dir=str(root / "results" / "main" / run_tag(args.preset, overrides)))
     if not os.path.isabs(cfg.cache_dir):
@@ -504,7 +511,7 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
         method = methods.get(args.method)
         train = load_split(cfg.data, train=True)
         teacher, _ = _teacher(args.teacher, cfg)
-        options = cfg.method_config(args.method, args.ipc)
+        options = methods.options_for(cfg, args.method, args.ipc)
         out = Path(args.out)
         made_by = {"teacher": str(Path(args.teacher).resolve()), "method": args.method, "ipc": args.ipc,
                    "options": to_dict(options)}

@@ -25,6 +25,7 @@ import torch
 
 from .config import RunConfig
 from .plan import GB, Shape, dataset_shape, make_plan
+from .methods import recover_for
 
 PEAK_FLOPS = {"tf32": 494.7e12, "bf16": 989.4e12}  # H100 SXM5 = H200, dense
 PEAK_SOURCE = ("NVIDIA H100 SXM5 dense tensor-core peaks, TF32 494.7 and BF16 989.4 TFLOPS (as tabulated at "
@@ -70,7 +71,7 @@ def method_hours(cfg: RunConfig, method: str, shape: Shape) -> dict[str, float]:
         n = ipc * C
         if method in ("sre2l", "cda", "cudd"):
             c = cfg.cudd_for(ipc) if method == "cudd" else None
-            r = c.recover if c else cfg.recover_for(method, ipc)
+            r = c.recover if c else recover_for(cfg, method, ipc)
             per = 2 * teacher + (2 * forward_flops(c.student.arch, shape) if c else 0)
             out["recovery"] += _hours(n * r.iterations * per, r.amp)
             if c:  # the curriculum students, trained on the stages before each later one

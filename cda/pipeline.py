@@ -33,6 +33,7 @@ class Workspace:
 
     def __init__(self, cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = print):
         self.progress, self.log = progress, log
+        methods.check_run(cfg)
         git_commit(str(Path(__file__).parent))  # provenance names the code this run started with
         cfg = replace(cfg, data=with_image_size(cfg.data))  # a tree's own size, named in every cache key
         self.cache = Cache(cfg.cache_dir, log)
@@ -75,7 +76,7 @@ class Workspace:
         """The distilled set of a method at one IPC, made by its registered entry (cda.methods) with
         `options` (default: the run's config for that method) and cached by config."""
         m = methods.get(method)
-        opts = options if options is not None else self.cfg.method_config(method, ipc)
+        opts = options if options is not None else methods.options_for(self.cfg, method, ipc)
         if snapshot_at and not m.snapshots:
             raise ValueError(f"method {method!r} records no snapshots; leave snapshot_at empty")
         if not m.cached:
@@ -104,7 +105,7 @@ class Workspace:
         built from goes in the cost ledger, even when the result itself comes from the cache and so
         never asks for it."""
         e = eval_cfg or self.cfg.eval_for(method)
-        opts = options if options is not None else self.cfg.method_config(method, ipc)
+        opts = options if options is not None else methods.options_for(self.cfg, method, ipc)
         source = self._source(method, ipc, opts)
         self.cache.note("teacher", (self.cfg.data, self.cfg.squeeze))
         if methods.get(method).cached:

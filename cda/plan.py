@@ -34,6 +34,7 @@ import torch
 
 from .config import RunConfig
 from .labels_compact import bytes_per_view
+from .methods import options_for, recover_for
 
 # PNG bytes / raw bytes of a recovered image. Measured: 0.86-0.92 on the cpu preset's recovered 28-px
 # sets, 1.03 on noise-like 32-px RGB ones (PNG's overhead), 0.47 on CUDD's from real images.
@@ -236,7 +237,7 @@ def _recovery_work(cfg: RunConfig, method: str, ipc: int, classes: int) -> int:
     method that picks real images (random, nearest_mean)."""
     from .config import CuddConfig, RecoverConfig
 
-    options = cfg.method_config(method, ipc)
+    options = options_for(cfg, method, ipc)
     r = options.recover if isinstance(options, CuddConfig) else options
     return ipc * classes * r.iterations if isinstance(r, RecoverConfig) else 0
 
@@ -346,7 +347,7 @@ def measure_rate(cfg: RunConfig, shape: Shape, iterations: int = 3, method: str 
     from .models import create_model
     from .recover import recover
 
-    r = cfg.recover_for(method, 1)
+    r = recover_for(cfg, method, 1)
     groups = r.groups_per_step or math.ceil(shape.num_classes / r.classes_per_group) * max(cfg.ipcs)
     images = min(shape.num_classes * max(cfg.ipcs), min(r.classes_per_group, shape.num_classes) * groups)
     per_group = min(r.classes_per_group, shape.num_classes)

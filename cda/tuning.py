@@ -25,15 +25,67 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
 
-from .config import (ConfigError, RecoverConfig, RunConfig, TuneConfig, apply_overrides, get_field,
+from .config import (ConfigError, CuddConfig, EvalConfig, RecoverConfig, RunConfig, apply_overrides, get_field,
                      with_field)
+from .config.checks import _check_seeds
 from .results import write_results
+from .methods import options_for
+
+# ---------------------------------------------------------------------------------------------
+# The stages, their grids and what `tune` tries.
+
+PROTOCOL_GRID: tuple[tuple[str, tuple], ...] = (
+    ("temperature", (1.0, 4.0, 20.0)),
+    ("aug.epochs", (100, 200, 400)),
+    ("lr", (0.0005, 0.001, 0.002)),
+    ("aug.batch_size", (32, 64, 128)),
+    ("aug.crop_scale", ((0.08, 1.0), (0.25, 1.0), (0.5, 1.0))),
+    ("aug.mix", ("none", "cutmix", "mixup")),
+)
+RECOVERY_GRID: tuple[tuple[str, tuple], ...] = (
+    ("lr", (0.05, 0.1, 0.25)),
+    ("r_bn", (0.01, 0.05, 0.25)),
+    ("iterations", (250, 500, 1000)),
+    ("jitter", (0, 2, 4)),
+    ("bn_groups", (1, 10)),
+)
+TUNE_STAGES = ("protocol", "recovery", "cudd")  # the stages, in order, and their TuneConfig grids
+CUDD_GRID: tuple[tuple[str, tuple], ...] = (
+    ("adv", (0.3, 1.0, 3.0)),
+    ("l2", (0.3, 1.0, 3.0)),
+)
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """What `tune` tries: the IPC of the sets, the seeds of every point, each stage's grid (dotted
+    EvalConfig / RecoverConfig / CuddConfig fields and their values), and the smallest gain that
+    moves a knob. An empty grid skips its stage."""
+
+    ipc: int = 10
+    seeds: tuple[int, ...] = (0, 1)
+    protocol: tuple[tuple[str, tuple], ...] = PROTOCOL_GRID
+    recovery: tuple[tuple[str, tuple], ...] = RECOVERY_GRID
+    cudd: tuple[tuple[str, tuple], ...] = CUDD_GRID
+    methods: tuple[str, ...] = ("random", "sre2l", "cda", "cudd")
+    # points of mean validation top-1: students of one cell differ by 1-3 points from seed to seed, so
+    # a smaller gain over two seeds is noise, and chasing it tunes the protocol to the baseline's luck
+    min_gain: float = 1.0
+
+    def __post_init__(self):
+        if self.ipc <= 0 or not self.seeds:
+            raise ConfigError(f"TuneConfig: ipc={self.ipc} must be positive and seeds={self.seeds} not empty")
+        _check_seeds(self, "seeds")
+        for stage, cls in (("protocol", EvalConfig), ("recovery", RecoverConfig), ("cudd", CuddConfig)):
+            for knob, values in getattr(self, stage):
+                with_field(cls(), knob, values[0])  # an unknown field is an error now, not after an hour
+
 
 def _text(value: Any) -> str:
     return f"{value[0]:g}-{value[1]:g}" if isinstance(value, tuple) else f"{value:g}" if isinstance(
@@ -60,7 +112,7 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     def cells(stage, knob, value, default, method, e, options=None):
         out = []
         for seed in tc.seeds:
-            es, opts = cfg.for_seed(seed, e, options if options is not None else cfg.method_config(method, tc.ipc))
+            es, opts = cfg.for_seed(seed, e, options if options is not None else options_for(cfg, method, tc.ipc))
             m = ws.evaluation(method, tc.ipc, es, opts)
             out.append(dict(dataset=ws.info.name, method=method, ipc=tc.ipc, teacher=cfg.squeeze.arch,
                             student=es.arch, labels=es.labels, seed=seed, metric="top1", value=m["top1"],
@@ -80,8 +132,8 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     tuned_e = _with(cfg.eval, protocol)
 
     # 2. recovery, under the tuned protocol, the same grid for SRe2L and CDA
-    synthesized = [m for m in methods if isinstance(cfg.method_config(m, tc.ipc), RecoverConfig)]
-    recovery, here, edge = _stage("recovery", tc.recovery, {m: cfg.method_config(m, tc.ipc) for m in synthesized},
+    synthesized = [m for m in methods if isinstance(options_for(cfg, m, tc.ipc), RecoverConfig)]
+    recovery, here, edge = _stage("recovery", tc.recovery, {m: options_for(cfg, m, tc.ipc) for m in synthesized},
                                   cfg.recover, synthesized,
                                   lambda knob, value, d, m, o: cells("recovery", knob, value, d, m, tuned_e, o),
                                   tc.min_gain, log, own_best=True)

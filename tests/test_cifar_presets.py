@@ -11,6 +11,7 @@ from torchvision.datasets import cifar
 from cda.cli import main
 from cda.config import preset
 from cda.data import load_split
+from cda.methods import recover_for
 
 
 def write_cifar(root, classes: int, per_class: int, seed: int = 0) -> None:
@@ -53,7 +54,7 @@ def test_the_preset_reads_torchvisions_layout(tmp_path, no_md5, name, classes):
     train = load_split(cfg.data, train=True)
     assert train.info.num_classes == classes and tuple(train.images.shape[1:]) == (3, 32, 32)
     assert len(train) == classes * (5 if classes == 10 else 1)
-    r = cfg.recover_for("sre2l", 50)
+    r = recover_for(cfg, "sre2l", 50)
     assert r.classes_per_group * r.bn_groups == 100  # the official batch of 100 images
 
 

@@ -2,6 +2,7 @@ import pytest
 
 from cda.config import (AugConfig, ConfigError, CurriculumConfig, RecoverConfig, RunConfig, apply_overrides,
                         config_hash, from_dict, parse_override, preset, to_dict)
+from cda.methods import check_run, recover_for
 
 
 def test_round_trip_and_hash_are_stable():
@@ -51,7 +52,7 @@ def test_overrides_are_typed_and_validated():
     (lambda: CurriculumConfig(schedule="exp"), "choose one of"),
     (lambda: CurriculumConfig(milestone=1.5), r"must lie in \[0, 1\]"),
     (lambda: RunConfig(ipcs=(0,)), "must be positive"),
-    (lambda: RunConfig(methods=("magic",)), "unknown"),
+    (lambda: check_run(RunConfig(methods=("magic",))), "unknown"),
 ])
 def test_bad_values_are_named(make, message):
     with pytest.raises(ConfigError, match=message):
@@ -67,6 +68,6 @@ def test_temperature_must_be_positive():
 
 def test_method_configs():
     cfg = preset("cpu")
-    assert cfg.recover_for("sre2l", 10).curriculum.schedule == "none"
-    cda = cfg.recover_for("cda", 50)
+    assert recover_for(cfg, "sre2l", 10).curriculum.schedule == "none"
+    cda = recover_for(cfg, "cda", 50)
     assert cda.curriculum.schedule == "cosine" and cda.ipc == 50

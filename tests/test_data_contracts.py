@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from cda.cli import main
-from cda.config import ConfigError, DataConfig, TuneConfig, apply_overrides, preset
+from cda.config import ConfigError, DataConfig, apply_overrides, preset
+from cda.tuning import TuneConfig
 from cda.contracts import DataError, check_image_set, check_teacher, open_image, tree_classes
 from cda.data import DatasetNotFoundError, info_for, load_split, with_image_size
 

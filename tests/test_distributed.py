@@ -11,6 +11,7 @@ from cda.config import parse_override, preset
 from cda.data import dataset_info
 from cda.distributed import shard
 from cda.recover import Distilled, _groups, recover, shard_steps
+from cda.methods import recover_for
 
 def _torchrun(args: list[str], timeout: int = 180) -> subprocess.CompletedProcess:
     """`torchrun --standalone --nproc_per_node=2 ARGS` with this checkout importable; must succeed."""
@@ -31,7 +32,7 @@ OVERRIDES = ["recover.iterations=4", "recover.classes_per_group=5", "recover.gro
 
 
 def test_shards_are_disjoint_and_cover_every_group():
-    cfg = preset("smoke").recover_for("sre2l", 3)
+    cfg = recover_for(preset("smoke"), "sre2l", 3)
     groups = _groups(10, cfg)
     for per_step, world in [(1, 2), (1, 4), (2, 3), (0, 2), (0, 8)]:
         shards = [shard_steps(groups, per_step, r, world) for r in range(world)]
@@ -50,7 +51,7 @@ def test_torchrun_recover_equals_single_process(tiny_teacher, tmp_path):
     got = Distilled.load(out)
 
     cfg = preset("smoke", **dict(parse_override(o) for o in OVERRIDES))
-    rcfg = cfg.recover_for("cda", 2)
+    rcfg = recover_for(cfg, "cda", 2)
     assert rcfg.groups_per_step == 1 and rcfg.curriculum.schedule == "cosine"
     from cda.checkpoint import load_checkpoint
 

@@ -19,18 +19,18 @@ def test_unknown_method_is_named_with_the_known_ones():
     with pytest.raises(KeyError, match="unknown method 'rded'.*'sre2l'"):
         methods.get("rded")
     with pytest.raises(ConfigError, match=r"unknown \['rded'\]"):
-        RunConfig(methods=("sre2l", "rded"))
+        methods.check_run(RunConfig(methods=("sre2l", "rded")))
 
 
 def test_each_method_builds_its_options_from_the_run():
     run = preset("cpu")
-    sre2l, cda = run.method_config("sre2l", 10), run.method_config("cda", 10)
+    sre2l, cda = methods.options_for(run, "sre2l", 10), methods.options_for(run, "cda", 10)
     assert isinstance(sre2l, RecoverConfig) and sre2l.ipc == 10 and sre2l.curriculum.schedule == "none"
-    assert cda.curriculum == run.cda and cda.lr == sre2l.lr
-    assert run.method_config("cudd", 10).stages == (4, 10)
-    assert run.method_config("random", 10).ipc == 10
+    assert cda.curriculum == run.curriculum and cda.lr == sre2l.lr
+    assert methods.options_for(run, "cudd", 10).stages == (4, 10)
+    assert methods.options_for(run, "random", 10).ipc == 10
     with pytest.raises(ConfigError, match="not recovered from noise"):
-        run.recover_for("cudd", 10)
+        methods.recover_for(run, "cudd", 10)
 
 
 def test_one_stage_cudd_is_a_config_value_not_a_sentinel():
@@ -44,7 +44,7 @@ def test_one_stage_cudd_is_a_config_value_not_a_sentinel():
 
 def test_nearest_mean_picks_the_images_closest_to_their_class_mean(tiny_data):
     train = tiny_data[0]
-    d = methods.get("nearest_mean").make(methods.Inputs(None, train), preset("smoke").method_config("nearest_mean", 3))
+    d = methods.get("nearest_mean").make(methods.Inputs(None, train), methods.options_for(preset("smoke"), "nearest_mean", 3))
     assert d.images.shape == (30, 1, 28, 28) and torch.equal(d.labels, torch.arange(10).repeat_interleave(3))
     for c in (0, 7):  # brute force over the class
         x = train.images[train.labels == c].float()

@@ -10,6 +10,7 @@ import torch
 
 from cda import config, official_settings
 from cda.config import preset
+from cda.methods import check_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +93,7 @@ def test_each_method_trains_its_own_papers_students_on_labels_made_at_that_batch
 
 def test_method_eval_rejects_unknown_methods_and_fields():
     with pytest.raises(config.ConfigError, match="method_eval"):
-        replace(preset("smoke"), method_eval=(("nope", "aug.batch_size", 8),))
+        check_run(replace(preset("smoke"), method_eval=(("nope", "aug.batch_size", 8),)))
     with pytest.raises(config.ConfigError, match="no field"):
         replace(preset("smoke"), method_eval=(("cda", "aug.batchsize", 8),))
 

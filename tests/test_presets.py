@@ -5,6 +5,7 @@ import pytest
 
 from cda.config import PRESETS, RunConfig, from_dict, preset, to_dict
 from cda.studies.cudd import CUDD_ABLATIONS
+from cda.methods import recover_for
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -13,7 +14,7 @@ def test_every_method_assembles_at_every_ipc(name):
     assert cfg.data.name and from_dict(RunConfig, to_dict(cfg)) == cfg
     for ipc in cfg.ipcs:
         for method in ("sre2l", "cda"):
-            r = cfg.recover_for(method, ipc)
+            r = recover_for(cfg, method, ipc)
             assert r.ipc == ipc and (r.curriculum.schedule == "none") == (method == "sre2l")
         c = cfg.cudd_for(ipc)
         assert c.stages[-1] == ipc and c.recover.ipc == ipc and c.student.labels != "stored"

@@ -8,13 +8,14 @@ import torch
 
 from cda.config import SEED_PARTS, ConfigError, DataConfig, RunConfig, config_hash, derive_seed, preset
 from cda.data import load_split
+from cda.methods import options_for, recover_for
 
 
 def _seeds(cfg: RunConfig, ipc: int = 10) -> dict:
     """Every seed a run hands to its random parts, read the way the methods read them."""
     cudd = cfg.cudd_for(ipc)
-    return {"student": cfg.eval.seed, "views": cfg.eval.aug.seed, "synthesis": cfg.recover_for("sre2l", ipc).seed,
-            "cda synthesis": cfg.recover_for("cda", ipc).seed, "random real": cfg.method_config("random", ipc).seed,
+    return {"student": cfg.eval.seed, "views": cfg.eval.aug.seed, "synthesis": recover_for(cfg, "sre2l", ipc).seed,
+            "cda synthesis": recover_for(cfg, "cda", ipc).seed, "random real": options_for(cfg, "random", ipc).seed,
             "cudd": cudd.init_seed, "cudd synthesis": cudd.recover.seed, "cudd student": cudd.student.seed,
             "cudd views": cudd.student.aug.seed}
 
@@ -33,14 +34,14 @@ def test_one_seed_varies_every_part_and_is_deterministic(name):
     assert replace(a.recover, seed=cfg.recover.seed) == cfg.recover
     # every distilled set and student is a different cache entry for another seed
     for method in ("sre2l", "cda", "cudd"):
-        assert config_hash(a.method_config(method, 10)) != config_hash(b.method_config(method, 10))
+        assert config_hash(options_for(a, method, 10)) != config_hash(options_for(b, method, 10))
 
 
 def test_for_seed_keeps_the_old_behaviour_unless_asked_for_all():
     from cda.config import seeded_options
 
     cfg = preset("cpu", seed_scope="student")  # the cpu preset itself now draws everything from the seed
-    rc = cfg.recover_for("cda", 10)
+    rc = recover_for(cfg, "cda", 10)
     e, opts = cfg.for_seed(3, options=rc)  # seed_scope "student": only the student's seed moves
     assert e == replace(cfg.eval, seed=3) and opts == rc
     assert config_hash(cfg) == config_hash(replace(cfg, seed_scope="student"))  # hash-neutral default
@@ -48,9 +49,9 @@ def test_for_seed_keeps_the_old_behaviour_unless_asked_for_all():
     e, opts = every.for_seed(3, eval_cfg=replace(cfg.eval, arch="resnet18"), options=rc)
     assert e == replace(every.seeded(3).eval, arch="resnet18")  # a study's own student recipe, reseeded
     assert opts == replace(rc, seed=every.seeded(3).recover.seed)  # a study's own recovery variant, reseeded
-    random_opts = cfg.method_config("random", 10)
-    assert seeded_options(random_opts, 3).seed == every.seeded(3).method_config("random", 10).seed
-    nearest = cfg.method_config("nearest_mean", 10)
+    random_opts = options_for(cfg, "random", 10)
+    assert seeded_options(random_opts, 3).seed == options_for(every.seeded(3), "random", 10).seed
+    nearest = options_for(cfg, "nearest_mean", 10)
     assert seeded_options(nearest, 3) == nearest  # nothing random to seed
     with pytest.raises(ConfigError, match="seed_scope='some'"):
         replace(cfg, seed_scope="some")
@@ -139,11 +140,11 @@ def test_seeded_runs_draw_different_subsets_views_and_noise():
     draws = {}
     for seed in (0, 1, 0):
         c = cfg.seeded(seed)
-        subset = real_subset(train, 2, seed=c.method_config("random", 2).seed).images
+        subset = real_subset(train, 2, seed=options_for(c, "random", 2).seed).images
         plan = epoch_plan(c.eval.aug, 20, 8, epoch=0)[0]
         torch.manual_seed(123)  # the same teacher each time; the noise must come from the config
         teacher = create_model("convnet2_w8", 10, 1, 8)
-        rc = replace(c.recover_for("sre2l", 1), iterations=1, classes_per_group=10)
+        rc = replace(recover_for(c, "sre2l", 1), iterations=1, classes_per_group=10)
         images = recover(teacher, train.info, rc, progress=False).images
         draws.setdefault(seed, []).append((subset, plan.indices, plan.views, images))
     (a, _), (b,) = draws[0], draws[1]

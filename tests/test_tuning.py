@@ -4,7 +4,8 @@ import json
 import pandas as pd
 import pytest
 
-from cda.config import CUDD_GRID, TUNE_STAGES, ConfigError, EvalConfig, TuneConfig, preset, with_field
+from cda.config import ConfigError, EvalConfig, preset, with_field
+from cda.tuning import CUDD_GRID, TUNE_STAGES, TuneConfig
 from cda.pipeline import Workspace
 from cda.tuning import _parse, _stage, _winner, best_mean, sensitivity, tune
 

@@ -104,3 +104,30 @@ def label(name: str) -> str:
     _load()
     fixed = {"full": "Full data", "teacher": "Teacher"}
     return fixed.get(name) or (REGISTRY[name].label if name in REGISTRY else str(name))
+
+
+def options_for(run, method: str, ipc: int) -> Any:
+    """The frozen config that makes a method's set at one IPC, from the run's config sections."""
+    return get(method).options(run, ipc)
+
+
+def recover_for(run, method: str, ipc: int):
+    """The recovery config of a method that synthesizes from noise (SRe2L, CDA) at one IPC."""
+    from ..config import ConfigError, RecoverConfig
+
+    cfg = options_for(run, method, ipc)
+    if not isinstance(cfg, RecoverConfig):
+        raise ConfigError(f"method {method!r} is not recovered from noise (its config is a {type(cfg).__name__}); "
+                          f"use options_for")
+    return cfg
+
+
+def check_run(run) -> None:
+    """Refuse a run config that names a method nobody registered (RunConfig.methods, method_eval)."""
+    from ..config import ConfigError
+
+    known = list_methods()
+    for where, names in (("methods", run.methods), ("method_eval", [e[0] for e in run.method_eval])):
+        unknown = [m for m in names if m not in known]
+        if unknown:
+            raise ConfigError(f"RunConfig.{where}: unknown {unknown}; choose from {known}")

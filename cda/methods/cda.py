@@ -9,8 +9,8 @@ from .sre2l import recover_from_noise
 
 
 def options(run, ipc: int) -> RecoverConfig:
-    return replace(run.recover, ipc=ipc, curriculum=run.cda)
+    return replace(run.recover, ipc=ipc, curriculum=run.curriculum)
 
 
 METHOD = register(Method(name="cda", label="CDA", options=options, make=recover_from_noise, snapshots=True,
-                         description="SRe2L with the crop curriculum run.cda"))
+                         description="SRe2L with the crop curriculum run.curriculum"))

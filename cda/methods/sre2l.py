@@ -22,7 +22,7 @@ def recover_from_noise(inputs: Inputs, cfg: RecoverConfig):
 
 def options(run, ipc: int) -> RecoverConfig:
     # No curriculum: the crop's lower bound stays at the curriculum's end value throughout.
-    return replace(run.recover, ipc=ipc, curriculum=CurriculumConfig(end_scale=run.cda.end_scale))
+    return replace(run.recover, ipc=ipc, curriculum=CurriculumConfig(end_scale=run.curriculum.end_scale))
 
 
 METHOD = register(Method(name="sre2l", label="SRe2L", options=options, make=recover_from_noise, snapshots=True,

@@ -201,7 +201,7 @@ class _Steps:
                  f"data        {d.name}{subset}",
                  f"teacher     {s.arch}, {s.epochs} epochs, batch {s.batch_size}, lr {s.lr:g}",
                  f"recovery    {r.iterations} iterations, lr {r.lr:g}, r_bn {r.r_bn:g}, jitter {r.jitter}; "
-                 f"CDA's crop curriculum: {cfg.cda.schedule}, {cfg.cda.start_scale:g} to {cfg.cda.end_scale:g}",
+                 f"CDA's crop curriculum: {cfg.curriculum.schedule}, {cfg.curriculum.start_scale:g} to {cfg.curriculum.end_scale:g}",
                  f"students    {e.arch}, {e.aug.epochs} epochs, batch {e.aug.batch_size}, crop scale "
                  f"{tuple(e.aug.crop_scale)}, {e.aug.mix}, {e.labels} labels at T={e.temperature:g}",
                  f"IPCs        {', '.join(map(str, cfg.ipcs))}; evaluation seeds "

@@ -11,6 +11,7 @@ from ..config import CurriculumConfig
 from ..results import accuracy_table, timing_table
 from ._core import (NAMES, Context, first_per_class, gain_table, grid_figure, keep_grid, main_table_rows, readable,
                     study, teacher_top1, top1, try_paper, GRID_CLASSES)
+from ..methods import recover_for
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +122,7 @@ def synthesis_steps(ctx: Context, ipc: int = 1, steps=None) -> list[dict]:
     seeds = ctx.seeds if ctx.cfg.seed_scope == "all" else ctx.seeds[:1]
     for seed in seeds:
         for method in ("sre2l", "cda"):
-            _, rcfg = ctx.cfg.for_seed(seed, None, ctx.cfg.recover_for(method, ipc))
+            _, rcfg = ctx.cfg.for_seed(seed, None, recover_for(ctx.cfg, method, ipc))
             d = ctx.distilled(method, ipc, rcfg, snapshot_at=steps)
             for step in steps:
                 images = d.snapshots[step]
@@ -258,7 +259,7 @@ def recovery_budget(ctx: Context, ipc: int | None = None, iterations=None, curve
     rows = []
     for method in ("sre2l", "cda"):
         for its in iterations:
-            rcfg = replace(ctx.cfg.recover_for(method, ipc), iterations=its)
+            rcfg = replace(recover_for(ctx.cfg, method, ipc), iterations=its)
             rows += ctx.cells(method, ipc, options=rcfg, iterations=its)
             d = ctx.distilled(method, ipc, rcfg)
             every = max(1, its // curve_points)
