@@ -21,7 +21,6 @@ seeding; the random subset is redrawn for each seed, as DD-Ranking redraws it pe
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from torch import nn
 from .config import AugConfig, DataConfig, EvalConfig, SqueezeConfig
 from .contracts import check_image_set
 from .data import DatasetInfo, load_split
+from .ddranking import hard_label_recovery, improvement_over_random, label_robust_score
 from .evaluate import evaluate
 from .official_formats import FKDLabels
 from .recover import Distilled, real_subset
@@ -150,25 +150,6 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor, dataset: str | D
             out[f"{key}_std"] = float(np.std(values)) if values else None
     out["seconds"] = time.perf_counter() - start
     return out
-
-
-def improvement_over_random(top1: float, random_real_top1: float) -> float:
-    """DD-Ranking's IOR as a fraction: the set's top-1 (%) minus that of random real images at the same
-    IPC, labels and recipe (%), divided by 100."""
-    return (top1 - random_real_top1) / 100
-
-
-def hard_label_recovery(full_data_top1: float, hard_top1: float) -> float:
-    """DD-Ranking's HLR as a fraction: full-data top-1 (%) minus the set's top-1 with hard labels (%),
-    divided by 100."""
-    return (full_data_top1 - hard_top1) / 100
-
-
-def label_robust_score(ior: float, hlr: float, weight: float = 0.5) -> float:
-    """DD-Ranking's LRS on fractions: (e^a - e^-1) / (e - e^-1), a = weight IOR - (1 - weight) HLR, in [0, 1]
-    for IOR and HLR in [-1, 1]."""
-    a = weight * ior - (1 - weight) * hlr
-    return (math.exp(a) - math.exp(-1)) / (math.e - math.exp(-1))
 
 
 def _top(metrics: dict) -> dict:

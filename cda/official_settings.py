@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .config import RunConfig, get_field, preset
-from .paper_numbers import paper_folder
+from .methods import recover_for
+from .paths import paper_file
 
 COLUMNS = ["preset", "method", "field", "official", "source", "cda", "departure"]
 PRESETS = ("paper", "tiny_imagenet", "imagenet21k", "cifar10", "cifar100")
@@ -32,9 +32,7 @@ METHODS = ("random", "sre2l", "cda", "cudd")
 
 
 def read(folder: str | os.PathLike | None = None) -> pd.DataFrame:
-    path = Path(folder or paper_folder()) / "official_settings.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"no official settings at {path}")
+    path = paper_file("official_settings", folder)
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
@@ -49,7 +47,7 @@ def sections(cfg: RunConfig, method: str) -> dict[str, Any]:
                            "students": cfg.students or (cfg.eval.arch,),
                            "eval": cfg.eval_for(method), "relabel": cfg.relabel_for(cfg.eval_for(method))}
     if method in ("sre2l", "cda"):
-        out["recover"] = cfg.recover_for(method, ipc)
+        out["recover"] = recover_for(cfg, method, ipc)
     if method == "cudd":
         out["cudd"] = cfg.cudd_for(ipc)
         out["recover"] = out["cudd"].recover

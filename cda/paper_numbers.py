@@ -5,25 +5,19 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+
+from .paths import read_paper
 
 DATASETS = {"tiny_imagenet": "Tiny-ImageNet", "imagenet1k": "ImageNet-1K", "imagenet21k": "ImageNet-21K",
             "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "fashion_mnist": "Fashion-MNIST"}
 MARKER = re.compile(r"<!-- paper:(?P<name>[a-z0-9_]+) -->(?P<text>.*?)<!-- /paper -->", re.S)
 
 
-def paper_folder() -> Path:
-    return Path(__file__).resolve().parents[1] / "results" / "paper"
-
-
 def _read(name: str, folder: str | os.PathLike | None) -> pd.DataFrame:
-    path = Path(folder or paper_folder()) / f"{name}.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"no paper numbers at {path}")
-    return pd.read_csv(path)
+    return read_paper(name, folder)
 
 
 def gains(df: pd.DataFrame, base: str, new: str) -> pd.DataFrame:

@@ -220,12 +220,10 @@ def evaluate_released(images: str | Path, labels: str | Path | None = None, teac
 def paper_number(table: str, dataset: str, ipc: int, method: str, student: str,
                  folder: str | Path | None = None) -> dict:
     """The paper's reported top-1 for one cell, with its table and source (results/paper/<table>.csv)."""
-    import pandas as pd
+    from .paths import paper_file, read_paper
 
-    from .paper_numbers import paper_folder
-
-    path = Path(folder or paper_folder()) / f"{table}.csv"
-    df = pd.read_csv(path)
+    path = paper_file(table, folder)
+    df = read_paper(table, folder)
     row = df[(df.dataset == dataset) & (df.ipc == ipc) & (df.method == method) & (df.student == student)]
     if row.empty:
         raise KeyError(f"{path} has no row for {dataset}, IPC {ipc}, {method}, {student}")

@@ -26,7 +26,8 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from .evaluator import hard_label_recovery, improvement_over_random, label_robust_score
+from .ddranking import hard_label_recovery, improvement_over_random, label_robust_score
+from .paths import paper_folder
 from .results import COLUMNS
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_MEASURED = "holds", "does not hold", "inconclusive", "not measured"
@@ -505,7 +506,7 @@ def by_claim(table: pd.DataFrame) -> pd.DataFrame:
 def papers_root(results_root: str | Path) -> Path:
     """Where the papers' numbers are: beside the results, or the project's own (a runs/ folder has none)."""
     root = Path(results_root)
-    return root if (root / PAPER_DIR).is_dir() else Path(__file__).resolve().parents[1] / "results"
+    return root if (root / PAPER_DIR).is_dir() else paper_folder().parent
 
 
 def study_verdicts(study: str, df: pd.DataFrame | None, results_root: str | Path = "results",

@@ -14,6 +14,7 @@ import torch
 
 from .. import methods, plots
 from ..config import CuddConfig, EvalConfig, RecoverConfig, RunConfig, config_hash
+from ..paths import figures_dir, project_root, read_paper, results_path, run_tag  # noqa: F401 (re-exported)
 from ..pipeline import Workspace
 
 class _Names(dict):
@@ -32,34 +33,7 @@ GRID_CLASSES = 10  # image grids show the first classes only: 1000 columns would
 
 
 # ---------------------------------------------------------------------------------------------
-# Where things go.
-
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The folder holding `results/` and `figures/`: $CDA_ROOT, else the nearest folder at or above
-    `start` (default: the working folder) with cda's pyproject.toml, else the working folder."""
-    if os.environ.get("CDA_ROOT"):
-        return Path(os.environ["CDA_ROOT"]).resolve()
-    here = Path(start or os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        toml = folder / "pyproject.toml"
-        if toml.is_file() and 'name = "cda"' in toml.read_text():
-            return folder
-    return here
-
-
-def run_tag(preset: str, overrides: dict | None = None, custom: dict | None = None) -> str:
-    """The name of a run's results: the preset's, or <preset>-<hash> for a run with overrides or
-    custom study parameters (it writes beside the default results, never over them)."""
-    return f"{preset}-{config_hash(overrides or {}, custom or {})[:8]}" if (overrides or custom) else preset
-
-
-def results_path(study: str, preset: str, root: str | os.PathLike | None = None) -> Path:
-    return Path(root or project_root()) / "results" / study / f"{preset}.csv"
-
-
-def figures_dir(preset: str, root: str | os.PathLike | None = None) -> Path:
-    return Path(root or project_root()) / "figures" / preset
-
+# Where things go: cda.paths (imported from here too).
 
 # ---------------------------------------------------------------------------------------------
 # The registry: each study once, with what computes, draws and tabulates it.
@@ -167,7 +141,7 @@ class Context:
         """The config that synthesizes a method's set (None for random real images)."""
         if method == "random":
             return None
-        return options or self.cfg.method_config(method, ipc)
+        return options or methods.options_for(self.cfg, method, ipc)
 
     def distilled(self, method: str, ipc: int, options=None, snapshot_at: tuple[int, ...] = (),
                   label: str | None = None):
@@ -204,7 +178,7 @@ class Context:
         """The set's options as given, or (only where every seed draws its own set) the run's."""
         if options is not None or self.cfg.seed_scope == "student":
             return options
-        return self.cfg.method_config(method, ipc)
+        return methods.options_for(self.cfg, method, ipc)
 
     def noisy_cells(self, method: str, ipc: int, sigmas: tuple[float, ...], eval_cfg: EvalConfig | None = None,
                     options=None) -> list[dict]:
@@ -360,14 +334,8 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def paper_numbers(name: str, root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The papers' reported numbers from results/paper/<name>.csv (never ours): under `root`, else the
-    project's own (an output root elsewhere holds our results, not the papers')."""
-    places = [Path(p) / "results" / "paper" / f"{name}.csv"
-              for p in dict.fromkeys([root or project_root(), project_root(), Path(__file__).resolve().parents[2]])]
-    for path in places:
-        if path.is_file():
-            return pd.read_csv(path)
-    raise FileNotFoundError(f"no paper numbers for {name!r}; looked at {[str(p) for p in places]}")
+    """The papers' reported numbers from results/paper/<name>.csv (cda.paths.read_paper)."""
+    return read_paper(name, root=root)
 
 
 def try_paper(name: str, root) -> pd.DataFrame | None:
