@@ -53,26 +53,20 @@ def tiny_teacher(tmp_path_factory):
     return model, meta, path
 
 
-def kill_after_first_checkpoint(child: str, args: list[str], progress_path: Path, after: float = 0.0) -> dict:
-    """Run `python -c child *args` from the project root, SIGKILL it `after` seconds past its first
-    progress checkpoint (at `progress_path`), and return that checkpoint's state."""
+def exit_after_checkpoints(child: str, args: list[str], progress_path: Path, n: int = 1, part: str = "") -> dict:
+    """Run `python -c child *args` from the project root until it writes its `n`-th progress checkpoint
+    (counting only paths holding `part`), where it exits hard from inside (cda.cache's test hook, as a
+    kill at that point), and return the state at `progress_path`."""
     import os
-    import signal
     import subprocess
     import sys
-    import time
+
+    from cda.cache import EXIT_AFTER_CHECKPOINTS, EXIT_CODE
 
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([sys.executable, "-c", child, *args], cwd=root, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)})
-    deadline = time.time() + 120
-    while not progress_path.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"child ended before its first checkpoint: {proc.stderr.read().decode()[-2000:]}")
-        assert time.time() < deadline, "no checkpoint within 120 s"
-        time.sleep(0.005)
-    time.sleep(after)  # let it run on, and perhaps die in the middle of a later save
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert b"finished" not in proc.stdout.read()
+    env = {**os.environ, "PYTHONPATH": str(root), EXIT_AFTER_CHECKPOINTS: f"{n}:{part}" if part else str(n)}
+    proc = subprocess.run([sys.executable, "-c", child, *args], cwd=root, capture_output=True, env=env, timeout=300)
+    assert proc.returncode == EXIT_CODE, (f"the child ended with {proc.returncode}, not at its checkpoint: "
+                                          f"{proc.stderr.decode()[-2000:]}")
+    assert b"finished" not in proc.stdout
     return torch.load(progress_path, weights_only=True)

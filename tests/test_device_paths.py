@@ -1,7 +1,7 @@
 """The other device-sensitive paths on the device that `pytest --device` names (cpu by default; a GPU
 machine runs them with `--device cuda`, as scripts/gpu_check.py does): stored labels (full FKD and
 compact top-k) made on the device and a student trained from them there, bf16 autocast of recovery
-and students, a CUDD run, and a recovery killed with SIGKILL that resumes on the device.
+and students, a CUDD run, and a recovery ended hard at a checkpoint that resumes on the device.
 On the CPU these are quick consistency checks; on a GPU each compares with the CPU reference."""
 import copy
 import os
@@ -87,8 +87,8 @@ def test_cudd_runs_on_the_device(device, tiny_teacher, tiny_data):
     assert d.meta["seeds"][::2] == ref.meta["seeds"][::2]
 
 
-# Recovery in a child process on a device, killed after its first checkpoint, then resumed.
-RESUME = RecoverConfig(ipc=1, iterations=150, lr=0.1, amp=False)
+# Recovery in a child process on a device, ended hard after its second checkpoint, then resumed.
+RESUME = RecoverConfig(ipc=1, iterations=40, lr=0.1, amp=False)
 CHILD = textwrap.dedent("""
     import sys, torch
     torch.set_num_threads(2)  # as the parent (conftest): the same float sums on the CPU
@@ -103,9 +103,9 @@ CHILD = textwrap.dedent("""
 
 @pytest.mark.slow  # a child process and two recoveries: seconds alone, a minute or more on busy shared cores
 def test_killed_recovery_resumes_on_the_device(device, tiny_teacher, tmp_path):
-    from conftest import kill_after_first_checkpoint  # here: the child imports this module without tests/ on the path
+    from conftest import exit_after_checkpoints  # here: the child imports this module without tests/ on the path
 
-    state = kill_after_first_checkpoint(CHILD, [str(tiny_teacher[2]), str(tmp_path), device], tmp_path / PROGRESS_FILE)
+    state = exit_after_checkpoints(CHILD, [str(tiny_teacher[2]), str(tmp_path), device], tmp_path / PROGRESS_FILE, n=2)
     assert 0 < state["iteration"] < RESUME.iterations
     resumed = recover(copy.deepcopy(tiny_teacher[0]), INFO, RESUME, device=device, progress=False,
                       progress_dir=tmp_path, checkpoint_every=10)

@@ -1,4 +1,5 @@
-"""Faults: a process killed with SIGKILL resumes to the same result; failed writes keep what was there."""
+"""Faults: a killed process (here: one ended hard from inside at a chosen checkpoint) resumes to the same
+result; failed writes keep what was there."""
 import errno
 import textwrap
 from pathlib import Path
@@ -16,8 +17,9 @@ from cda.recover import PROGRESS_FILE, real_subset, recover, step_name
 from cda.training import NonFiniteLossError
 
 INFO = dataset_info("fashion_mnist")
-RECOVER = RecoverConfig(ipc=2, iterations=1500, lr=0.1)
-STUDENT = EvalConfig(arch="convnet3_w8", aug=AugConfig(epochs=400, batch_size=16, crop_scale=(0.3, 1.0)))
+# Short runs: the child stops itself at a chosen checkpoint (exit_after_checkpoints), no timing involved.
+RECOVER = RecoverConfig(ipc=2, iterations=100, lr=0.1)
+STUDENT = EvalConfig(arch="convnet3_w8", aug=AugConfig(epochs=12, batch_size=16, crop_scale=(0.3, 1.0)))
 
 CHILD = textwrap.dedent("""
     import sys, torch
@@ -52,21 +54,21 @@ def subset():
 
 
 # Two stages, so that a kill can land after the first stage's file and inside the second stage.
-CUDD = CuddConfig(recover=RecoverConfig(ipc=2, iterations=400, lr=0.1, r_bn=0.05, groups_per_step=1),
+CUDD = CuddConfig(recover=RecoverConfig(ipc=2, iterations=100, lr=0.1, r_bn=0.05, groups_per_step=1),
                   student=EvalConfig(arch="convnet3_w8", aug=AugConfig(batch_size=16, crop_scale=(0.5, 1.0))),
                   stages=(1, 2), student_epochs=3)
 
 
-def _kill_after_first_checkpoint(kind: str, teacher_path: Path, folder: Path, progress_file: str,
-                                 after: float = 0.3) -> dict:
-    from conftest import kill_after_first_checkpoint  # here: the children import this module without tests/ on the path
+def _exit_at_checkpoint(kind: str, teacher_path: Path, folder: Path, progress_file: str, n: int = 1,
+                        part: str = "") -> dict:
+    from conftest import exit_after_checkpoints  # here: the children import this module without tests/ on the path
 
-    return kill_after_first_checkpoint(CHILD, [kind, str(teacher_path), str(folder)], folder / progress_file, after)
+    return exit_after_checkpoints(CHILD, [kind, str(teacher_path), str(folder)], folder / progress_file, n, part)
 
 
 def test_killed_recovery_resumes_to_the_same_images(tiny_teacher, tmp_path):
     teacher, _, path = tiny_teacher
-    state = _kill_after_first_checkpoint("recover", path, tmp_path, PROGRESS_FILE)
+    state = _exit_at_checkpoint("recover", path, tmp_path, PROGRESS_FILE, n=2)
     assert state["step"] == step_name([(0, np.arange(10)), (1, np.arange(10))])  # the first (and only) step
     assert 0 < state["iteration"] < RECOVER.iterations  # killed part-way
     teacher, _ = load_checkpoint(path)
@@ -81,7 +83,7 @@ def test_killed_student_training_resumes_across_an_epoch_boundary(tiny_teacher, 
     from cda.evaluate import PROGRESS_FILE as STUDENT_FILE
 
     _, _, path = tiny_teacher
-    state = _kill_after_first_checkpoint("student", path, tmp_path, STUDENT_FILE)
+    state = _exit_at_checkpoint("student", path, tmp_path, STUDENT_FILE, n=2)
     assert 0 < state["epoch"] < STUDENT.aug.epochs and state["epoch"] % 3 == 0
     teacher, _ = load_checkpoint(path)
     resumed = train_student(subset(), INFO, STUDENT, teacher=teacher, progress=False, progress_dir=tmp_path,
@@ -96,7 +98,7 @@ def test_killed_cudd_run_resumes_to_the_same_set(tiny_teacher, tmp_path):
 
     _, _, path = tiny_teacher
     # Killed at the second stage's first checkpoint: after the first stage's file, inside the second stage.
-    live = _kill_after_first_checkpoint("cudd", path, tmp_path, f"stage2/{PROGRESS_FILE}", after=0.0)
+    live = _exit_at_checkpoint("cudd", path, tmp_path, f"stage2/{PROGRESS_FILE}", part="stage2/")
     assert 0 < live["iteration"] < CUDD.recover.iterations
     stage1 = torch.load(tmp_path / STAGE_FILE.format(1), weights_only=True)
     assert stage1["images"].shape[:2] == (1, 10) and stage1["student"] is not None
