@@ -1,6 +1,6 @@
 # The two commands of the README. Each sets up what is missing first (scripts/setup.sh).
 # Nothing here but `make publish` writes the committed results/ and figures/: the others write runs/.
-.PHONY: setup demo test test-browser notebooks figures publish executed-notebooks tune
+.PHONY: setup lint demo test test-browser notebooks figures publish executed-notebooks tune
 
 setup:
 	@bash scripts/setup.sh
@@ -13,7 +13,11 @@ demo: setup
 # The tests (a few minutes on 2 cores, on real Fashion-MNIST images), then every notebook under nbval at
 # the smoke preset. The notebooks reuse the cache the tests' papermill runs filled, and write into a
 # temporary folder ($CDA_ROOT), never into the project.
-test: setup
+# ruff (rules in pyproject.toml): style, unused names, import order, likely bugs
+lint: setup
+	.venv/bin/python -m ruff check cda tests scripts benchmarks
+
+test: setup lint
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	export CDA_CACHE_DIR="$$tmp/cache" && \
 	.venv/bin/python -m pytest -q tests && \

@@ -19,8 +19,7 @@ from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
 from .recover import Distilled
 from .relabel import StoredLabels, batch_inputs, epoch_plan, resident
-from .training import (autocast, check_finite, cosine_lr, make_optimizer, resolve_device, seed_everything, set_lr,
-                       test_accuracy)
+from .training import autocast, check_finite, cosine_lr, make_optimizer, resolve_device, seed_everything, set_lr, test_accuracy
 
 
 def soft_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,

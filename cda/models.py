@@ -63,7 +63,8 @@ def register_model(fn: Callable[..., nn.Module] | None = None, *, teacher: bool 
     (`@register_model`, or `@register_model(teacher=True)` for one with BatchNorm)."""
     def add(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if f.__name__ in _REGISTRY or f.__name__ in _CANONICAL:
-            warnings.warn(f"register_model: {f.__name__!r} was already a model name; the new builder replaces it")
+            warnings.warn(f"register_model: {f.__name__!r} was already a model name; the new builder replaces it",
+                          stacklevel=2)
         _REGISTRY[f.__name__] = f
         (_REGISTERED_TEACHERS.add if teacher else _REGISTERED_TEACHERS.discard)(f.__name__)
         return f

@@ -16,9 +16,7 @@ from .config import DataConfig, SqueezeConfig, config_hash, to_dict
 from .data import TensorSplit, load_split
 from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
-from .training import (autocast, check_finite, cosine_lr, make_optimizer, resolve_device, set_lr,
-                       seed_everything, test_accuracy)
-
+from .training import autocast, check_finite, cosine_lr, make_optimizer, resolve_device, seed_everything, set_lr, test_accuracy
 
 PROGRESS_FILE = "squeeze_progress.pt"
 
