@@ -25,7 +25,7 @@ from _common import Timer, parser, save, setup, table, teacher_for
 
 from cda.config import AugConfig, DataConfig, EvalConfig, RecoverConfig, RelabelConfig
 from cda.data import dataset_info, load_split
-from cda.evaluate import train_student
+from cda.student import train_student
 from cda.labels_compact import bytes_per_view, compress, decompress, to_rows
 from cda.recover import Distilled, recover
 from cda.relabel import _pack, epoch_plan, relabel

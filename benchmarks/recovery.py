@@ -179,7 +179,7 @@ def main():
                           train=False)
         ecfg = EvalConfig(arch=args.arch if args.data_root else "convnet3", aug=AugConfig(epochs=10 if args.quick else 200, batch_size=64,
                                                          crop_scale=(0.25, 1.0)))
-        from cda.evaluate import evaluate
+        from cda.student import evaluate
 
         labels = torch.arange(info.num_classes).repeat_interleave(ipc)
         for r in rows:

@@ -23,7 +23,7 @@ from reference_student import train_reference, write_fkd_files
 
 from cda.config import AugConfig, EvalConfig, RelabelConfig
 from cda.data import info_for, load_split
-from cda.evaluate import train_student
+from cda.student import train_student
 from cda.models import create_model
 from cda.recover import real_subset
 from cda.relabel import batch_inputs, epoch_plan, relabel

@@ -370,31 +370,9 @@ class Cache:
                 "artifacts": dict(sorted(self.ledger.items()))}
 
 
-# The resume tests end a run at a chosen checkpoint from inside the child: with this variable set to
-# "N" (or "N:part", counting only files whose path holds `part`), the process exits hard (os._exit, no
-# cleanup, as a kill) right after the N-th progress file is written. Never set outside tests.
-EXIT_AFTER_CHECKPOINTS = "CDA_TEST_EXIT_AFTER_CHECKPOINTS"
-EXIT_CODE = 86
-_checkpoints_written = 0
-
-
 def save_progress(path: str | os.PathLike, key: str, state: dict) -> None:
     """Checkpoint a loop's state; `key` identifies the config that made it."""
     save_torch({**state, "key": key}, path)
-    _exit_if_asked(Path(path))
-
-
-def _exit_if_asked(path: Path) -> None:
-    global _checkpoints_written
-    spec = os.environ.get(EXIT_AFTER_CHECKPOINTS)
-    if not spec:
-        return
-    n, _, part = spec.partition(":")
-    if part and part not in path.as_posix():
-        return
-    _checkpoints_written += 1
-    if _checkpoints_written >= int(n):
-        os._exit(EXIT_CODE)
 
 
 def load_progress(path: str | os.PathLike, key: str) -> dict | None:

@@ -370,7 +370,10 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = _run_outputs(args, cfg, root)
             if args.command in ("squeeze", "recover", "evaluate") and cfg.speed == "auto":
                 cfg = _speed(cfg)
-            return _COMMANDS[args.command](args, cfg, not args.no_progress)
+            from .runtime import Runtime
+
+            with Runtime(cfg.device).applied():  # TF32 on CUDA for this command only
+                return _COMMANDS[args.command](args, cfg, not args.no_progress)
     except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
         # RuntimeError includes torch's errors, CUDA out-of-memory among them
         if args.debug:
@@ -561,7 +564,7 @@ def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
     from .contracts import check_image_set
     from .data import load_split
     from .distributed import cleanup, init_from_env
-    from .evaluate import evaluate
+    from .student import evaluate
     from .recover import Distilled
     from .relabel import StoredLabels
 

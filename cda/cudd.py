@@ -26,13 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cache import load_progress, save_progress
+from .checkpoint import Resume
 from .config import ConfigError, CuddConfig, EvalConfig, config_hash, to_dict
 from .data import DatasetInfo
+from .distilled import Distilled
 from .distributed import rank_and_world
-from .evaluate import train_student
 from .models import create_model
-from .recover import Distilled, synthesize
+from .recover import synthesize
+from .student import train_student
 from .training import autocast, resolve_device
 
 # Where an initial image came from, in the order the filters try them. "simple": the teacher is
@@ -240,8 +241,8 @@ def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddCo
     rank, _ = rank_and_world()
     begin = time.perf_counter()
     for k, (a, b) in enumerate(cfg.stage_ranges(), 1):
-        stage_file = folder / STAGE_FILE.format(k) if folder is not None else None
-        done = load_progress(stage_file, key) if stage_file is not None else None
+        stage = Resume(folder / STAGE_FILE.format(k) if folder is not None else None, key, rank=rank)
+        done = stage.saved()
         if done is not None:
             x_all[a:b], seeds[a:b] = done["images"], done["seeds"].numpy()
             tiers[a:b] = np.array(json.loads(done["tiers"]), object)
@@ -271,8 +272,8 @@ def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddCo
         stages.append({"slots": [a, b], "tiers": dict(zip(names.tolist(), counts.tolist())),
                        "seconds_init": t1 - t0, "seconds_synthesize": t2 - t1,
                        "seconds_student": time.perf_counter() - t2})
-        if stage_file is not None and rank == 0:
-            save_progress(stage_file, key, {
+        if stage.path is not None and rank == 0:
+            stage.save({
                 "images": x_all[a:b].clone(), "seeds": torch.as_tensor(seeds[a:b]),
                 "tiers": json.dumps(tiers[a:b].tolist()), "meta": json.dumps(stages[-1]),
                 "curves": {t: torch.as_tensor(v) for t, v in curves.items()},

@@ -21,6 +21,7 @@ import torch
 from .config import DataConfig
 from .contracts import DataError, open_image, tree_classes, tree_image_size, worker_error
 from .datasets import DATASETS, FASHION_CLASSES, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, dataset_info  # noqa: F401 (re-exported)
+from .distilled import Distilled
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -404,3 +405,13 @@ def _load_folder(cfg: DataConfig, info: DatasetInfo, train: bool) -> FolderSplit
 
 _LOADERS = {"fashion_mnist": _load_fashion_mnist, "digits": _load_digits,
             "cifar10": _load_cifar, "cifar100": _load_cifar}
+
+
+def real_subset(split, ipc: int, seed: int = 0) -> Distilled:
+    """IPC random real training images per class: the honest baseline for soft-label methods."""
+    counts = torch.bincount(split.labels, minlength=split.info.num_classes)
+    if int(counts.min()) < ipc:
+        raise ValueError(f"IPC {ipc} exceeds the smallest class ({int(counts.min())} training images)")
+    idx = stratified_indices(split.labels, ipc, seed)
+    return Distilled(split.take(idx), split.labels[torch.as_tensor(idx)].clone(),
+                     {"method": "random", "ipc": ipc, "seed": seed, "dataset": split.info.name})

@@ -32,11 +32,11 @@ from torch import nn
 
 from .config import AugConfig, DataConfig, EvalConfig, SqueezeConfig
 from .contracts import check_image_set
-from .data import DatasetInfo, load_split
+from .data import DatasetInfo, load_split, real_subset
 from .ddranking import hard_label_recovery, improvement_over_random, label_robust_score
-from .evaluate import evaluate
+from .distilled import Distilled
 from .official_formats import FKDLabels
-from .recover import Distilled, real_subset
+from .student import evaluate
 
 Reference = float | Literal["compute"] | None
 

@@ -6,6 +6,7 @@ finished artifact.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,31 +20,65 @@ from . import methods, speed
 from .cache import Cache, publishing, read_json, write_json
 from .checkpoint import load_checkpoint
 from .config import EvalConfig, RecoverConfig, RunConfig, SqueezeConfig
-from .data import DatasetInfo, load_split, with_image_size
-from .evaluate import evaluate, noisy_accuracy, train_student
+from .data import DatasetInfo, info_for, load_split, with_image_size
+from .distilled import Distilled
 from .plan import plan_run
-from .results import git_commit
-from .recover import Distilled
 from .relabel import StoredLabels, relabel
+from .results import git_commit
+from .runtime import Runtime
 from .squeeze import squeeze
+from .student import evaluate, noisy_accuracy, train_student
 
 
 class Workspace:
     """Cached access to every artifact of a run: teacher, distilled sets, labels, evaluations."""
 
     def __init__(self, cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = print):
+        # Opening a workspace reads nothing: the splits, the speed choice and the commit are read
+        # when first asked for (the properties below).
         self.progress, self.log = progress, log
         methods.check_run(cfg)
-        git_commit(str(Path(__file__).parent))  # provenance names the code this run started with
-        cfg = replace(cfg, data=with_image_size(cfg.data))  # a tree's own size, named in every cache key
+        self._given = cfg
         self.cache = Cache(cfg.cache_dir, log)
-        self.train = load_split(cfg.data, train=True)
-        self.test = load_split(cfg.data, train=False)
+        self.runtime = Runtime(device=cfg.device)  # TF32 on CUDA, entered around each artifact's making
         self._val = None
-        self.info: DatasetInfo = self.train.info
-        # speed="auto": every stage's settings chosen for this machine before any cache key is made
-        self.cfg = speed.resolve(cfg, self.info, log)
         self._teachers: dict[str, tuple[nn.Module, dict]] = {}
+
+    @functools.cached_property
+    def info(self) -> DatasetInfo:
+        return info_for(self._sized.data)
+
+    @functools.cached_property
+    def _sized(self) -> RunConfig:
+        return replace(self._given, data=with_image_size(self._given.data))  # a tree's own size, in every key
+
+    @functools.cached_property
+    def cfg(self) -> RunConfig:
+        """The run's config, with speed="auto"'s per-stage settings chosen for this machine (measured
+        once, cda.speed) before any cache key is made."""
+        with self.runtime.applied():
+            return speed.resolve(self._sized, self.info, self.log)
+
+    @functools.cached_property
+    def train(self):
+        return load_split(self.cfg.data, train=True)
+
+    @functools.cached_property
+    def test(self):
+        return load_split(self.cfg.data, train=False)
+
+    @functools.cached_property
+    def commit(self) -> str:
+        """The checkout's commit, read once per process (cda.results.git_commit): ask for it at the
+        start of a long run, so that its provenance names the code it started with."""
+        return git_commit(str(Path(__file__).parent))
+
+    def _applied(self, make: Callable[[Path], Any]) -> Callable[[Path], Any]:
+        """`make` run under the workspace's runtime (TF32 on CUDA), which is put back after it."""
+        def run(folder: Path):
+            with self.runtime.applied():
+                return make(folder)
+        return run
 
     def tested_on(self, e: EvalConfig):
         """The split a student of `e` is tested on: the test set, or the validation images for tuning."""
@@ -61,10 +96,9 @@ class Workspace:
             def make(folder: Path):
                 self.log(f"squeeze: training {s.arch} on {self.info.name} ({s.epochs} epochs)")
                 squeeze(self.cfg.data, s, self.cfg.device, folder / "teacher.pt", self.progress, progress_dir=folder)
-                (folder / "squeeze_progress.pt").unlink(missing_ok=True)
 
             self._teachers[key] = self.cache.get_or_make(
-                "teacher", (self.cfg.data, s), make,
+                "teacher", (self.cfg.data, s), self._applied(make),
                 lambda folder: load_checkpoint(folder / "teacher.pt", self.info, self.cfg.device))
         return self._teachers[key]
 
@@ -80,7 +114,8 @@ class Workspace:
         if snapshot_at and not m.snapshots:
             raise ValueError(f"method {method!r} records no snapshots; leave snapshot_at empty")
         if not m.cached:
-            return m.make(methods.Inputs(None, self.train, self.cfg.device, self.progress), opts)
+            with self.runtime.applied():
+                return m.make(methods.Inputs(None, self.train, self.cfg.device, self.progress), opts)
         teacher, _ = self.teacher()
         # Finished recovery steps are shared between IPCs: the IPC-10 set's slots are the IPC-50 set's first.
         store = self.cache.folder("slots", self.cfg.data, self.cfg.squeeze, _without_ipc(opts), list(snapshot_at))
@@ -93,7 +128,8 @@ class Workspace:
             d.save(folder, self.info)
             methods.clear_progress(folder)
 
-        return self.cache.get_or_make("distilled", self._distilled_configs(opts, snapshot_at), make, Distilled.load)
+        return self.cache.get_or_make("distilled", self._distilled_configs(opts, snapshot_at), self._applied(make),
+                                      Distilled.load)
 
     def _source(self, method: str, ipc: int, options: Any) -> tuple:
         """What identifies a distilled set: the data, the teacher and how the set was made."""
@@ -134,7 +170,8 @@ class Workspace:
         rl = self.cfg.relabel_for(eval_cfg)
         return self.cache.get_or_make(
             "labels", (*source, rl),
-            lambda folder: relabel(teacher, distilled.images, self.info, rl, folder, self.cfg.device, self.progress),
+            self._applied(lambda folder: relabel(teacher, distilled.images, self.info, rl, folder, self.cfg.device,
+                                                 self.progress)),
             StoredLabels)
 
     def evaluation(self, method: str, ipc: int, eval_cfg: EvalConfig | None = None,
@@ -147,11 +184,10 @@ class Workspace:
             self.log(f"evaluate: {e.arch} on {method} IPC {ipc} ({e.labels} labels, seed {e.seed})")
             metrics = evaluate(d, self.tested_on(e), e, teacher, stored, self.cfg.device, self.progress,
                                desc=f"student {method} ipc{ipc}", progress_dir=folder)
-            (folder / "student_progress.pt").unlink(missing_ok=True)
             metrics["recover_seconds"] = d.meta.get("seconds", 0.0)
             write_json(metrics, folder / "metrics.json")
 
-        return self.cache.get_or_make("evaluation", (*source, e), make,
+        return self.cache.get_or_make("evaluation", (*source, e), self._applied(make),
                                       lambda folder: read_json(folder / "metrics.json", what="metrics"))
 
     def robustness(self, method: str, ipc: int, sigmas: tuple[float, ...], eval_cfg: EvalConfig | None = None,
@@ -165,11 +201,10 @@ class Workspace:
             self.log(f"robustness: {e.arch} on {method} IPC {ipc}, noise std {list(sigmas)}")
             student = train_student(d, self.info, e, teacher, stored, self.cfg.device, self.progress,
                                     f"student {method} ipc{ipc}", progress_dir=folder)
-            (folder / "student_progress.pt").unlink(missing_ok=True)
             out = {str(s): noisy_accuracy(student, self.tested_on(e), s, self.cfg.device, amp=e.amp) for s in sigmas}
             write_json(out, folder / "noise.json")
 
-        blob = self.cache.get_or_make("robustness", (*source, e, list(sigmas)), make,
+        blob = self.cache.get_or_make("robustness", (*source, e, list(sigmas)), self._applied(make),
                                       lambda folder: read_json(folder / "noise.json", what="metrics"))
         return {float(k): v for k, v in blob.items()}
 
@@ -193,6 +228,7 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
     start = time.perf_counter()
     torch.manual_seed(0)
     ws = Workspace(cfg, progress, log)
+    ws.commit  # noqa: B018 (read now: the provenance names the code this run started with)
     plan_run(cfg, ws.info, log)  # what the run needs; refuses when the disk cannot hold it
     out = Path(cfg.out_dir)
     teacher_arch = cfg.squeeze.arch

@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -30,11 +30,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .augment import ViewParams, apply_views, sample_views
-from .cache import load_progress, load_torch, read_json, save_progress, save_torch, write_json
+from .cache import load_progress, save_progress
+from .checkpoint import Resume
 from .config import CurriculumConfig, RecoverConfig, config_hash, to_dict
-from .data import DatasetInfo
+from .data import DatasetInfo, real_subset  # noqa: F401 (real_subset: re-exported for old imports)
+from .distilled import Distilled  # noqa: F401 (re-exported for old imports)
 from .models import bn_layers
-from .training import NonFiniteLossError, autocast, resolve_device
+from .training import NonFiniteLossError, autocast, cosine, resolve_device
 
 
 def crop_lower_bound(cur: CurriculumConfig, it: int, total: int) -> float:
@@ -56,7 +58,7 @@ def crop_lower_bound(cur: CurriculumConfig, it: int, total: int) -> float:
         return cur.start_scale
     if cur.schedule == "linear":
         return cur.end_scale + span * (1 - frac)
-    return cur.end_scale + span * (1 + math.cos(math.pi * frac)) / 2  # cosine
+    return cur.end_scale + span * cosine(frac, 1)
 
 
 class _GroupMoments(torch.autograd.Function):
@@ -126,44 +128,6 @@ class BNStatsLoss:
     def remove(self):
         for h in self.handles:
             h.remove()
-
-
-@dataclass
-class Distilled:
-    """A distilled set: uint8 images [N, C, H, W] and labels [N], plus how it was made."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
-    meta: dict = field(default_factory=dict)
-    history: dict = field(default_factory=dict)  # per-iteration losses, for convergence plots
-    snapshots: dict = field(default_factory=dict)  # iteration -> uint8 images
-
-    def save(self, folder: str | Path, info: DatasetInfo) -> None:
-        """One tensor file plus an ImageFolder tree of PNGs (so that other tools can read the set)."""
-        from PIL import Image
-
-        folder = Path(folder)
-        save_torch({"images": self.images.cpu(), "labels": self.labels.cpu(),
-                    "history": {k: torch.as_tensor(v) for k, v in self.history.items()},
-                    "snapshots": {str(k): v.cpu() for k, v in self.snapshots.items()}}, folder / "distilled.pt")
-        write_json(self.meta, folder / "meta.json")
-        counts: dict[int, int] = {}
-        for image, label in zip(self.images.cpu(), self.labels.tolist()):
-            k = counts.get(label, 0)
-            counts[label] = k + 1
-            path = folder / "images" / f"{label:03d}" / f"{k:03d}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            array = image.permute(1, 2, 0).numpy()
-            Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array).save(path)
-
-    @staticmethod
-    def load(folder: str | Path) -> "Distilled":
-        folder = Path(folder)
-        blob = load_torch(folder / "distilled.pt", what="distilled set")
-        meta = read_json(folder / "meta.json", what="distilled set's metadata") if (folder / "meta.json").is_file() else {}
-        return Distilled(blob["images"], blob["labels"], meta,
-                         {k: v.tolist() for k, v in blob.get("history", {}).items()},
-                         {int(k): v for k, v in blob.get("snapshots", {}).items()})
 
 
 def _groups(num_classes: int, cfg: RecoverConfig) -> list[tuple[int, np.ndarray]]:
@@ -295,7 +259,8 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
     store = Path(store_dir or progress_dir) if (store_dir or progress_dir) is not None else None
     live = (Path(progress_dir) / (PROGRESS_FILE if world_size == 1 else f"recover_progress.rank{rank}of{world_size}.pt")
             if progress_dir is not None else None)
-    state = (load_progress(live, file_key) if live is not None else None) or {}
+    resume = Resume(live, file_key)  # this rank's own file
+    state = resume.saved() or {}
     hooks = BNStatsLoss(teacher, cfg.first_bn_multiplier)
     begin = saved_at = time.perf_counter()
     bar = tqdm(total=len(steps) * total, desc=desc, disable=not progress, leave=False)
@@ -340,7 +305,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
                 bar.update(first)
             for it in range(first, total):
                 for group in optimizer.param_groups:
-                    group["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * it / total))
+                    group["lr"] = cfg.lr * cosine(it, total)
                 params = group_views(rngs, gsize, size, cfg, it)
                 view = apply_views(x, params).contiguous(memory_format=layout)
                 with autocast(dev, cfg.amp, cpu=cfg.amp_cpu):
@@ -375,7 +340,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
                     bar.set_postfix(loss=f"{value / len(step_groups):.3f}")
                 if due:  # never checkpoint a diverged state: the check above ran first
                     saved_at = time.perf_counter()
-                    save_progress(live, file_key, {
+                    resume.save({
                         "step": name, "iteration": it + 1, "x": x.detach().cpu(), "adam": optimizer.state_dict(),
                         "rngs": json.dumps([r.bit_generator.state for r in rngs]),
                         "sums": {t: v.cpu() for t, v in step_sums.items()}, "snapshots": step_snaps})
@@ -388,8 +353,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
                 save_progress(done, file_key, {"images": rows, "sums": {t: v.cpu() for t, v in step_sums.items()},
                                                "snapshots": {str(k): v for k, v in step_snaps.items()}})
             state = {}
-            if live is not None:
-                live.unlink(missing_ok=True)
+            resume.finish()
     finally:
         bar.close()
         hooks.remove()
@@ -453,15 +417,3 @@ def _place(out: torch.Tensor, values: torch.Tensor, step_groups, num_classes: in
         index = torch.as_tensor(block) * (len(out) // num_classes) + ipc_id - start
         out[index] = values[row:row + len(block)]
         row += len(block)
-
-
-def real_subset(split, ipc: int, seed: int = 0) -> Distilled:
-    """IPC random real training images per class: the honest baseline for soft-label methods."""
-    from .data import stratified_indices
-
-    counts = torch.bincount(split.labels, minlength=split.info.num_classes)
-    if int(counts.min()) < ipc:
-        raise ValueError(f"IPC {ipc} exceeds the smallest class ({int(counts.min())} training images)")
-    idx = stratified_indices(split.labels, ipc, seed)
-    return Distilled(split.take(idx), split.labels[torch.as_tensor(idx)].clone(),
-                     {"method": "random", "ipc": ipc, "seed": seed, "dataset": split.info.name})

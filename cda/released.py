@@ -207,7 +207,7 @@ def evaluate_released(images: str | Path, labels: str | Path | None = None, teac
     released set and test it on the preset's test set; top-1/top-5 (%) and seconds."""
     from .config import preset
     from .data import info_for, load_split
-    from .evaluate import evaluate
+    from .student import evaluate
 
     cfg = preset(preset_name, **(overrides or {}))
     info = info_for(cfg.data)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .cache import read_json, write_json
 from .config import RunConfig
 from .models import create_model
-from .training import autocast, resolve_device
+from .training import autocast, resolve_device, seeded
 
 SPEED_FILE = "speed.json"
 MIN_GAIN = 0.05  # leave the plain settings only for a gain above the timing noise
@@ -116,6 +116,13 @@ def _step_fn(task: str, arch: str, classes: int, channels: int, size: int, batch
 
 def measure(task: str, arch: str, classes: int, channels: int, size: int, batch: int, device: torch.device,
             compile_ok: bool = True, seconds: float = 0.5) -> dict[str, float]:
+    """Seconds per step of every candidate (_measure), leaving the caller's random streams as they were."""
+    with seeded(0, device):
+        return _measure(task, arch, classes, channels, size, batch, device, compile_ok, seconds)
+
+
+def _measure(task: str, arch: str, classes: int, channels: int, size: int, batch: int, device: torch.device,
+             compile_ok: bool = True, seconds: float = 0.5) -> dict[str, float]:
     """Seconds per step of every candidate: each warmed up (compiled), then timed for about
     `seconds`, in two interleaved rounds (the better one counts)."""
     batch = min(batch, MEASURE_BATCH)

@@ -10,13 +10,22 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .augment import apply_views, sample_views
-from .cache import load_progress, save_progress
-from .checkpoint import save_checkpoint
+from .checkpoint import Resume, save_checkpoint
 from .config import DataConfig, SqueezeConfig, config_hash, to_dict
 from .data import TensorSplit, load_split
 from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
-from .training import autocast, check_finite, cosine_lr, make_optimizer, resolve_device, seed_everything, set_lr, test_accuracy
+from .training import (
+    autocast,
+    check_finite,
+    cosine_lr,
+    make_optimizer,
+    resolve_device,
+    seed_everything,
+    seeded,
+    set_lr,
+    test_accuracy,
+)
 
 PROGRESS_FILE = "squeeze_progress.pt"
 
@@ -25,7 +34,8 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
                      desc: str = "squeeze", progress_dir=None):
     """Plain supervised training: random resized crops and flips on the device, SGD or AdamW, cosine LR.
 
-    With `progress_dir`, the state is saved after every epoch and an interrupted run resumes from it.
+    With `progress_dir`, the state is saved after every epoch and an interrupted run resumes from it
+    (cda.checkpoint.Resume; the file goes when the training ends).
     """
     rng = seed_everything(cfg.seed)
     model.to(device).train()
@@ -38,18 +48,20 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
     path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
-    key = config_hash(cfg, info.name, len(train))
-    first = 0
-    saved = load_progress(path, key) if path is not None else None
-    if saved is not None:
+    resume = Resume(path, config_hash(cfg, info.name, len(train)), every=1, rank=rank)
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    at = {"step": 0, "loss": None}  # the global step, and the last batch's loss
+
+    def restore(saved: dict) -> int:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         rng.bit_generator.state = json.loads(saved["rng"])
         torch.set_rng_state(saved["torch_rng"])
-        first = saved["epoch"]
-    step = first * steps_per_epoch
-    bar = tqdm(total=total, initial=step, desc=desc, disable=not progress, leave=False)
-    for epoch in range(first, cfg.epochs):
+        at["step"] = saved["epoch"] * steps_per_epoch
+        bar.update(at["step"])
+        return saved["epoch"]
+
+    def one_epoch(epoch: int) -> None:
         for images, labels, n in train.batches(cfg.batch_size, shuffle=True, rng=rng, device=device,
                                                part=(rank, world)):
             x = info.normalize(images)
@@ -59,7 +71,7 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
                 x = apply_views(x, views.part(part(n, rank, world)))
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            set_lr(optimizer, cosine_lr(step, total, cfg.lr, warmup))
+            set_lr(optimizer, cosine_lr(at["step"], total, cfg.lr, warmup))
             with autocast(device, True, cpu=cfg.amp_cpu):
                 loss = F.cross_entropy(forward(x).float(), labels, label_smoothing=cfg.label_smoothing)
             if world > 1:  # DDP averages gradients over ranks: weigh each part's mean by its size
@@ -67,16 +79,19 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            step += 1
+            at["step"] += 1
+            at["loss"] = loss
             bar.update()
-            if step % 50 == 0 or step == total:
+            if at["step"] % 50 == 0 or at["step"] == total:
                 check_finite(loss, desc)
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-        if path is not None and rank == 0 and epoch + 1 < cfg.epochs:
-            check_finite(loss, desc)
-            save_progress(path, key, {"epoch": epoch + 1, "model": model.state_dict(),
-                                      "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                                      "rng": json.dumps(rng.bit_generator.state)})
+
+    def state(done: int) -> dict:
+        check_finite(at["loss"], desc)  # never checkpoint a diverged model
+        return {"epoch": done, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(), "rng": json.dumps(rng.bit_generator.state)}
+
+    resume.run(cfg.epochs, one_epoch, state, restore)
     bar.close()
     broadcast_buffers(model)
     return model.eval()
@@ -92,10 +107,10 @@ def squeeze(data: DataConfig, cfg: SqueezeConfig, device: str = "cpu", out_path=
     train, test = load_split(data, train=True), load_split(data, train=False)
     info = train.info
     start = time.perf_counter()
-    torch.manual_seed(cfg.seed)  # the initial weights too come from the config's seed
-    model = create_model(cfg.arch, info.num_classes, info.channels, info.image_size, pretrained=cfg.pretrained)
-    if not cfg.pretrained:
-        train_classifier(model, train, cfg, dev, progress, progress_dir=progress_dir)
+    with seeded(cfg.seed, dev):  # the initial weights too come from the config's seed; the caller's RNG stays
+        model = create_model(cfg.arch, info.num_classes, info.channels, info.image_size, pretrained=cfg.pretrained)
+        if not cfg.pretrained:
+            train_classifier(model, train, cfg, dev, progress, progress_dir=progress_dir)
     model.to(dev).eval()
     metrics = test_accuracy(model, test, dev)
     metrics["train_seconds"] = time.perf_counter() - start

@@ -19,10 +19,7 @@ def resolve_device(name: str) -> torch.device:
                            f"(torch {torch.__version__}); use device='cpu'")
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise ValueError(f"device {name!r}: use 'cpu', 'cuda' or 'cuda:N'")
-    if name.startswith("cuda"):
-        # fp32 work may use TF32 tensor cores (cuDNN convolutions do by default; matmuls do not)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    # TF32 is the caller's to turn on, for a block: cda.runtime.Runtime.applied()
     return torch.device(name)
 
 
@@ -40,6 +37,17 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device | str = "cpu"):
+    """torch's global RNG (CPU, and the CUDA device's) seeded with `seed` inside the block and put back
+    as it was after it; yields a numpy generator from the same seed. The block's results are those
+    of seed_everything(seed); the caller's random streams are left untouched."""
+    device = torch.device(device)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield seed_everything(seed)
+
+
 def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, momentum: float = 0.9):
     """AdamW or SGD, without weight decay on biases and norm parameters (as the official FKD code)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
@@ -50,12 +58,19 @@ def make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, 
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=False)
 
 
+def cosine(step: float, total: float) -> float:
+    """The one cosine of every schedule here (learning rates, the crop curriculum): 1 at step 0,
+    falling to 0 at `total`. (Scaling by 0.5 is exact, so base * cosine(s, t) equals the inline
+    base * 0.5 * (1 + cos(pi * s / t)) it replaced, bit for bit.)"""
+    return 0.5 * (1 + math.cos(math.pi * step / total))
+
+
 def cosine_lr(step: int, total: int, base: float, warmup: int = 0) -> float:
     """Linear warm-up from 1% of `base`, then cosine decay to 0 at `total`."""
     if step < warmup:
         return base * (0.01 + 0.99 * step / warmup)
     progress = (step - warmup) / max(1, total - warmup)
-    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return base * cosine(min(1.0, progress), 1)
 
 
 def set_lr(optimizer, lr: float) -> None:

@@ -55,13 +55,13 @@ def tiny_teacher(tmp_path_factory):
 
 def exit_after_checkpoints(child: str, args: list[str], progress_path: Path, n: int = 1, part: str = "") -> dict:
     """Run `python -c child *args` from the project root until it writes its `n`-th progress checkpoint
-    (counting only paths holding `part`), where it exits hard from inside (cda.cache's test hook, as a
+    (counting only paths holding `part`), where it exits hard from inside (cda.checkpoint's test hook, as a
     kill at that point), and return the state at `progress_path`."""
     import os
     import subprocess
     import sys
 
-    from cda.cache import EXIT_AFTER_CHECKPOINTS, EXIT_CODE
+    from cda.checkpoint import EXIT_AFTER_CHECKPOINTS, EXIT_CODE
 
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root), EXIT_AFTER_CHECKPOINTS: f"{n}:{part}" if part else str(n)}

@@ -71,3 +71,13 @@ def test_method_configs():
     assert recover_for(cfg, "sre2l", 10).curriculum.schedule == "none"
     cda = recover_for(cfg, "cda", 50)
     assert cda.curriculum.schedule == "cosine" and cda.ipc == 50
+
+
+def test_the_curriculum_is_still_read_under_its_old_name_cda():
+    cfg = apply_overrides(preset("smoke"), {"cda.milestone": 0.5})  # an override written before the rename
+    assert cfg.curriculum.milestone == 0.5 and not hasattr(cfg, "cda")
+    old = to_dict(preset("smoke"))
+    old["cda"] = dict(old.pop("curriculum"), schedule="linear")  # a config saved before the rename
+    assert from_dict(RunConfig, old).curriculum.schedule == "linear"
+    with pytest.raises(ConfigError, match="no field 'nope'"):
+        apply_overrides(preset("smoke"), {"cda.nope": 1})

@@ -9,7 +9,7 @@ import torch
 from cda.cli import main
 from cda.config import AugConfig, EvalConfig, RecoverConfig
 from cda.data import dataset_info
-from cda.evaluate import train_student
+from cda.student import train_student
 from cda.recover import real_subset, recover
 from cda.training import resolve_device
 

@@ -17,9 +17,9 @@ import torch
 
 from cda.config import AugConfig, CuddConfig, EvalConfig, RecoverConfig, RelabelConfig
 from cda.data import dataset_info
-from cda.evaluate import train_student
 from cda.recover import PROGRESS_FILE, real_subset, recover
 from cda.relabel import relabel
+from cda.student import train_student
 
 INFO = dataset_info("fashion_mnist")
 AUG = AugConfig(epochs=2, batch_size=16, crop_scale=(0.5, 1.0), mix="cutmix")

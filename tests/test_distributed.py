@@ -71,7 +71,7 @@ from cda.checkpoint import load_checkpoint
 from cda.config import AugConfig, DataConfig, EvalConfig, SqueezeConfig
 from cda.data import dataset_info, load_split
 from cda.distributed import cleanup, init_from_env
-from cda.evaluate import train_student
+from cda.student import train_student
 from cda.models import create_model
 from cda.recover import real_subset
 from cda.squeeze import train_classifier
@@ -99,7 +99,7 @@ def test_torchrun_student_and_squeeze_training_equal_single_process(tiny_teacher
     sees its part of the same global batches (odd sizes included) and gradients are averaged by size.
     The models use instance norm, whose statistics do not depend on how a batch is split."""
     from cda.config import AugConfig, EvalConfig, SqueezeConfig
-    from cda.evaluate import train_student
+    from cda.student import train_student
     from cda.models import create_model
     from cda.recover import real_subset
     from cda.squeeze import train_classifier

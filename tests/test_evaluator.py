@@ -22,7 +22,7 @@ import cda
 from cda.cache import ArtifactError
 from cda.config import AugConfig, EvalConfig, SqueezeConfig
 from cda.data import dataset_info
-from cda.evaluate import evaluate, train_student
+from cda.student import evaluate, train_student
 from cda.official_formats import FKDLabels, LayoutError, load_image_folder
 from cda.recover import Distilled, real_subset
 from cda.relabel import batch_inputs
@@ -218,7 +218,7 @@ def test_students_train_on_official_fkd_labels_matched_to_their_images(official,
 
 
 def test_evaluate_images_matches_cdas_protocol_and_references(tiny_data, tiny_teacher):
-    """Soft labels from a teacher (module or checkpoint) train the same students as cda.evaluate; IOR
+    """Soft labels from a teacher (module or checkpoint) train the same students as cda.student; IOR
     and HLR are DD-Ranking's differences, in fractions; a random real subset is 0 better than itself."""
     train, test = tiny_data
     d = real_subset(train, 3, seed=0)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from cda.config import AugConfig, ConfigError, EvalConfig, RelabelConfig
 from cda.data import dataset_info
-from cda.evaluate import train_student
+from cda.student import train_student
 from cda.labels_compact import bytes_per_view, compress, decompress, from_rows, to_rows
 from cda.recover import real_subset
 from cda.relabel import _pack, epoch_plan, relabel

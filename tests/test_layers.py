@@ -22,7 +22,7 @@ LAYERS = {
     "core": ["cda.config", "cda.config.*", "cda.datasets", "cda.data", "cda.contracts", "cda.models", "cda.augment",
              "cda.training", "cda.distributed", "cda.cache", "cda.cache_check", "cda.checkpoint", "cda.runtime",
              "cda.speed", "cda.recover", "cda.distilled", "cda.relabel", "cda.labels_compact", "cda.student",
-             "cda.evaluate", "cda.evaluator", "cda.ddranking", "cda.squeeze", "cda.cudd", "cda.official_formats",
+             "cda.evaluator", "cda.ddranking", "cda.squeeze", "cda.cudd", "cda.official_formats",
              "cda.paths"],
     "methods": ["cda.methods", "cda.methods.*"],
     "experiments": ["cda.pipeline", "cda.plan", "cda.studies", "cda.studies.*", "cda.tuning", "cda.results",

@@ -5,7 +5,7 @@ import torch
 from cda.augment import ViewParams, apply_views, sample_crop_boxes
 from cda.config import AugConfig, EvalConfig, RelabelConfig
 from cda.data import dataset_info
-from cda.evaluate import evaluate, soft_label_loss, train_student
+from cda.student import evaluate, soft_label_loss, train_student
 from cda.recover import real_subset
 from cda.relabel import batch_inputs, epoch_plan, relabel
 

@@ -12,8 +12,8 @@ from cda.cache import Cache, OutputError, save_progress, save_torch
 from cda.checkpoint import load_checkpoint
 from cda.config import AugConfig, CuddConfig, EvalConfig, RecoverConfig
 from cda.data import dataset_info
-from cda.evaluate import train_student
 from cda.recover import PROGRESS_FILE, real_subset, recover, step_name
+from cda.student import train_student
 from cda.training import NonFiniteLossError
 
 INFO = dataset_info("fashion_mnist")
@@ -28,7 +28,7 @@ CHILD = textwrap.dedent("""
     from cda.data import DataConfig, dataset_info, load_split
     from tests.test_resume import RECOVER, STUDENT, INFO, subset
     from cda.recover import recover
-    from cda.evaluate import train_student
+    from cda.student import train_student
     teacher, _ = load_checkpoint(sys.argv[2])
     if sys.argv[1] == "recover":
         recover(teacher, INFO, RECOVER, progress=False, progress_dir=sys.argv[3], checkpoint_every=25)
@@ -80,7 +80,7 @@ def test_killed_recovery_resumes_to_the_same_images(tiny_teacher, tmp_path):
 
 
 def test_killed_student_training_resumes_across_an_epoch_boundary(tiny_teacher, tmp_path):
-    from cda.evaluate import PROGRESS_FILE as STUDENT_FILE
+    from cda.student import PROGRESS_FILE as STUDENT_FILE
 
     _, _, path = tiny_teacher
     state = _exit_at_checkpoint("student", path, tmp_path, STUDENT_FILE, n=2)
@@ -207,3 +207,25 @@ def test_non_finite_recovery_loss_stops_with_advice(tiny_teacher):
     bn.running_var.fill_(float("nan"))
     with pytest.raises(NonFiniteLossError, match="lower the lr"):
         recover(teacher, INFO, RecoverConfig(ipc=1, iterations=3), progress=False)
+
+
+def test_the_resume_helper_saves_when_due_resumes_and_cleans_up(tmp_path):
+    from cda.checkpoint import Resume
+
+    done, path = [], tmp_path / "p.pt"
+
+    def step(i):
+        done.append(i)
+        if i == 4:
+            raise KeyboardInterrupt  # interrupted after steps 0..3 (the save after step 3 is on disk)
+
+    r = Resume(path, "k", every=2)
+    with pytest.raises(KeyboardInterrupt):
+        r.run(10, step, lambda n: {"n": n}, lambda saved: saved["n"])
+    assert torch.load(path, weights_only=True)["n"] == 4 and done == [0, 1, 2, 3, 4]
+    done.clear()
+    Resume(path, "k", every=2).run(10, done.append, lambda n: {"n": n}, lambda saved: saved["n"])
+    assert done == [4, 5, 6, 7, 8, 9] and not path.exists()  # resumed at step 4; the file goes at the end
+    save_progress(path, "another config", {"n": 1})
+    with pytest.raises(Exception, match="another config"):
+        Resume(path, "k").saved()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from pathlib import Path
 
@@ -11,15 +10,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .cache import load_progress, save_progress
+from .checkpoint import Resume
 from .config import EvalConfig, config_hash
 from .contracts import check_image_set, check_teacher
 from .data import DatasetInfo
+from .distilled import Distilled
 from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
-from .recover import Distilled
 from .relabel import StoredLabels, batch_inputs, epoch_plan, resident
-from .training import autocast, check_finite, cosine_lr, make_optimizer, resolve_device, seed_everything, set_lr, test_accuracy
+from .training import autocast, check_finite, cosine, cosine_lr, make_optimizer, resolve_device, seeded, set_lr, test_accuracy
 
 
 def soft_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
@@ -56,7 +55,14 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
             raise ValueError("EvalConfig.labels='stored' needs stored labels (cda relabel)")
         stored.check_fits(cfg.aug, len(distilled.images))
     check_image_set(distilled.images, distilled.labels, info, "the distilled set")
-    seed_everything(cfg.seed)
+    with seeded(cfg.seed, dev):  # the caller's random streams are left as they were
+        return _fit(distilled, info, cfg, teacher, stored, dev, progress, desc, progress_dir, checkpoint_every, init)
+
+
+def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.Module | None,
+         stored: StoredLabels | None, dev: torch.device, progress: bool, desc: str, progress_dir,
+         checkpoint_every: int, init: nn.Module | None) -> nn.Module:
+    """train_student's loop, under its seed."""
     student = init if init is not None else create_model(cfg.arch, info.num_classes, info.channels, info.image_size)
     student = student.to(dev).train()
     if cfg.channels_last:
@@ -72,22 +78,25 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
     epochs = cfg.aug.epochs
     every = checkpoint_every or max(1, epochs // 20)
     path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
-    first, saved, key = 0, None, None
-    if path is not None:  # hashing the images is only worth it when resuming is possible
-        key = config_hash(cfg, info.name, hashlib.sha256(distilled.images.cpu().numpy().tobytes()).hexdigest())
-        saved = load_progress(path, key)
-    if saved is not None:
+    # hashing the images is only worth it when resuming is possible
+    key = (config_hash(cfg, info.name, hashlib.sha256(distilled.images.cpu().numpy().tobytes()).hexdigest())
+           if path is not None else "")
+    resume = Resume(path, key, every, rank)
+    bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
+    last = {"loss": torch.zeros(())}
+
+    def restore(saved: dict) -> int:
         student.load_state_dict(saved["student"])
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["torch_rng"])
-        first = saved["epoch"]
-    bar = tqdm(total=epochs, initial=first, desc=desc, disable=not progress, leave=False)
-    loss = torch.zeros(())
-    for epoch in range(first, epochs):
+        bar.update(saved["epoch"])
+        return saved["epoch"]
+
+    def one_epoch(epoch: int) -> None:
         if cfg.warmup_epochs:  # official Tiny-ImageNet students: linear warm-up, then cosine per epoch
             set_lr(optimizer, cosine_lr(epoch, epochs, cfg.lr, cfg.warmup_epochs))
         else:
-            set_lr(optimizer, cfg.lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))  # per-epoch cosine
+            set_lr(optimizer, cfg.lr * cosine(epoch, epochs))  # per-epoch cosine
         batches = (stored.epoch(epoch) if cfg.labels == "stored"
                    else [(p, None) for p in epoch_plan(cfg.aug, len(images), info.image_size, epoch)])
         for plan, target in batches:
@@ -117,14 +126,18 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            last["loss"] = loss
         bar.update()
         if (epoch + 1) % 20 == 0 or epoch + 1 == epochs:
-            check_finite(loss, desc)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        if path is not None and rank == 0 and (epoch + 1) % every == 0 and epoch + 1 < epochs:
-            check_finite(loss, desc)  # never checkpoint a diverged student
-            save_progress(path, key, {"epoch": epoch + 1, "student": student.state_dict(),
-                                      "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state()})
+            check_finite(last["loss"], desc)
+            bar.set_postfix(loss=f"{last['loss'].item():.4f}")
+
+    def state(done: int) -> dict:
+        check_finite(last["loss"], desc)  # never checkpoint a diverged student
+        return {"epoch": done, "student": student.state_dict(), "optimizer": optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state()}
+
+    resume.run(epochs, one_epoch, state, restore)
     bar.close()
     broadcast_buffers(student)
     return student.eval()
