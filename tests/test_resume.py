@@ -123,7 +123,7 @@ def test_checkpoint_holds_the_live_step_only(tiny_teacher, tmp_path, ipc):
         sizes.append(len(state["x"]))
         return save_progress(path, key, state)
 
-    import cda.recover as rec
+    import cda.checkpoint as rec  # the live file is saved through cda.checkpoint.Resume
     original = rec.save_progress
     rec.save_progress = lambda path, key, state: spy(path, key, state) if "x" in state else original(path, key, state)
     try:
