@@ -70,6 +70,7 @@ def test_recovery_and_relabel_default_to_fp32_with_tf32_on_cuda(monkeypatch):
     import torch
 
     from cda.config import RelabelConfig, config_hash
+    from cda.runtime import Runtime
     from cda.training import resolve_device
 
     assert RelabelConfig().amp is False and config_hash(RelabelConfig()) == config_hash(RelabelConfig(amp=False))
@@ -79,8 +80,10 @@ def test_recovery_and_relabel_default_to_fp32_with_tf32_on_cuda(monkeypatch):
     try:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
         resolve_device("cpu")
-        assert not torch.backends.cuda.matmul.allow_tf32
         resolve_device("cuda")
-        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32  # resolving a device changes no global flag
+        with Runtime("cuda").applied():  # a CUDA run's fp32 work uses TF32, inside the block it enters
+            assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
