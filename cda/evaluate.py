@@ -154,7 +154,7 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
 
 def evaluate(distilled: Distilled, test_split, cfg: EvalConfig, teacher: nn.Module | None = None,
              stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
-             desc: str = "student", progress_dir=None, val_split=None) -> dict[str, float]:
+             desc: str = "student", progress_dir=None, val_split=None) -> dict:
     """Train a student on `distilled` and return its top-1/top-5 (%) on the real test split.
 
     With EvalConfig.val_every, the student is validated on `val_split` (load_split(data, split="val"))

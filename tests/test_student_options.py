@@ -100,3 +100,25 @@ def test_validation_needs_the_split(tiny_teacher, tiny_data):
     with pytest.raises(ValueError, match="pass val_split=load_split"):
         evaluate(real_subset(train, 1), test, EvalConfig(arch="convnet3_w8", aug=AUG, val_every=2), tiny_teacher[0],
                  progress=False)
+
+
+def test_a_resumed_run_validates_as_an_uninterrupted_one(tiny_teacher, tiny_data, val_split, tmp_path):
+    """The progress checkpoint keeps the curve and the best weights: a run resumed from epoch 4 ends
+    with the same curve, best epoch and best weights."""
+    train, _ = tiny_data
+    d = real_subset(train, 4)
+    cfg = EvalConfig(arch="convnet3_w8", aug=AUG)
+    first = Validation(val_split, every=1)
+    train_student(d, train.info, cfg, tiny_teacher[0], progress=False, progress_dir=tmp_path, checkpoint_every=2,
+                  validation=first)
+    saved = torch.load(tmp_path / "student_progress.pt", weights_only=True)
+    assert saved["epoch"] == 4 and [e for e, _ in saved["validation"]["curve"]] == [1, 2, 3, 4]
+    resumed = Validation(val_split, every=1)
+    train_student(d, train.info, cfg, tiny_teacher[0], progress=False, progress_dir=tmp_path, validation=resumed)
+    assert resumed.curve == first.curve and resumed.best_epoch == first.best_epoch
+    assert all(torch.equal(resumed.best_state[k], v) for k, v in first.best_state.items())
+    with pytest.raises(ValueError, match="saved by a run without validation"):
+        train_student(d, train.info, cfg, tiny_teacher[0], progress=False, progress_dir=tmp_path / "plain",
+                      checkpoint_every=2)
+        train_student(d, train.info, cfg, tiny_teacher[0], progress=False, progress_dir=tmp_path / "plain",
+                      validation=Validation(val_split, every=1))
