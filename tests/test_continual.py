@@ -1,7 +1,6 @@
 """cda.continual: class-incremental training on an image set, SRe2L-CL's protocol."""
 import numpy as np
 import pytest
-import torch
 
 from cda.config import AugConfig, EvalConfig
 from cda.continual import class_incremental, class_order
