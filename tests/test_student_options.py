@@ -66,6 +66,7 @@ def val_split():
     return load_split(DataConfig(train_per_class=40, test_per_class=20, validation=10), split="val")
 
 
+@pytest.mark.slow
 def test_validation_reports_best_and_last_without_changing_the_student(tiny_teacher, tiny_data, val_split):
     train, test = tiny_data
     d = real_subset(train, 4)
@@ -102,6 +103,7 @@ def test_validation_needs_the_split(tiny_teacher, tiny_data):
                  progress=False)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_validates_as_an_uninterrupted_one(tiny_teacher, tiny_data, val_split, tmp_path):
     """The progress checkpoint keeps the curve and the best weights: a run resumed from epoch 4 ends
     with the same curve, best epoch and best weights."""
