@@ -215,11 +215,18 @@ def _timm_model(name: str, num_classes: int, in_channels: int, image_size: int, 
     if any(k in name for k in ("vit", "deit", "mixer", "resmlp", "swin")):
         kwargs["img_size"] = image_size
     try:
-        return timm.create_model(name, **kwargs)
+        model = timm.create_model(name, **kwargs)
     except Exception as err:
         if pretrained:
             raise PretrainedWeightsError(f"could not load timm weights for {name}: {err}") from err
         raise
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    if patch is not None and image_size % patch[0]:  # timm would silently drop the remainder
+        raise ValueError(f"timm/{name} cuts images into {patch[0]}-px patches, but {image_size} px is not a "
+                         f"multiple of {patch[0]}: its last {image_size % patch[0]} rows and columns would never be "
+                         f"seen. Use images of a multiple of {patch[0]} px (32, 224), or a small ViT whose patch "
+                         f"divides {image_size} (e.g. vit_p4_d12_w192: DeiT-Tiny's depth and width, 4-px patches)")
+    return model
 
 
 def _small_vit(num_classes: int, in_channels: int, image_size: int, patch: int, depth: int,

@@ -18,6 +18,7 @@ from .distilled import Distilled
 from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
 from .relabel import StoredLabels, batch_inputs, epoch_plan, resident
+from .student_validation import Validation
 from .training import autocast, check_finite, cosine, cosine_lr, make_optimizer, resolve_device, seeded, set_lr, test_accuracy
 
 
@@ -30,19 +31,31 @@ def soft_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
     return loss * t * t if t2_scale else loss
 
 
+def mse_gt_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                ce_weight: float = 0.1) -> torch.Tensor:
+    """CUDD's `--loss-type mse_gt`: MSE between the student's and the teacher's logits (mean over batch
+    and classes, no temperature) plus ce_weight x CE with each image's own class, also under CutMix
+    (MIV-XJTU/CUDD@0bf778c training/train_FKD.py:272-273; --ce-weight 0.1 at line 72)."""
+    s = student_logits.float()
+    return F.mse_loss(s, teacher_logits.float()) + ce_weight * F.cross_entropy(s, labels)
+
+
 PROGRESS_FILE = "student_progress.pt"
 
 
 def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.Module | None = None,
                   stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
                   desc: str = "student", progress_dir=None, checkpoint_every: int = 0,
-                  init: nn.Module | None = None) -> nn.Module:
+                  init: nn.Module | None = None, validation: Validation | None = None) -> nn.Module:
     """Train a fresh `cfg.arch` (or continue training `init`, in place) on the distilled images,
     labelled as `cfg.labels` says.
 
     With `progress_dir`, the student, optimizer and random state are saved every `checkpoint_every`
     epochs (0: about 20 times per run); the same call after an interruption resumes from there and
     ends with the same weights as an uninterrupted run.
+
+    With `validation` (cda.student_validation), the student is validated as it trains and the best
+    weights are kept there (evaluate builds it from EvalConfig.val_every).
 
     Under torchrun the student is wrapped in DistributedDataParallel: every rank builds the same
     global batch (so mixing partners and labels are those of one process) and trains on its part.
@@ -56,12 +69,13 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
         stored.check_fits(cfg.aug, len(distilled.images))
     check_image_set(distilled.images, distilled.labels, info, "the distilled set")
     with seeded(cfg.seed, dev):  # the caller's random streams are left as they were
-        return _fit(distilled, info, cfg, teacher, stored, dev, progress, desc, progress_dir, checkpoint_every, init)
+        return _fit(distilled, info, cfg, teacher, stored, dev, progress, desc, progress_dir, checkpoint_every, init,
+                    validation)
 
 
 def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.Module | None,
          stored: StoredLabels | None, dev: torch.device, progress: bool, desc: str, progress_dir,
-         checkpoint_every: int, init: nn.Module | None) -> nn.Module:
+         checkpoint_every: int, init: nn.Module | None, validation: Validation | None = None) -> nn.Module:
     """train_student's loop, under its seed."""
     student = init if init is not None else create_model(cfg.arch, info.num_classes, info.channels, info.image_size)
     student = student.to(dev).train()
@@ -89,6 +103,8 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
         student.load_state_dict(saved["student"])
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["torch_rng"])
+        if validation is not None:
+            validation.load(saved.get("validation"), path)
         bar.update(saved["epoch"])
         return saved["epoch"]
 
@@ -119,6 +135,9 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
                 loss = F.cross_entropy(out.float(), y[mine])
                 if plan.mix is not None:
                     loss = plan.mix.lam * loss + (1 - plan.mix.lam) * F.cross_entropy(out.float(), y2[mine])
+            elif cfg.loss == "mse_gt":  # CE with each view's own class, not its CutMix partner's (official)
+                y = labels[torch.as_tensor(plan.indices, device=dev)][mine]
+                loss = mse_gt_loss(out, target.to(dev), y, cfg.ce_weight)
             else:
                 loss = soft_label_loss(out, target.to(dev), cfg.temperature, cfg.t2_scale)
             if world > 1:  # DDP averages gradients over ranks: weigh each part's mean by its size
@@ -128,6 +147,8 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
             optimizer.step()
             last["loss"] = loss
         bar.update()
+        if validation is not None:
+            validation.after_epoch(student, epoch + 1, epochs, dev)
         if (epoch + 1) % 20 == 0 or epoch + 1 == epochs:
             check_finite(last["loss"], desc)
             bar.set_postfix(loss=f"{last['loss'].item():.4f}")
@@ -135,7 +156,8 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
     def state(done: int) -> dict:
         check_finite(last["loss"], desc)  # never checkpoint a diverged student
         return {"epoch": done, "student": student.state_dict(), "optimizer": optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state()}
+                "torch_rng": torch.get_rng_state(),
+                **({"validation": validation.state()} if validation is not None else {})}
 
     resume.run(epochs, one_epoch, state, restore)
     bar.close()
@@ -145,11 +167,26 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
 
 def evaluate(distilled: Distilled, test_split, cfg: EvalConfig, teacher: nn.Module | None = None,
              stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
-             desc: str = "student", progress_dir=None) -> dict[str, float]:
-    """Train a student on `distilled` and return its top-1/top-5 (%) on the real test split."""
+             desc: str = "student", progress_dir=None, val_split=None) -> dict:
+    """Train a student on `distilled` and return its top-1/top-5 (%) on the real test split.
+
+    With EvalConfig.val_every, the student is validated on `val_split` (load_split(data, split="val"))
+    as it trains, and the best-on-validation weights are tested too: `best_top1`, `best_top5`,
+    `best_epoch`, `best_val_top1`, `val_curve` ([epoch, validation top-1] pairs) beside `last_top1`,
+    `last_top5`; `top1`/`top5` stay the last weights' (the tables' number, as in the papers)."""
     start = time.perf_counter()
-    student = train_student(distilled, test_split.info, cfg, teacher, stored, device, progress, desc, progress_dir)
-    metrics = test_accuracy(student, test_split, resolve_device(device), cfg.test_batch_size, cfg.amp)
+    validation = None
+    if cfg.val_every:
+        if val_split is None:
+            raise ValueError(f"EvalConfig.val_every={cfg.val_every} validates the student as it trains: pass "
+                             f"val_split=load_split(data, split='val') (DataConfig.validation > 0), or set val_every=0")
+        validation = Validation(val_split, cfg.val_every, cfg.test_batch_size, cfg.amp)
+    student = train_student(distilled, test_split.info, cfg, teacher, stored, device, progress, desc, progress_dir,
+                            validation=validation)
+    dev = resolve_device(device)
+    metrics = test_accuracy(student, test_split, dev, cfg.test_batch_size, cfg.amp)
+    if validation is not None:
+        metrics.update(validation.report(student, test_split, dev, metrics))
     metrics["seconds"] = time.perf_counter() - start
     return metrics
 

@@ -246,8 +246,21 @@ class EvalConfig:
     # Linear warm-up of the learning rate from 1% over the first epochs, then cosine over the rest
     # (the official Tiny-ImageNet students: 5); 0: per-epoch cosine from the start (FKD).
     warmup_epochs: int = added(0)
+    # The soft-label loss (hard labels always train with cross-entropy): "kl" the KL above;
+    # "mse_gt" CUDD's option, MSE between the student's and the teacher's logits plus ce_weight x
+    # cross-entropy with the image's class (cda.student.mse_gt_loss). Validation: every val_every
+    # epochs and at the last, cda.student.evaluate tests the student on the validation split and
+    # reports the best and the last weights' test accuracy (the tables keep the last, as the papers
+    # do); 0: never.
+    loss: str = added("kl")
+    ce_weight: float = added(0.1)
+    val_every: int = added(0)
 
     def __post_init__(self):
+        _check(self.loss in ("kl", "mse_gt"), f"EvalConfig.loss={self.loss!r}: choose 'kl' or 'mse_gt'")
+        _check(self.ce_weight >= 0, f"EvalConfig.ce_weight={self.ce_weight}: must be >= 0")
+        _check(type(self.val_every) is int and self.val_every >= 0,
+               f"EvalConfig.val_every={self.val_every}: give a number of epochs >= 0 (0: no validation)")
         _check(self.warmup_epochs >= 0, f"EvalConfig.warmup_epochs={self.warmup_epochs}: must be >= 0")
         _check(self.split in ("test", "val"), f"EvalConfig.split={self.split!r}: choose 'test' or 'val'")
         _check(self.labels in LABEL_MODES, f"EvalConfig.labels={self.labels!r}: choose one of {LABEL_MODES}")
