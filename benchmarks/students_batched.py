@@ -8,9 +8,9 @@ The recipe is the cpu preset's student (convnet3, AdamW at 2e-3 with a per-epoch
 0.25-1, flips, CutMix, online soft labels at T 20); student k has the seed k (cda.config.seeded_eval).
 The reference reads its labels from per-batch files made beforehand (not timed), as the official code.
 Also written: the FLOPs of each way (torch's FlopCounterMode on the one-at-a-time way: convolutions and
-matrix products, forward and backward, the teacher's forwards included; the reference's without them), the achieved FLOP/s as a fraction of the peak measured
-with a 2048x2048 matrix product in the same run, the load average while it ran (other processes share
-the cores), and a torch.profiler table of the top ops of each cda way (`students_batched-<device>-profile.txt`).
+matrix products, forward and backward, the teacher's forwards included; the reference's without them),
+the achieved FLOP/s as a fraction of the peak measured with a 2048x2048 matrix product in the same run,
+the load average while it ran (other processes share the cores), and a torch.profiler table of the top ops of each cda way (`students_batched-<device>-profile.txt`).
 """
 from __future__ import annotations
 

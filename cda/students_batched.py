@@ -18,7 +18,9 @@ Per student k (its EvalConfig differs from the others' only in `seed` and `aug.s
 Supported: ConvNets with BatchNorm (`convnet{D}[_w{W}]`), online soft labels, AdamW or SGD, the
 per-epoch cosine (with or without warm-up), every AugConfig, bf16 autocast on CUDA (`amp`). Refused
 with a one-line error: anything else (stored or hard labels, other architectures, amp_cpu,
-channels_last, compile, torchrun). Memory grows K-fold: K students of batch B hold the activations of
+channels_last, compile, torchrun). Speed (benchmarks/students_batched.py, results/bench/students_batched-cpu.*):
+on the shared 2-core CPU, 5 convnet3 students at once ran 1.6x (load ~4-7) and 1.2x (load ~9) as many
+students per second as train_student one at a time; convolutions dominate either way. Memory grows K-fold: K students of batch B hold the activations of
 one network at batch K x B.
 """
 from __future__ import annotations
@@ -182,7 +184,8 @@ def train_students(sets: Distilled | Sequence[Distilled], info: DatasetInfo, cfg
     for i, d in enumerate(sets):
         check_image_set(d.images, d.labels, info, f"student {i}'s image set")
     if len({len(d.images) for d in sets}) != 1:
-        raise BatchedStudentsError(f"train_students needs sets of one size (got {sorted({len(d.images) for d in sets})} "
+        sizes = sorted({len(d.images) for d in sets})
+        raise BatchedStudentsError(f"train_students needs sets of one size (got {sizes} "
                                    f"images): students trained at once take the same number of batches")
     cfg = cfgs[0]
     dev = resolve_device(device)
