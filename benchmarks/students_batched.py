@@ -10,7 +10,8 @@ The reference reads its labels from per-batch files made beforehand (not timed),
 Also written: the FLOPs of each way (torch's FlopCounterMode on the one-at-a-time way: convolutions and
 matrix products, forward and backward, the teacher's forwards included; the reference's without them),
 the achieved FLOP/s as a fraction of the peak measured with a 2048x2048 matrix product in the same run,
-the load average while it ran (other processes share the cores), and a torch.profiler table of the top ops of each cda way (`students_batched-<device>-profile.txt`).
+the load average while it ran (other processes share the cores), and a torch.profiler table of the top
+ops of each cda way (`students_batched-<device>-profile.txt`).
 """
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ per-epoch cosine (with or without warm-up), every AugConfig, bf16 autocast on CU
 with a one-line error: anything else (stored or hard labels, other architectures, amp_cpu,
 channels_last, compile, torchrun). Speed (benchmarks/students_batched.py, results/bench/students_batched-cpu.*):
 on the shared 2-core CPU, 5 convnet3 students at once ran 1.6x (load ~4-7) and 1.2x (load ~9) as many
-students per second as train_student one at a time; convolutions dominate either way. Memory grows K-fold: K students of batch B hold the activations of
-one network at batch K x B.
+students per second as train_student one at a time; convolutions dominate either way. Memory grows
+K-fold: K students of batch B hold the activations of one network at batch K x B.
 """
 from __future__ import annotations
 
