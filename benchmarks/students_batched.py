@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from cda.config import AugConfig, EvalConfig, seeded_eval
 from cda.data import info_for, load_split
-from cda.evaluate import train_student
+from cda.student import train_student
 from cda.models import create_model
 from cda.recover import real_subset
 from cda.relabel import batch_inputs, epoch_plan

@@ -41,7 +41,7 @@ from .contracts import check_image_set, check_teacher
 from .data import DatasetInfo
 from .distributed import rank_and_world
 from .models import ConvNet, create_model
-from .recover import Distilled
+from .distilled import Distilled
 from .relabel import BatchPlan, epoch_plan, resident
 from .training import NonFiniteLossError, autocast, cosine_lr, resolve_device, seed_everything, set_lr
 
@@ -68,7 +68,7 @@ def check_batchable(cfgs: Sequence[EvalConfig]) -> None:
     for bad, what in refused:
         if bad:
             raise BatchedStudentsError(f"EvalConfig.{what} is not supported by train_students; train these students "
-                                       f"one at a time with cda.evaluate.train_student")
+                                       f"one at a time with cda.student.train_student")
 
 
 def _unseeded(cfg: EvalConfig) -> EvalConfig:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cda.config import AugConfig, EvalConfig, seeded_eval
-from cda.evaluate import train_student
+from cda.student import train_student
 from cda.recover import real_subset
 from cda.students_batched import BatchedStudentsError, train_students
 from cda.training import test_accuracy as accuracy
