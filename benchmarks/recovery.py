@@ -21,15 +21,28 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-from _common import (PEAK_SOURCE, auto_settings, data_config, dataset_fields, median_and_rounds, parser,
-                     peak_tflops, save, setup, table, teacher_for, timed_rounds)
+from _common import (
+    PEAK_SOURCE,
+    auto_settings,
+    data_config,
+    dataset_fields,
+    median_and_rounds,
+    parser,
+    peak_tflops,
+    save,
+    setup,
+    table,
+    teacher_for,
+    timed_rounds,
+)
 from reference_recovery import reference_recover
 from torch.utils.flop_counter import FlopCounterMode
 
 from cda.config import AugConfig, CurriculumConfig, EvalConfig, RecoverConfig, preset
 from cda.data import info_for, load_split
-from cda.recover import BNStatsLoss, Distilled, recover
 from cda.methods import recover_for
+from cda.recover import BNStatsLoss, Distilled, recover
+from cda.runtime import SPEED_FIELDS, Speed
 
 
 def forward_flops(model, info, device) -> float:
@@ -109,8 +122,9 @@ def main():
         return reference_recover(teacher, info, ipc, n_iter, hp["lr"], hp["r_bn"], jitter=hp["jitter"],
                                  schedule=hp["schedule"], milestone=hp["milestone"], device=dev)
 
-    def cda(teacher_=teacher, **kw):
-        return lambda n: recover(teacher_, info, replace(cfg, iterations=n, **kw), dev, False)
+    def cda(teacher_=teacher, **kw):  # the speed settings are the runtime's (cda.runtime.Speed), the rest the config's
+        speed = Speed(**{k: kw.pop(k) for k in SPEED_FIELDS if k in kw})
+        return lambda n: recover(teacher_, info, replace(cfg, iterations=n, **kw), dev, False, speed=speed)
 
     # name: (precision, run). On CUDA, "bf16" is the library's autocast (RecoverConfig.amp); on the
     # CPU the fp32 rows are plain fp32 and bf16 is amp_cpu.

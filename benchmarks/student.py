@@ -17,16 +17,28 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from _common import (Timer, auto_settings, data_config, dataset_fields, median_and_rounds, parser, save, setup,
-                     table, teacher_for, timed_rounds)
+from _common import (
+    Timer,
+    auto_settings,
+    data_config,
+    dataset_fields,
+    median_and_rounds,
+    parser,
+    save,
+    setup,
+    table,
+    teacher_for,
+    timed_rounds,
+)
 from reference_student import train_reference, write_fkd_files
 
 from cda.config import AugConfig, EvalConfig, RelabelConfig
 from cda.data import info_for, load_split
-from cda.student import train_student
 from cda.models import create_model
 from cda.recover import real_subset
 from cda.relabel import batch_inputs, epoch_plan, relabel
+from cda.runtime import Speed
+from cda.student import train_student
 from cda.training import test_accuracy
 
 
@@ -74,11 +86,12 @@ def main():
             fkd_bytes = write_fkd_files(plans, logits, tmp / "fkd")
         prep["reference"] = t.seconds
 
-        def cda(extra, topk=None):
+        def cda(extra, topk=None):  # `extra`: speed settings (the runtime's, cda.runtime.Speed)
+            speed = Speed(**extra)
             if topk is None:
-                return lambda: train_student(d, info, replace(ecfg, **extra), teacher, device=dev, progress=False)
-            return lambda: train_student(d, info, replace(ecfg, labels="stored", **extra), stored=labels[topk],
-                                         device=dev, progress=False)
+                return lambda: train_student(d, info, ecfg, teacher, device=dev, progress=False, speed=speed)
+            return lambda: train_student(d, info, replace(ecfg, labels="stored"), stored=labels[topk],
+                                         device=dev, progress=False, speed=speed)
 
         def reference():
             torch.manual_seed(0)

@@ -22,7 +22,9 @@ from typing import Any, Callable
 import torch
 from filelock import FileLock, Timeout
 
-from .config import config_hash, to_dict
+from .config import CuddConfig, EvalConfig, RecoverConfig, SqueezeConfig, config_hash, to_dict
+from .config.io import _hashed
+from .runtime import Speeds
 
 # The version of the code that makes each kind of artifact, hashed into its key. Bump a kind's
 # number when a change of code changes what it makes (not only how fast), so that artifacts made
@@ -38,6 +40,23 @@ def artifact_key(kind: str, *configs: Any) -> str:
     """The cache key of an artifact: the hash of its configs and of its kind's code version."""
     version = CODE_VERSIONS.get(kind, 1)
     return config_hash(*configs) if version == 1 else config_hash(*configs, {"code_version": version})
+
+
+def stamped(part: Any, speeds: Speeds | None, dump: Callable[[Any], Any] = _hashed) -> Any:
+    """A key part with its stage's non-default speed settings (cda.runtime) merged into its dict:
+    a teacher's (SqueezeConfig), a recovery's (RecoverConfig), a student's (EvalConfig), and CUDD's
+    own recovery and students inside a CuddConfig. The payload is the one these fields made when
+    they sat in the stages' configs, so the keys are those of before. Other parts pass as they are."""
+    if speeds is None or not isinstance(part, (SqueezeConfig, RecoverConfig, EvalConfig, CuddConfig)):
+        return part
+    if isinstance(part, CuddConfig):
+        out = dump(part)
+        for name in ("recover", "student"):
+            if getattr(part, name) is not None:
+                out[name] = {**out[name], **speeds.of(f"cudd_{name}").hashed()}
+        return out
+    stage = {SqueezeConfig: "teacher", RecoverConfig: "recover", EvalConfig: "student"}[type(part)]
+    return {**dump(part), **speeds.of(stage).hashed()}
 
 
 class ArtifactError(RuntimeError):
@@ -245,15 +264,16 @@ class Cache:
     one; the lock of a killed process is released by the OS, and the next builder resumes.
     """
 
-    def __init__(self, root: str | os.PathLike, log: Callable[[str], None] = print):
+    def __init__(self, root: str | os.PathLike, log: Callable[[str], None] = print, speeds: Speeds | None = None):
         self.root = Path(root)
         self.log = log
+        self.speeds = speeds  # the run's per-stage speed settings, stamped into the keys (see `stamped`)
         # every artifact this object has handed out: {folder name: {"kind", "seconds", "cached"}}
         self.ledger: dict[str, dict] = {}
         self._nested: list[float] = []  # seconds spent in inner builds, per build in progress
 
     def folder(self, kind: str, *configs: Any) -> Path:
-        return self.root / kind / artifact_key(kind, *configs)
+        return self.root / kind / artifact_key(kind, *(stamped(c, self.speeds) for c in configs))
 
     @contextmanager
     def lock(self, folder: Path):
@@ -308,7 +328,8 @@ class Cache:
         if self._nested:
             self._nested[-1] += total
         write_json({"kind": kind, "code_version": CODE_VERSIONS.get(kind, 1),
-                    "configs": [to_dict(c) if is_dataclass(c) else c for c in configs]}, partial / "config.json")
+                    "configs": [to_dict(c) if is_dataclass(c := stamped(p, self.speeds, to_dict)) else c
+                                for p in configs]}, partial / "config.json")
         write_json({"kind": kind, "seconds": round(total - inner, 2), "files": manifest(partial)}, partial / DONE)
 
     @staticmethod

@@ -483,7 +483,7 @@ def _squeeze(args, cfg: RunConfig, progress: bool) -> int:
             _claim(work, {"data": to_dict(cfg.data), "squeeze": to_dict(cfg.squeeze)}, args.overwrite)
         barrier()
         _, meta = squeeze(cfg.data, cfg.squeeze, device, args.out if rank == 0 else None, progress and rank == 0,
-                          progress_dir=work)
+                          progress_dir=work, speed=cfg.speeds.teacher)
         barrier()
     finally:
         cleanup()
@@ -595,7 +595,7 @@ def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
     # Under torchrun: DistributedDataParallel, each rank training on its part of every batch.
     rank, world, device = init_from_env(cfg.device)  # (0, 1, device) in a plain run
     try:
-        metrics = evaluate(d, test, e, teacher, stored, device, progress and rank == 0)
+        metrics = evaluate(d, test, e, teacher, stored, device, progress and rank == 0, speed=cfg.speeds.student)
     finally:
         cleanup()
     if rank == 0:

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .cache import stamped
 from .checkpoint import Resume
 from .config import ConfigError, CuddConfig, EvalConfig, config_hash, to_dict
 from .data import DatasetInfo
@@ -33,6 +34,7 @@ from .distilled import Distilled
 from .distributed import rank_and_world
 from .models import create_model
 from .recover import synthesize
+from .runtime import PLAIN_SPEEDS, Speeds
 from .student import train_student
 from .training import autocast, resolve_device
 
@@ -119,7 +121,7 @@ def _frozen(model: nn.Module, dev: torch.device) -> nn.Module:
 def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Tensor, info: DatasetInfo,
                      cfg: CuddConfig, start: int, device: str = "cpu", progress: bool = True,
                      desc: str = "cudd", progress_dir: Path | None = None,
-                     checkpoint_every: int = 0) -> tuple[torch.Tensor, dict[str, list[float]]]:
+                     checkpoint_every: int = 0, speeds: Speeds = PLAIN_SPEEDS) -> tuple[torch.Tensor, dict[str, list[float]]]:
     """Optimize one stage's images from their normalized initial images `x0` [slots, classes, C, H, W]
     (IPC slots start, start+1, ...) with recovery's loop (`recover.synthesize`) plus the L2 and
     adversarial terms. Returns the final uint8 images [slots, classes, C, H, W] and the
@@ -131,6 +133,7 @@ def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Te
     groups and all ranks get the whole stage back.
     """
     dev = resolve_device(device)
+    speed = speeds.of("cudd_recover")
     frozen = _frozen(student, dev) if student is not None and cfg.adv > 0 else None
     slots, n_classes = len(x0), info.num_classes
 
@@ -143,7 +146,7 @@ def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Te
         l2 = ((view - view0) ** 2).flatten(1).mean(1).view(-1, gsize).mean(1).sum() if cfg.l2 > 0 else zero
         adv = zero
         if frozen is not None:
-            with autocast(dev, cfg.recover.amp, cpu=cfg.recover.amp_cpu):
+            with autocast(dev, cfg.recover.amp, cpu=speed.amp_cpu):
                 s_logits = frozen(view)
             adv = sum(adversarial_loss(s, t, g, cfg.label_smoothing) for s, t, g in
                       zip(s_logits.split(gsize), logits.split(gsize), y.split(gsize)))
@@ -152,9 +155,9 @@ def synthesize_stage(teacher: nn.Module, student: nn.Module | None, x0: torch.Te
     rank, world = rank_and_world()
     out = synthesize(teacher, info, cfg.recover, (start, start + slots), init, extra, {"l2": cfg.l2, "adv": cfg.adv},
                      device, progress, desc=desc, progress_dir=progress_dir,
-                     key=f"cudd {config_hash(cfg)} stage from slot {start}",  # its initial images, weights
+                     key=f"cudd {config_hash(stamped(cfg, speeds))} stage from slot {start}",  # its initial images, weights
                      checkpoint_every=checkpoint_every,
-                     rank=rank, world_size=world)
+                     rank=rank, world_size=world, speed=speed)
     images = out.images.reshape(n_classes, slots, *out.images.shape[1:]).transpose(0, 1)
     return images, out.history()
 
@@ -186,7 +189,7 @@ def _class_major(x: torch.Tensor) -> torch.Tensor:
 
 def _train_curriculum_student(teacher: nn.Module, images: torch.Tensor, info: DatasetInfo, cfg: CuddConfig,
                               previous: nn.Module | None, device: str, progress: bool, stage: int,
-                              progress_dir: Path | None = None) -> nn.Module:
+                              progress_dir: Path | None = None, speeds: Speeds = PLAIN_SPEEDS) -> nn.Module:
     """A student on all stages so far (uint8 class-major `images`), warm-started from `previous` at
     the lower lr when cfg.warm_start, as the official curriculum students are."""
     warm = previous if cfg.warm_start else None
@@ -194,7 +197,7 @@ def _train_curriculum_student(teacher: nn.Module, images: torch.Tensor, info: Da
     ecfg = curriculum_student_config(cfg, warm=warm is not None)
     return train_student(Distilled(images, labels), info, ecfg, teacher if ecfg.labels == "online" else None,
                          device=device, progress=progress, desc=f"cudd student {stage}", init=warm,
-                         progress_dir=progress_dir)
+                         progress_dir=progress_dir, speed=speeds.of("cudd_student"))
 
 
 def curriculum_student_config(cfg: CuddConfig, warm: bool) -> EvalConfig:
@@ -209,7 +212,7 @@ STAGE_FILE = "stage{}.pt"
 
 def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddConfig, device: str = "cpu",
                  progress: bool = True, progress_dir: str | Path | None = None,
-                 checkpoint_every: int = 0) -> Distilled:
+                 checkpoint_every: int = 0, speeds: Speeds = PLAIN_SPEEDS) -> Distilled:
     """Build a CUDD set of `cfg.stages[-1]` images per class, stage by stage.
 
     Returns uint8 images in class-major order with their labels; meta holds, per image, the real
@@ -223,7 +226,8 @@ def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddCo
     checkpoint inside the next one, and gives the same set.
 
     Under torchrun the stages are sharded over the ranks and the curriculum students train with
-    DistributedDataParallel; every rank returns the whole set.
+    DistributedDataParallel; every rank returns the whole set. `speeds`: the runtime's settings of
+    CUDD's recovery and students (cda.runtime.Speeds.of("cudd_recover"), "cudd_student").
     """
     if cfg.recover is None or cfg.student is None or not cfg.stages:
         raise ConfigError("CuddConfig needs recover, student and stages; in a run, RunConfig.cudd_for(ipc) "
@@ -237,7 +241,7 @@ def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddCo
     used: set[int] = set()
     student, stages, history = None, [], {}
     folder = Path(progress_dir) if progress_dir is not None else None
-    key = config_hash(cfg, info.name)
+    key = config_hash(stamped(cfg, speeds), info.name)
     rank, _ = rank_and_world()
     begin = time.perf_counter()
     for k, (a, b) in enumerate(cfg.stage_ranges(), 1):
@@ -262,12 +266,12 @@ def distill_cudd(teacher: nn.Module, train_split, info: DatasetInfo, cfg: CuddCo
         stage_dir = folder / f"stage{k}" if folder is not None else None
         x_all[a:b], curves = synthesize_stage(teacher, student, x0, info, cfg, a, device, progress,
                                               desc=f"cudd stage {k}", progress_dir=stage_dir,
-                                              checkpoint_every=checkpoint_every)
+                                              checkpoint_every=checkpoint_every, speeds=speeds)
         history.update({f"stage{k}_{t}": v for t, v in curves.items()})
         t2 = time.perf_counter()
         if b < ipc:  # the last stage needs no student
             student = _train_curriculum_student(teacher, _class_major(x_all[:b]), info, cfg, student, device,
-                                                progress, k, stage_dir)
+                                                progress, k, stage_dir, speeds)
         names, counts = np.unique(tiers[a:b], return_counts=True)
         stages.append({"slots": [a, b], "tiers": dict(zip(names.tolist(), counts.tolist())),
                        "seconds_init": t1 - t0, "seconds_synthesize": t2 - t1,

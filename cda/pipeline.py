@@ -39,8 +39,8 @@ class Workspace:
         self.progress, self.log = progress, log
         methods.check_run(cfg)
         self._given = cfg
-        self.cache = Cache(cfg.cache_dir, log)
-        self.runtime = Runtime(device=cfg.device)  # TF32 on CUDA, entered around each artifact's making
+        # under speed="auto" the speeds are set with the runtime (measured), before any key is made
+        self.cache = Cache(cfg.cache_dir, log, speeds=cfg.speeds if cfg.speed == "fixed" else None)
         self._val = None
         self._teachers: dict[str, tuple[nn.Module, dict]] = {}
 
@@ -53,11 +53,21 @@ class Workspace:
         return replace(self._given, data=with_image_size(self._given.data))  # a tree's own size, in every key
 
     @functools.cached_property
+    def runtime(self) -> Runtime:
+        """Where and how the work runs: the device, TF32 on CUDA (entered around each artifact's making)
+        and each stage's speed settings, chosen for this machine under speed="auto" (measured once,
+        cda.speed); the cache stamps them into its keys (cda.cache.stamped)."""
+        with Runtime(self._given.device).applied():
+            speeds = speed.resolve(self._sized, self.info, self.log)
+        self.cache.speeds = speeds
+        return Runtime(self._given.device, speeds=speeds)
+
+    @functools.cached_property
     def cfg(self) -> RunConfig:
-        """The run's config, with speed="auto"'s per-stage settings chosen for this machine (measured
-        once, cda.speed) before any cache key is made."""
-        with self.runtime.applied():
-            return speed.resolve(self._sized, self.info, self.log)
+        """The run's config (a tree's image size filled in); its runtime is resolved first, so that
+        no cache key is made without the speed settings."""
+        self.runtime  # noqa: B018
+        return self._sized
 
     @functools.cached_property
     def train(self):
@@ -95,7 +105,8 @@ class Workspace:
         if key not in self._teachers:
             def make(folder: Path):
                 self.log(f"squeeze: training {s.arch} on {self.info.name} ({s.epochs} epochs)")
-                squeeze(self.cfg.data, s, self.cfg.device, folder / "teacher.pt", self.progress, progress_dir=folder)
+                squeeze(self.cfg.data, s, self.cfg.device, folder / "teacher.pt", self.progress, progress_dir=folder,
+                        speed=self.runtime.speeds.teacher)
 
             self._teachers[key] = self.cache.get_or_make(
                 "teacher", (self.cfg.data, s), self._applied(make),
@@ -115,7 +126,8 @@ class Workspace:
             raise ValueError(f"method {method!r} records no snapshots; leave snapshot_at empty")
         if not m.cached:
             with self.runtime.applied():
-                return m.make(methods.Inputs(None, self.train, self.cfg.device, self.progress), opts)
+                return m.make(methods.Inputs(None, self.train, self.cfg.device, self.progress,
+                                             speeds=self.runtime.speeds), opts)
         teacher, _ = self.teacher()
         # Finished recovery steps are shared between IPCs: the IPC-10 set's slots are the IPC-50 set's first.
         store = self.cache.folder("slots", self.cfg.data, self.cfg.squeeze, _without_ipc(opts), list(snapshot_at))
@@ -123,7 +135,8 @@ class Workspace:
         def make(folder: Path):
             self.log(f"distill: {m.label} IPC {ipc}")
             d = m.make(methods.Inputs(teacher, self.train, self.cfg.device, self.progress, folder,
-                                      store if isinstance(opts, RecoverConfig) else None, snapshot_at), opts)
+                                      store if isinstance(opts, RecoverConfig) else None, snapshot_at,
+                                      self.runtime.speeds), opts)
             d.meta["method"] = method
             d.save(folder, self.info)
             methods.clear_progress(folder)
@@ -183,7 +196,8 @@ class Workspace:
             d, teacher, stored = self._student_inputs(method, ipc, rcfg, source, e)
             self.log(f"evaluate: {e.arch} on {method} IPC {ipc} ({e.labels} labels, seed {e.seed})")
             metrics = evaluate(d, self.tested_on(e), e, teacher, stored, self.cfg.device, self.progress,
-                               desc=f"student {method} ipc{ipc}", progress_dir=folder)
+                               desc=f"student {method} ipc{ipc}", progress_dir=folder,
+                               speed=self.runtime.speeds.student)
             metrics["recover_seconds"] = d.meta.get("seconds", 0.0)
             write_json(metrics, folder / "metrics.json")
 
@@ -200,7 +214,8 @@ class Workspace:
             d, teacher, stored = self._student_inputs(method, ipc, rcfg, source, e)
             self.log(f"robustness: {e.arch} on {method} IPC {ipc}, noise std {list(sigmas)}")
             student = train_student(d, self.info, e, teacher, stored, self.cfg.device, self.progress,
-                                    f"student {method} ipc{ipc}", progress_dir=folder)
+                                    f"student {method} ipc{ipc}", progress_dir=folder,
+                                    speed=self.runtime.speeds.student)
             out = {str(s): noisy_accuracy(student, self.tested_on(e), s, self.cfg.device, amp=e.amp) for s in sigmas}
             write_json(out, folder / "noise.json")
 
@@ -229,7 +244,7 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
     torch.manual_seed(0)
     ws = Workspace(cfg, progress, log)
     ws.commit  # noqa: B018 (read now: the provenance names the code this run started with)
-    plan_run(cfg, ws.info, log)  # what the run needs; refuses when the disk cannot hold it
+    plan_run(cfg, ws.info, log, speeds=ws.runtime.speeds)  # what the run needs; refuses when the disk cannot hold it
     out = Path(cfg.out_dir)
     teacher_arch = cfg.squeeze.arch
     _, tmeta = ws.teacher()

@@ -303,7 +303,7 @@ def _memory_rows(plan: Plan) -> None:
     most = shape.num_classes * max(cfg.ipcs)  # groups_per_step=0: every group of the set in one step
     per_step = min(most, min(r.classes_per_group, shape.num_classes) * r.groups_per_step) if r.groups_per_step else most
     t = model_memory(cfg.squeeze.arch, shape)
-    bf16 = r.amp and cuda or r.amp_cpu and not cuda
+    bf16 = r.amp and cuda or cfg.speeds.recover.amp_cpu and not cuda  # the runtime's (cda.runtime.Speeds)
     act = 0.5 if bf16 else 1.0  # bf16 autocast halves the activations (not measured: CPU and CUDA policies differ)
     image_f32 = shape.image_bytes * 4
     # activations, twice the largest (the gradient being computed), and x, its grad, Adam's two
@@ -320,7 +320,7 @@ def _memory_rows(plan: Plan) -> None:
                                                            + 2 * image_f32))
         plan.memory_notes["CUDD recovery step"] = f"the recovery step plus the student {c.student.arch} and the real starts"
     e = cfg.eval
-    bf16 = e.amp and cuda or e.amp_cpu and not cuda
+    bf16 = e.amp and cuda or cfg.speeds.student.amp_cpu and not cuda
     act = 0.5 if bf16 else 1.0
     s = model_memory(e.arch, shape)
     batch = e.aug.batch_size
@@ -356,12 +356,13 @@ def measure_rate(cfg: RunConfig, shape: Shape, iterations: int = 3, method: str 
     teacher = create_model(cfg.squeeze.arch, images, shape.channels, shape.image_size)
     one = replace(r, ipc=1, classes_per_group=per_group, groups_per_step=0)
     cuda = cfg.device.startswith("cuda")
-    recover(teacher, info, replace(one, iterations=1), cfg.device, progress=False)  # warm-up
+    speed = cfg.speeds.recover
+    recover(teacher, info, replace(one, iterations=1), cfg.device, progress=False, speed=speed)  # warm-up
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    recover(teacher, info, replace(one, iterations=iterations), cfg.device, progress=False)
+    recover(teacher, info, replace(one, iterations=iterations), cfg.device, progress=False, speed=speed)
     if cuda:
         torch.cuda.synchronize()
     out = {"recover_images_per_s": images * iterations / (time.perf_counter() - start), "images_per_step": images}
@@ -370,9 +371,12 @@ def measure_rate(cfg: RunConfig, shape: Shape, iterations: int = 3, method: str 
     return out
 
 
-def plan_run(cfg: RunConfig, info=None, log=print, check: bool = True) -> Plan:
+def plan_run(cfg: RunConfig, info=None, log=print, check: bool = True, speeds=None) -> Plan:
     """The call at the start of a run: build the plan for the loaded dataset (`info`: its
-    DatasetInfo), print it, and refuse to start when the disk cannot hold the output."""
+    DatasetInfo), print it, and refuse to start when the disk cannot hold the output. `speeds`: the
+    runtime's per-stage settings (cda.runtime.Speeds; default: the config's as written)."""
+    if speeds is not None:
+        cfg = replace(cfg, speeds=speeds)
     shape = Shape(info.num_classes, info.channels, info.image_size) if info is not None else None
     plan = make_plan(cfg, shape)
     log(plan.render())

@@ -36,6 +36,7 @@ from .config import CurriculumConfig, RecoverConfig, config_hash, to_dict
 from .data import DatasetInfo, real_subset  # noqa: F401 (real_subset: re-exported for old imports)
 from .distilled import Distilled  # noqa: F401 (re-exported for old imports)
 from .models import bn_layers
+from .runtime import PLAIN, Speed
 from .training import NonFiniteLossError, autocast, cosine, resolve_device
 
 
@@ -220,7 +221,8 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
                weights: dict[str, float] | None = None, device: str = "cpu", progress: bool = True,
                snapshot_at: tuple[int, ...] = (), desc: str = "recover", progress_dir: str | Path | None = None,
                store_dir: str | Path | None = None, key: str = "", checkpoint_every: int = 0,
-               checkpoint_seconds: float = 300.0, rank: int = 0, world_size: int = 1) -> Synthesized:
+               checkpoint_seconds: float = 300.0, rank: int = 0, world_size: int = 1,
+               speed: Speed = PLAIN) -> Synthesized:
     """The one synthesis loop (SRe2L, CDA and every CUDD stage): optimize the groups of IPC slots
     `slots` = [start, stop) against the teacher's CE + r_bn * BatchNorm loss, plus the weighted
     `extra` terms, with Adam under a cosine lr, one view per group per iteration (the crop
@@ -237,12 +239,12 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
     the config) identifies the files; files of another key are refused.
     """
     dev = resolve_device(device)
-    if cfg.channels_last:  # a copy: the caller's teacher keeps its layout (and its exact logits)
+    if speed.channels_last:  # a copy: the caller's teacher keeps its layout (and its exact logits)
         teacher = copy.deepcopy(teacher).to(memory_format=torch.channels_last)
     teacher = teacher.to(dev).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    layout = torch.channels_last if speed.channels_last else torch.contiguous_format
     weights = weights or {}
     lo, hi = info.pixel_bounds(dev)
     size, total = info.image_size, cfg.iterations
@@ -255,7 +257,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
     snapshots = {it: torch.zeros_like(images) for it in snapshot_at}
     sums: dict[str, torch.Tensor] = {}
     # `key` names what made the files; the slot range and batching are in each step's file name.
-    file_key = config_hash(replace(cfg, ipc=1, groups_per_step=0), info.name, sorted(snapshot_at), key)
+    file_key = config_hash(speed.merged(replace(cfg, ipc=1, groups_per_step=0)), info.name, sorted(snapshot_at), key)
     store = Path(store_dir or progress_dir) if (store_dir or progress_dir) is not None else None
     live = (Path(progress_dir) / (PROGRESS_FILE if world_size == 1 else f"recover_progress.rank{rank}of{world_size}.pt")
             if progress_dir is not None else None)
@@ -308,7 +310,7 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
                     group["lr"] = cfg.lr * cosine(it, total)
                 params = group_views(rngs, gsize, size, cfg, it)
                 view = apply_views(x, params).contiguous(memory_format=layout)
-                with autocast(dev, cfg.amp, cpu=cfg.amp_cpu):
+                with autocast(dev, cfg.amp, cpu=speed.amp_cpu):
                     logits = teacher(view)
                 terms = {"ce": F.cross_entropy(logits.float(), y, reduction="sum") / gsize, "bn": hooks.take().sum()}
                 loss = terms["ce"] + cfg.r_bn * terms["bn"]
@@ -371,9 +373,10 @@ def synthesize(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, slots:
 def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: str = "cpu",
             progress: bool = True, snapshot_at: tuple[int, ...] = (), desc: str = "recover",
             progress_dir: str | Path | None = None, checkpoint_every: int = 0,
-            rank: int = 0, world_size: int = 1, store_dir: str | Path | None = None) -> Distilled:
+            rank: int = 0, world_size: int = 1, store_dir: str | Path | None = None,
+            speed: Speed = PLAIN) -> Distilled:
     """Synthesize `cfg.ipc` images per class from Gaussian noise (SRe2L; CDA with a crop curriculum).
-    Deterministic for `cfg.seed`.
+    Deterministic for `cfg.seed`. `speed`: the runtime's layout and CPU precision (cda.runtime).
 
     With `progress_dir`, the same call after an interruption continues from the last checkpoint and
     gives the same images as an uninterrupted run; `store_dir` (default `progress_dir`) keeps the
@@ -394,7 +397,7 @@ def recover(teacher: nn.Module, info: DatasetInfo, cfg: RecoverConfig, device: s
 
     out = synthesize(teacher, info, cfg, (0, cfg.ipc), noise, device=device, progress=progress,
                      snapshot_at=snapshot_at, desc=desc, progress_dir=progress_dir, store_dir=store_dir,
-                     checkpoint_every=checkpoint_every, rank=rank, world_size=world_size)
+                     checkpoint_every=checkpoint_every, rank=rank, world_size=world_size, speed=speed)
     history = out.history()
     meta = {"recover": to_dict(cfg), "dataset": info.name, "seconds": out.seconds, "device": str(resolve_device(device))}
     if world_size > 1:

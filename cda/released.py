@@ -213,7 +213,8 @@ def evaluate_released(images: str | Path, labels: str | Path | None = None, teac
     info = info_for(cfg.data)
     e = cfg.eval_for(method) if method else cfg.eval
     d, e, model, stored = released_inputs(images, info, e, labels, teacher, arch, cfg.device, progress)
-    metrics = evaluate(d, load_split(cfg.data, train=False), e, model, stored, cfg.device, progress)
+    metrics = evaluate(d, load_split(cfg.data, train=False), e, model, stored, cfg.device, progress,
+                       speed=cfg.speeds.student)
     return {"dataset": info.name, "student": e.arch, "labels": e.labels, "images": len(d.images), **metrics}
 
 

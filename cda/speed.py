@@ -6,15 +6,14 @@ tensors runs recovery and students several times faster than fp32; on an Intel X
 matrix products are slower than fp32 ones, fp32 wins. So nothing is assumed: each candidate runs
 a few steps of the stage's real work (the teacher's forward and backward to the input for
 recovery; a student's training step) at the run's shapes, and the fastest is kept in
-`<cache_dir>/speed.json`, keyed by the machine, the torch version and the shapes. The choice is
-written into the stage's config before any cache key is made, so every artifact names the settings
-that made it.
+`<cache_dir>/speed.json`, keyed by the machine, the torch version and the shapes. The choice fills the
+run's runtime (cda.runtime.Speeds) before any cache key is made, and a non-default choice is stamped
+into the key of what it computes (cda.cache.stamped), so every artifact names the settings that made it.
 """
 from __future__ import annotations
 
 import platform
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +23,7 @@ import torch.nn.functional as F
 from .cache import read_json, write_json
 from .config import RunConfig
 from .models import create_model
+from .runtime import Speed, Speeds
 from .training import autocast, resolve_device, seeded
 
 SPEED_FILE = "speed.json"
@@ -173,32 +173,32 @@ def choose(task: str, arch: str, classes: int, channels: int, size: int, batch: 
     return choice
 
 
-def resolve(cfg: RunConfig, info, log: Callable[[str], None] = print) -> RunConfig:
-    """`cfg` with its stages' speed settings chosen for this machine when cfg.speed is "auto"
-    (teacher training, recovery, students, and CUDD's own recovery and students when set);
-    unchanged when it is "fixed". Studies that change a student's architecture keep its choice."""
+def resolve(cfg: RunConfig, info, log: Callable[[str], None] = print) -> Speeds:
+    """The run's per-stage speed settings (cda.runtime.Speeds): `cfg.speeds` as written when
+    cfg.speed is "fixed"; under "auto", chosen for this machine for teacher training, recovery,
+    students, and CUDD's own recovery and students where the run sets them. Studies that change a
+    student's architecture keep its choice. The stages' configs are left as they are."""
     if cfg.speed != "auto":
-        return cfg
+        return cfg.speeds
     dims = (info.num_classes, info.channels, info.image_size)
 
-    def pick(task, arch, batch, compile_ok):
+    def pick(task, arch, batch, compile_ok) -> Speed:
         c = choose(task, arch, *dims, batch, cfg.device, cfg.cache_dir, compile_ok, log)
-        return c if compile_ok else {k: v for k, v in c.items() if k != "compile"}
+        return Speed(**{k: v for k, v in c.items() if compile_ok or k != "compile"})
 
     s = cfg.squeeze
-    squeeze = s if s.pretrained else replace(s, **pick("train", s.arch, s.batch_size, False))
+    teacher = cfg.speeds.teacher if s.pretrained else pick("train", s.arch, s.batch_size, False)
 
     def recover(r):
         group = min(r.classes_per_group, info.num_classes)
         # groups_per_step=0 puts every group of the set in one step: time it at the largest IPC's batch
         batch = group * (r.groups_per_step or -(-info.num_classes // group) * max(cfg.ipcs))
-        return replace(r, **pick("recover", cfg.squeeze.arch, batch, False))
+        return pick("recover", cfg.squeeze.arch, batch, False)
 
     def student(e):
-        return replace(e, **pick("train", e.arch, e.aug.batch_size, True))
+        return pick("train", e.arch, e.aug.batch_size, True)
 
-    cudd = cfg.cudd
-    cudd = replace(cudd, recover=recover(cudd.recover) if cudd.recover is not None else None,
-                   student=student(cudd.student) if cudd.student is not None else None)
-    return replace(cfg, squeeze=squeeze, recover=recover(cfg.recover), eval=student(cfg.eval), cudd=cudd)
-
+    c = cfg.cudd
+    return Speeds(teacher=teacher, recover=recover(cfg.recover), student=student(cfg.eval),
+                  cudd_recover=recover(c.recover) if c.recover is not None else None,
+                  cudd_student=student(c.student) if c.student is not None else None)

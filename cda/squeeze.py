@@ -15,6 +15,7 @@ from .config import DataConfig, SqueezeConfig, config_hash, to_dict
 from .data import TensorSplit, load_split
 from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
+from .runtime import PLAIN, Speed
 from .training import (
     autocast,
     check_finite,
@@ -31,15 +32,16 @@ PROGRESS_FILE = "squeeze_progress.pt"
 
 
 def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, progress: bool = True,
-                     desc: str = "squeeze", progress_dir=None):
+                     desc: str = "squeeze", progress_dir=None, speed: Speed = PLAIN):
     """Plain supervised training: random resized crops and flips on the device, SGD or AdamW, cosine LR.
 
     With `progress_dir`, the state is saved after every epoch and an interrupted run resumes from it
-    (cda.checkpoint.Resume; the file goes when the training ends).
+    (cda.checkpoint.Resume; the file goes when the training ends). `speed`: the runtime's layout and
+    CPU precision for this stage (cda.runtime).
     """
     rng = seed_everything(cfg.seed)
     model.to(device).train()
-    if cfg.channels_last:
+    if speed.channels_last:
         model.to(memory_format=torch.channels_last)
     info = train.info
     rank, world = rank_and_world()
@@ -48,7 +50,7 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
     steps_per_epoch = -(-len(train) // cfg.batch_size)
     total, warmup = cfg.epochs * steps_per_epoch, int(cfg.warmup_epochs * steps_per_epoch)
     path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
-    resume = Resume(path, config_hash(cfg, info.name, len(train)), every=1, rank=rank)
+    resume = Resume(path, config_hash(speed.merged(cfg), info.name, len(train)), every=1, rank=rank)
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     at = {"step": 0, "loss": None}  # the global step, and the last batch's loss
 
@@ -69,10 +71,10 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
                 # Drawn for the whole batch, so that every rank's random stream stays the same.
                 views = sample_views(rng, n, info.image_size, cfg.crop_scale, cfg.flip)
                 x = apply_views(x, views.part(part(n, rank, world)))
-            if cfg.channels_last:
+            if speed.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             set_lr(optimizer, cosine_lr(at["step"], total, cfg.lr, warmup))
-            with autocast(device, True, cpu=cfg.amp_cpu):
+            with autocast(device, True, cpu=speed.amp_cpu):
                 loss = F.cross_entropy(forward(x).float(), labels, label_smoothing=cfg.label_smoothing)
             if world > 1:  # DDP averages gradients over ranks: weigh each part's mean by its size
                 loss = loss * (len(x) * world / n)
@@ -98,7 +100,7 @@ def train_classifier(model, train, cfg: SqueezeConfig, device: torch.device, pro
 
 
 def squeeze(data: DataConfig, cfg: SqueezeConfig, device: str = "cpu", out_path=None, progress: bool = True,
-            progress_dir=None):
+            progress_dir=None, speed: Speed = PLAIN):
     """Train (or fetch pretrained) a teacher, test it, and optionally save a checkpoint.
 
     Returns (model, meta) where meta holds the test accuracy and the wall time.
@@ -110,7 +112,7 @@ def squeeze(data: DataConfig, cfg: SqueezeConfig, device: str = "cpu", out_path=
     with seeded(cfg.seed, dev):  # the initial weights too come from the config's seed; the caller's RNG stays
         model = create_model(cfg.arch, info.num_classes, info.channels, info.image_size, pretrained=cfg.pretrained)
         if not cfg.pretrained:
-            train_classifier(model, train, cfg, dev, progress, progress_dir=progress_dir)
+            train_classifier(model, train, cfg, dev, progress, progress_dir=progress_dir, speed=speed)
     model.to(dev).eval()
     metrics = test_accuracy(model, test, dev)
     metrics["train_seconds"] = time.perf_counter() - start

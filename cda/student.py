@@ -18,6 +18,7 @@ from .distilled import Distilled
 from .distributed import broadcast_buffers, part, rank_and_world, wrap_ddp
 from .models import create_model
 from .relabel import StoredLabels, batch_inputs, epoch_plan, resident
+from .runtime import PLAIN, Speed
 from .student_validation import Validation
 from .training import autocast, check_finite, cosine, cosine_lr, make_optimizer, resolve_device, seeded, set_lr, test_accuracy
 
@@ -46,7 +47,8 @@ PROGRESS_FILE = "student_progress.pt"
 def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.Module | None = None,
                   stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
                   desc: str = "student", progress_dir=None, checkpoint_every: int = 0,
-                  init: nn.Module | None = None, validation: Validation | None = None) -> nn.Module:
+                  init: nn.Module | None = None, validation: Validation | None = None,
+                  speed: Speed = PLAIN) -> nn.Module:
     """Train a fresh `cfg.arch` (or continue training `init`, in place) on the distilled images,
     labelled as `cfg.labels` says.
 
@@ -70,30 +72,31 @@ def train_student(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teac
     check_image_set(distilled.images, distilled.labels, info, "the distilled set")
     with seeded(cfg.seed, dev):  # the caller's random streams are left as they were
         return _fit(distilled, info, cfg, teacher, stored, dev, progress, desc, progress_dir, checkpoint_every, init,
-                    validation)
+                    validation, speed)
 
 
 def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.Module | None,
          stored: StoredLabels | None, dev: torch.device, progress: bool, desc: str, progress_dir,
-         checkpoint_every: int, init: nn.Module | None, validation: Validation | None = None) -> nn.Module:
+         checkpoint_every: int, init: nn.Module | None, validation: Validation | None = None,
+         speed: Speed = PLAIN) -> nn.Module:
     """train_student's loop, under its seed."""
     student = init if init is not None else create_model(cfg.arch, info.num_classes, info.channels, info.image_size)
     student = student.to(dev).train()
-    if cfg.channels_last:
+    if speed.channels_last:
         student = student.to(memory_format=torch.channels_last)
     if teacher is not None:
         teacher = teacher.to(dev).eval()
         check_teacher(teacher, info, dev)
     rank, world = rank_and_world()
     forward = wrap_ddp(student, dev)
-    forward = torch.compile(forward) if cfg.compile else forward
+    forward = torch.compile(forward) if speed.compile else forward
     optimizer = make_optimizer(student, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     images, labels = resident(distilled.images, dev), distilled.labels.to(dev)
     epochs = cfg.aug.epochs
     every = checkpoint_every or max(1, epochs // 20)
     path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
     # hashing the images is only worth it when resuming is possible
-    key = (config_hash(cfg, info.name, hashlib.sha256(distilled.images.cpu().numpy().tobytes()).hexdigest())
+    key = (config_hash(speed.merged(cfg), info.name, hashlib.sha256(distilled.images.cpu().numpy().tobytes()).hexdigest())
            if path is not None else "")
     resume = Resume(path, key, every, rank)
     bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
@@ -125,9 +128,9 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
                     target = teacher(x)
             elif target is not None:
                 target = target[mine]
-            if cfg.channels_last:
+            if speed.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(dev, cfg.amp, cpu=cfg.amp_cpu):
+            with autocast(dev, cfg.amp, cpu=speed.amp_cpu):
                 out = forward(x)
             if cfg.labels == "hard":
                 y = labels[torch.as_tensor(plan.indices, device=dev)]
@@ -167,7 +170,7 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
 
 def evaluate(distilled: Distilled, test_split, cfg: EvalConfig, teacher: nn.Module | None = None,
              stored: StoredLabels | None = None, device: str = "cpu", progress: bool = True,
-             desc: str = "student", progress_dir=None, val_split=None) -> dict:
+             desc: str = "student", progress_dir=None, val_split=None, speed: Speed = PLAIN) -> dict:
     """Train a student on `distilled` and return its top-1/top-5 (%) on the real test split.
 
     With EvalConfig.val_every, the student is validated on `val_split` (load_split(data, split="val"))
@@ -182,7 +185,7 @@ def evaluate(distilled: Distilled, test_split, cfg: EvalConfig, teacher: nn.Modu
                              f"val_split=load_split(data, split='val') (DataConfig.validation > 0), or set val_every=0")
         validation = Validation(val_split, cfg.val_every, cfg.test_batch_size, cfg.amp)
     student = train_student(distilled, test_split.info, cfg, teacher, stored, device, progress, desc, progress_dir,
-                            validation=validation)
+                            validation=validation, speed=speed)
     dev = resolve_device(device)
     metrics = test_accuracy(student, test_split, dev, cfg.test_batch_size, cfg.amp)
     if validation is not None:

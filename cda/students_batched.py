@@ -39,10 +39,11 @@ from .augment import ViewParams, apply_mix, apply_views
 from .config import EvalConfig
 from .contracts import check_image_set, check_teacher
 from .data import DatasetInfo
+from .distilled import Distilled
 from .distributed import rank_and_world
 from .models import ConvNet, create_model
-from .distilled import Distilled
 from .relabel import BatchPlan, epoch_plan, resident
+from .runtime import PLAIN, Speed
 from .training import NonFiniteLossError, autocast, cosine_lr, resolve_device, seed_everything, set_lr
 
 
@@ -50,7 +51,7 @@ class BatchedStudentsError(ValueError):
     """The students cannot be trained at once (another recipe, shape or option than supported)."""
 
 
-def check_batchable(cfgs: Sequence[EvalConfig]) -> None:
+def check_batchable(cfgs: Sequence[EvalConfig], speed: Speed = PLAIN) -> None:
     """The recipes can share one pass: the same EvalConfig but for `seed` and `aug.seed`, with options
     this module supports."""
     if not cfgs:
@@ -64,10 +65,11 @@ def check_batchable(cfgs: Sequence[EvalConfig]) -> None:
                                        f"the others in another call")
     cfg = cfgs[0]
     refused = [(cfg.labels != "online", f"labels={cfg.labels!r} (only 'online')"),
-               (cfg.amp_cpu, "amp_cpu=True"), (cfg.channels_last, "channels_last=True"), (cfg.compile, "compile=True")]
+               *((value, f"speed {knob}=True") for knob, value in speed.hashed().items())]
     for bad, what in refused:
         if bad:
-            raise BatchedStudentsError(f"EvalConfig.{what} is not supported by train_students; train these students "
+            what = what if what.startswith("speed") else f"EvalConfig.{what}"
+            raise BatchedStudentsError(f"{what} is not supported by train_students; train these students "
                                        f"one at a time with cda.student.train_student")
 
 
@@ -169,11 +171,11 @@ def batch_views(images: Sequence[torch.Tensor], plans: Sequence[BatchPlan], info
 
 def train_students(sets: Distilled | Sequence[Distilled], info: DatasetInfo, cfgs: Sequence[EvalConfig],
                    teacher: nn.Module, device: str = "cpu", progress: bool = True,
-                   desc: str = "students") -> list[nn.Module]:
+                   desc: str = "students", speed: Speed = PLAIN) -> list[nn.Module]:
     """Train len(cfgs) students at once, student k on `sets[k]` (or all on one set) with `cfgs[k]`, and
     return them in eval mode: the students `train_student(sets[k], info, cfgs[k], teacher)` returns, up to
     float rounding (the grouped convolutions and the batched teacher round differently)."""
-    check_batchable(cfgs)
+    check_batchable(cfgs, speed)
     k = len(cfgs)
     sets = [sets] * k if isinstance(sets, Distilled) else list(sets)
     if len(sets) != k:

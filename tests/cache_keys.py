@@ -3,7 +3,8 @@
 `python tests/cache_keys.py > tests/expectations/cache_keys.json` records them; test_cache_keys.py
 compares the current code against the recording, so a refactor that moves any key fails. Each preset
 is keyed twice: as written, and with speed="auto" choosing every fast setting (channels_last, bf16 on
-the CPU, compile), so the non-default runtime's keys are pinned too.
+the CPU, compile), so the non-default runtime's keys are pinned too. The speed settings live in the
+runtime (cda.runtime.Speeds); the cache stamps a stage's non-default ones into its key (cda.cache.stamped).
 """
 from __future__ import annotations
 
@@ -25,35 +26,35 @@ def _options(cfg, method, ipc):
 
 
 def _resolve(cfg):
-    """`cfg` (and its runtime, where the code has one) as the workspace resolves it under speed="auto"."""
+    """`cfg` and its runtime's speed settings as the workspace resolves them under speed="auto"."""
     from cda import speed
     from cda.data import info_for
 
     with mock.patch.object(speed, "choose", lambda *a, **k: dict(FAST)):
-        return speed.resolve(replace(cfg, speed="auto"), info_for(cfg.data), log=lambda _: None)
+        return cfg, speed.resolve(replace(cfg, speed="auto"), info_for(cfg.data), log=lambda _: None)
 
 
-def keys(cfg) -> dict[str, str]:
-    """{artifact: key} of one run config: teachers, sets, slots, labels, students, CUDD's configs."""
+def keys(cfg, speeds=None) -> dict[str, str]:
+    """{artifact: key} of one run config (and its runtime's speeds, default the config's): teachers,
+    sets, slots, labels, students, CUDD's configs."""
     from cda import methods
-    from cda.cache import artifact_key
-    from cda.config import config_hash
+    from cda.cache import Cache
+
+    speeds = speeds or cfg.speeds
+    cache = Cache("/nonexistent", speeds=speeds)  # keys only: nothing is read or written
 
     def key(kind, *parts):
-        try:  # the workspace's own composition, where the code has one
-            from cda.pipeline import artifact_parts
+        return cache.folder(kind, *parts).name
 
-            parts = artifact_parts(cfg, kind, parts)
-        except ImportError:
-            pass
-        return artifact_key(kind, *parts)
+    from cda.cache import stamped
+    from cda.config import config_hash
 
     out = {"teacher": key("teacher", cfg.data, cfg.squeeze),
-           "squeeze progress": config_hash(cfg.squeeze, cfg.data.name, 0)}
+           "squeeze progress": config_hash(stamped(cfg.squeeze, speeds), cfg.data.name, 0)}
     full = replace(cfg.squeeze, arch=cfg.eval.arch, pretrained=None, seed=cfg.squeeze.seed + 1)
     out["full data"] = key("teacher", cfg.data, full)
     for ipc in cfg.ipcs:
-        out[f"cudd_for {ipc}"] = config_hash(cfg.cudd_for(ipc))
+        out[f"cudd_for {ipc}"] = config_hash(stamped(cfg.cudd_for(ipc), speeds))
         for method in methods.list_methods():
             opts = _options(cfg, method, ipc)
             at = f"{method} ipc{ipc}"
@@ -78,7 +79,7 @@ def all_keys() -> dict[str, dict[str, str]]:
     for name in PRESETS:
         cfg = preset(name)
         out[name] = keys(cfg)
-        out[f"{name} fast"] = keys(_resolve(cfg))
+        out[f"{name} fast"] = keys(*_resolve(cfg))
     return out
 
 

@@ -1,7 +1,18 @@
 import pytest
 
-from cda.config import (AugConfig, ConfigError, CurriculumConfig, RecoverConfig, RunConfig, apply_overrides,
-                        config_hash, from_dict, parse_override, preset, to_dict)
+from cda.config import (
+    AugConfig,
+    ConfigError,
+    CurriculumConfig,
+    RecoverConfig,
+    RunConfig,
+    apply_overrides,
+    config_hash,
+    from_dict,
+    parse_override,
+    preset,
+    to_dict,
+)
 from cda.methods import check_run, recover_for
 
 
@@ -21,7 +32,7 @@ def test_options_added_later_keep_old_hashes_at_their_defaults():
     def added_to(cls):
         return {f.name for f in fields(cls) if "hash_default" in f.metadata}
 
-    assert {"channels_last", "amp_cpu", "compile"} <= added_to(EvalConfig)
+    assert {"split", "loss", "val_every"} <= added_to(EvalConfig)
     assert {"label_epochs", "amp"} <= added_to(RelabelConfig)
     cfg = preset("cpu")
     # Cached artifacts were keyed without these fields: at their defaults they are left out ...
@@ -29,7 +40,7 @@ def test_options_added_later_keep_old_hashes_at_their_defaults():
     assert not added_to(RelabelConfig) & set(_hashed(RelabelConfig()))
     assert set(_hashed(cfg.eval)) == set(to_dict(cfg.eval)) - added_to(EvalConfig)
     # ... and any other value changes the key.
-    assert config_hash(replace(cfg.eval, channels_last=True)) != config_hash(cfg.eval)
+    assert config_hash(replace(cfg.eval, split="val")) != config_hash(cfg.eval)
     assert config_hash(RelabelConfig(label_epochs=3)) != config_hash(RelabelConfig())
 
 

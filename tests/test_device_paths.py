@@ -19,6 +19,7 @@ from cda.config import AugConfig, CuddConfig, EvalConfig, RecoverConfig, Relabel
 from cda.data import dataset_info
 from cda.recover import PROGRESS_FILE, real_subset, recover
 from cda.relabel import relabel
+from cda.runtime import Speed
 from cda.student import train_student
 
 INFO = dataset_info("fashion_mnist")
@@ -56,17 +57,16 @@ def test_bf16_autocast_recovery_and_student_on_the_device(device, tiny_teacher, 
     """amp=True (bf16 autocast; on the CPU it takes effect only with amp_cpu) gives finite images and
     weights close to the fp32 run's: the same images up to rounding, far closer than another seed's."""
     teacher = tiny_teacher[0]
-    cfg = RecoverConfig(ipc=1, iterations=15, lr=0.1, amp=False, channels_last=True)
-    fp32 = recover(copy.deepcopy(teacher), INFO, cfg, device=device, progress=False)
-    bf16 = recover(copy.deepcopy(teacher), INFO, replace(cfg, amp=True, amp_cpu=True),
-                   device=device, progress=False)
+    cfg = RecoverConfig(ipc=1, iterations=15, lr=0.1, amp=False)
+    last, fast = Speed(channels_last=True), Speed(channels_last=True, amp_cpu=True)
+    fp32 = recover(copy.deepcopy(teacher), INFO, cfg, device=device, progress=False, speed=last)
+    bf16 = recover(copy.deepcopy(teacher), INFO, replace(cfg, amp=True), device=device, progress=False, speed=fast)
     other = recover(copy.deepcopy(teacher), INFO, replace(cfg, seed=1), device=device,
-                    progress=False)
+                    progress=False, speed=last)
     assert _gap(bf16.images, fp32.images) < 0.5 * _gap(other.images, fp32.images)
-    ecfg = EvalConfig(arch="convnet3_w8", amp=True, amp_cpu=True, channels_last=True,
-                      aug=AugConfig(epochs=2, batch_size=16, crop_scale=(0.5, 1.0)))
+    ecfg = EvalConfig(arch="convnet3_w8", amp=True, aug=AugConfig(epochs=2, batch_size=16, crop_scale=(0.5, 1.0)))
     student = train_student(real_subset(tiny_data[0], 2), INFO, ecfg, copy.deepcopy(teacher), device=device,
-                            progress=False)
+                            progress=False, speed=fast)
     assert all(torch.isfinite(p).all() for p in student.parameters())
 
 

@@ -131,18 +131,18 @@ def test_soft_labels_beat_chance_on_real_subset(tiny_teacher, tiny_data):
 
 
 def test_channels_last_and_cpu_bf16_train_the_same_student(tiny_teacher, tiny_data):
-    from dataclasses import replace
+    from cda.runtime import Speed
 
     d = real_subset(tiny_data[0], 5)
     cfg = EvalConfig(arch="convnet3_w8", aug=AUG)
     plain = train_student(d, INFO, cfg, tiny_teacher[0], progress=False)
     # channels_last changes the memory layout only: the same weights up to fp32 rounding.
-    last = train_student(d, INFO, replace(cfg, channels_last=True), tiny_teacher[0], progress=False)
+    last = train_student(d, INFO, cfg, tiny_teacher[0], progress=False, speed=Speed(channels_last=True))
     for a, b in zip(plain.state_dict().values(), last.state_dict().values()):
         torch.testing.assert_close(a.float(), b.float(), atol=1e-3, rtol=1e-3)
     # bf16 autocast rounds activations to 8 bits of mantissa: not the same weights, but a student
     # that mostly predicts the same classes.
-    bf16 = train_student(d, INFO, replace(cfg, channels_last=True, amp_cpu=True), tiny_teacher[0], progress=False)
+    bf16 = train_student(d, INFO, cfg, tiny_teacher[0], progress=False, speed=Speed(channels_last=True, amp_cpu=True))
     assert not torch.equal(plain.features[0].weight, bf16.features[0].weight)
     x = INFO.normalize(tiny_data[1].images)
     with torch.no_grad():

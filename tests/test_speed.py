@@ -8,6 +8,7 @@ import torch
 from cda import speed
 from cda.config import ConfigError, RunConfig, preset
 from cda.data import dataset_info
+from cda.runtime import Speed
 
 
 def test_candidates_start_with_the_plain_settings():
@@ -56,10 +57,10 @@ def test_measure_times_every_candidate_on_a_real_model():
     assert all(0 < t < 5 for t in times.values())
 
 
-def test_resolve_writes_the_choice_into_every_stage(monkeypatch):
+def test_resolve_fills_every_stage_of_the_runtime(monkeypatch):
     fixed = preset("smoke")
     info = dataset_info("fashion_mnist")
-    assert speed.resolve(fixed, info) is fixed, "speed='fixed' leaves the config as written"
+    assert speed.resolve(fixed, info) is fixed.speeds, "speed='fixed': the runtime's settings as written"
     asked = []
 
     def fake(task, arch, classes, channels, size, batch, device, cache_dir, compile_ok, log):
@@ -67,10 +68,13 @@ def test_resolve_writes_the_choice_into_every_stage(monkeypatch):
         return {"compile": compile_ok, "channels_last": True, "amp_cpu": task == "train"}
 
     monkeypatch.setattr(speed, "choose", fake)
-    cfg = speed.resolve(preset("smoke", speed="auto"), info)
-    assert (cfg.squeeze.channels_last, cfg.squeeze.amp_cpu) == (True, True)
-    assert (cfg.recover.channels_last, cfg.recover.amp_cpu) == (True, False)
-    assert (cfg.eval.channels_last, cfg.eval.amp_cpu, cfg.eval.compile) == (True, True, True)
+    auto = preset("smoke", speed="auto")
+    got = speed.resolve(auto, info)
+    assert got.teacher == Speed(channels_last=True, amp_cpu=True)
+    assert got.recover == Speed(channels_last=True)
+    assert got.student == Speed(channels_last=True, amp_cpu=True, compile=True)
+    assert got.of("cudd_recover") == got.recover and got.of("cudd_student") == got.student
+    assert auto.recover == preset("smoke").recover, "the stages' configs are left as they are"
     assert ("recover", "convnet3_w16", 20, False) in asked, \
         "recovery is timed at its step's batch (every group of the largest IPC), never compiled"
     assert ("train", "convnet3_w16", 64, False) in asked, "the teacher is timed at its batch, never compiled"

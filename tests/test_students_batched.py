@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from cda.config import AugConfig, EvalConfig, seeded_eval
-from cda.student import train_student
 from cda.recover import real_subset
+from cda.runtime import Speed
+from cda.student import train_student
 from cda.students_batched import BatchedStudentsError, train_students
 from cda.training import test_accuracy as accuracy
 
@@ -68,15 +69,18 @@ def test_one_seed_on_several_sets_digits_recipe(tiny_data, tiny_teacher):
 
 @pytest.mark.parametrize("change, names", [
     (dict(labels="hard"), "labels='hard'"),
-    (dict(channels_last=True), "channels_last"),
+    (dict(speed=Speed(channels_last=True)), "speed channels_last"),
     (dict(arch="convnet3_w16_in"), "BatchNorm"),
     (dict(arch="resnet18_modified"), "ConvNet"),
 ])
 def test_refuses_what_it_does_not_support(tiny_data, tiny_teacher, change, names):
     train, _ = tiny_data
+    change = dict(change)
+    speed = change.pop("speed", Speed())
     cfg = replace(EvalConfig(arch="convnet3_w16", aug=AugConfig(epochs=1, batch_size=32)), **change)
     with pytest.raises(BatchedStudentsError) as err:
-        train_students(real_subset(train, 2), train.info, [cfg, seeded_eval(cfg, 1)], tiny_teacher[0], progress=False)
+        train_students(real_subset(train, 2), train.info, [cfg, seeded_eval(cfg, 1)], tiny_teacher[0], progress=False,
+                       speed=speed)
     assert names in str(err.value) and "\n" not in str(err.value)
 
 

@@ -20,6 +20,8 @@ def to_dict(cfg: Any) -> dict:
 
 def from_dict(cls: type, data: dict) -> Any:
     """Rebuild a (nested) config dataclass from `to_dict` output, rejecting unknown keys."""
+    if hasattr(cls, "_upgrade"):  # fields that moved elsewhere since configs were saved
+        data = cls._upgrade(data)
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     data = {_renamed(cls).get(k, k): v for k, v in data.items()}  # configs saved under a field's old name
@@ -104,9 +106,12 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any] | None) -> Any:
     data = to_dict(cfg)
     for key, value in overrides.items():
         key = _current_key(type(cfg), key)
+        key = getattr(type(cfg), "_moved", {}).get(key, key)  # 'recover.channels_last' -> 'speeds.recover...'
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
+            if node.get(part) is None and key.startswith("speeds."):  # an unset CUDD stage: the run's, then own
+                node[part] = dict(node[part.removeprefix("cudd_")])
             if not isinstance(node.get(part), dict):
                 raise ConfigError(f"override {key!r}: {part!r} is not a config section")
             node = node[part]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from ..runtime import Speed, Speeds
 from .checks import ConfigError
 from .io import apply_overrides
 from .schema import AugConfig, CuddConfig, DataConfig, EvalConfig, RecoverConfig, RunConfig, SqueezeConfig
@@ -80,13 +81,16 @@ def _paper_cudd(student: EvalConfig) -> CuddConfig:
 # Each method's students follow its own paper (results/paper/official_settings.csv): SRe2L's at
 # batch 1,024 (train_FKD.sh), CDA's at 128 (its appendix, VILA-Lab/SRe2L issue #27) and CUDD's at 128
 # (its README); stored labels are made at the batch they are replayed at (RunConfig.relabel_for).
+# The GPU presets' layout (the official code's): channels_last recovery and students; the teacher as saved.
+CHANNELS_LAST = Speeds(recover=Speed(channels_last=True), student=Speed(channels_last=True))
+
 SMALL_BATCH = (("cda", "aug.batch_size", 128), ("cudd", "aug.batch_size", 128))
 
 
 def _paper() -> RunConfig:
     # CDA / SRe2L on ImageNet-1K, as the official README commands set them (papers.md section 5).
     # Recovery in fp32 (TF32 on CUDA), as the official code; students in bf16 autocast.
-    student = EvalConfig(arch="resnet18", labels="stored", temperature=20.0, channels_last=True,
+    student = EvalConfig(arch="resnet18", labels="stored", temperature=20.0,
                          aug=AugConfig(epochs=300, batch_size=1024, crop_scale=(0.08, 1.0), mix="cutmix"))
     return RunConfig(
         method_eval=SMALL_BATCH,
@@ -94,11 +98,12 @@ def _paper() -> RunConfig:
         data=DataConfig(name="imagenet1k"),
         squeeze=SqueezeConfig(arch="resnet18", pretrained="IMAGENET1K_V1"),
         recover=RecoverConfig(iterations=4000, lr=0.25, r_bn=0.01, jitter=32, classes_per_group=100,
-                              groups_per_step=1, channels_last=True, amp=False),
+                              groups_per_step=1, amp=False),
         eval=student,
         cudd=_paper_cudd(student),
         ipcs=(10, 50, 100, 200),
         device="cuda",
+        speeds=CHANNELS_LAST,
         full_data=False,
         out_dir="runs/results/main/paper",
     )
@@ -115,13 +120,14 @@ def _tiny_imagenet() -> RunConfig:
         squeeze=SqueezeConfig(arch="resnet18_modified", epochs=50, batch_size=256, optimizer="sgd", lr=0.2,
                               momentum=0.9, weight_decay=1e-4, warmup_epochs=5, crop_scale=(0.08, 1.0)),
         recover=RecoverConfig(iterations=4000, lr=0.4, r_bn=0.05, jitter=4, classes_per_group=100,
-                              groups_per_step=1, channels_last=True, amp=False),
+                              groups_per_step=1, amp=False),
         eval=EvalConfig(arch="resnet18_modified", labels="online", temperature=20.0, t2_scale=True,
-                        optimizer="sgd", lr=0.2, momentum=0.9, weight_decay=1e-4, channels_last=True,
+                        optimizer="sgd", lr=0.2, momentum=0.9, weight_decay=1e-4,
                         warmup_epochs=5, aug=AugConfig(epochs=100, batch_size=256, crop_scale=(0.08, 1.0), mix="none")),
         cudd=CuddConfig(student_epochs=50, student_lr_warm=0.1),
         ipcs=(50, 100),
         device="cuda",
+        speeds=CHANNELS_LAST,
         full_data=False,
         out_dir="runs/results/main/tiny_imagenet",
     )
@@ -132,7 +138,7 @@ def _imagenet21k() -> RunConfig:
     # pixels, recovery at lr 0.05, r_bn 0.25 for 2K iterations, IPC up to 20. No relabel or
     # evaluation code was released for 21K: students follow the ImageNet-1K recipe, with the teacher
     # online (stored FKD labels of 10,450 classes would take ~1.3 TB per set at IPC 20).
-    student = EvalConfig(arch="resnet18", labels="online", temperature=20.0, channels_last=True,
+    student = EvalConfig(arch="resnet18", labels="online", temperature=20.0,
                          aug=AugConfig(epochs=300, batch_size=1024, crop_scale=(0.08, 1.0), mix="cutmix"))
     return RunConfig(
         method_eval=SMALL_BATCH,
@@ -141,11 +147,12 @@ def _imagenet21k() -> RunConfig:
         squeeze=SqueezeConfig(arch="resnet18", epochs=80, batch_size=256, optimizer="sgd", lr=0.1, momentum=0.9,
                               weight_decay=1e-4, crop_scale=(0.08, 1.0)),
         recover=RecoverConfig(iterations=2000, lr=0.05, r_bn=0.25, jitter=32, classes_per_group=100,
-                              groups_per_step=1, channels_last=True, amp=False),
+                              groups_per_step=1, amp=False),
         eval=student,
         cudd=_paper_cudd(student),
         ipcs=(10, 20),
         device="cuda",
+        speeds=CHANNELS_LAST,
         full_data=False,
         out_dir="runs/results/main/imagenet21k",
     )
@@ -158,7 +165,7 @@ def _cifar(name: str) -> RunConfig:
     # batch, 400 epochs at batch 128. Crops stay on in recovery (CDA's curriculum needs them; SRe2L's
     # CIFAR script has none): the departures are listed in results/paper/official_settings.csv.
     student = EvalConfig(arch="resnet18_modified", labels="online", temperature=30.0, optimizer="adamw", lr=1e-3,
-                         weight_decay=0.01, channels_last=True,
+                         weight_decay=0.01,
                          aug=AugConfig(epochs=400, batch_size=128, crop_scale=(0.08, 1.0), mix="mixup",
                                        mix_alpha=0.8))
     return RunConfig(
@@ -169,11 +176,12 @@ def _cifar(name: str) -> RunConfig:
         recover=RecoverConfig(iterations=1000, lr=0.25, r_bn=0.01, jitter=4, flip=False,
                               classes_per_group=100 if name == "cifar100" else 10,
                               bn_groups=1 if name == "cifar100" else 10, groups_per_step=1,
-                              channels_last=True, amp=False),
+                              amp=False),
         eval=student,
         cudd=_paper_cudd(student),
         ipcs=(50,),
         device="cuda",
+        speeds=CHANNELS_LAST,
         full_data=False,
         out_dir=f"runs/results/main/{name}",
     )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..datasets import DATASETS
+from ..runtime import SPEED_FIELDS, Speeds
 from .checks import (
     CROP_SCHEDULES,
     LABEL_MODES,
@@ -30,6 +31,12 @@ from .checks import (
 from .seeds import SEED_SCOPES, seeded_eval, seeded_options
 
 SPEEDS = ("fixed", "auto")
+# Where the stages' speed fields went ("recover.channels_last" -> "speeds.recover.channels_last"): saved
+# configs and overrides that name the old place still work (RunConfig._upgrade, cda.config.io).
+MOVED_TO_SPEEDS = {f"{section}.{knob}": f"speeds.{stage}.{knob}"
+                   for section, stage in (("squeeze", "teacher"), ("recover", "recover"), ("eval", "student"),
+                                          ("cudd.recover", "cudd_recover"), ("cudd.student", "cudd_student"))
+                   for knob in SPEED_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -88,11 +95,7 @@ class SqueezeConfig:
     flip: bool = True
     label_smoothing: float = 0.0
     pretrained: str | None = None  # torchvision weights name, e.g. "IMAGENET1K_V1": no training
-    seed: int = 0
-    # Speed (cda.speed chooses them per machine under RunConfig.speed="auto"): channels_last tensors
-    # and bf16 autocast on the CPU (on CUDA the teacher always trains under bf16 autocast).
-    channels_last: bool = added(False)
-    amp_cpu: bool = added(False)
+    seed: int = 0  # (on CUDA the teacher trains under bf16 autocast; the CPU's speed: RunConfig.speeds)
 
     def __post_init__(self):
         _check_positive(self, "batch_size", "lr")
@@ -141,10 +144,6 @@ class RecoverConfig:
     groups_per_step: int = 0  # groups optimized together (BN statistics stay per group); 0: all
     seed: int = 0
     amp: bool = True  # bf16 autocast, only on CUDA (the paper presets: False, fp32 as the official code)
-    # Speed (cda.speed chooses them per machine under RunConfig.speed="auto"): a channels_last
-    # teacher, and bf16 autocast on the CPU too (pays where the CPU has AVX512-BF16 or AMX).
-    channels_last: bool = added(False)
-    amp_cpu: bool = added(False)
     # Consecutive groups whose images form one BatchNorm batch. 1: one image per class of a block (the
     # official batch). k: the statistics are matched over k groups at once; on a 10-class dataset
     # that is k images per class, e.g. 10 for ImageNet's 100-image batch. Steps hold whole batches.
@@ -234,12 +233,7 @@ class EvalConfig:
     momentum: float = 0.9
     test_batch_size: int = 512
     seed: int = 0
-    amp: bool = True  # bf16 autocast on CUDA
-    # Speed (cda.speed chooses them per machine under RunConfig.speed="auto"): bf16 autocast on the
-    # CPU as well (pays where the CPU has AVX512-BF16 or AMX), channels_last tensors, torch.compile.
-    amp_cpu: bool = added(False)
-    channels_last: bool = added(False)
-    compile: bool = added(False)  # torch.compile the student (pays on GPUs; not on the 2-core CPU here)
+    amp: bool = True  # bf16 autocast on CUDA (layout, CPU bf16 and compilation: RunConfig.speeds)
     # Where the student is tested: "test" (the final tables) or "val", the DataConfig.validation images
     # held out of the training set, on which every tuning choice is made.
     split: str = added("test")
@@ -348,8 +342,11 @@ class RunConfig:
     # (RunConfig.for_seed, RunConfig.seeded).
     seed_scope: str = added("student")
     # "auto": each stage's layout, precision and compilation are measured once on this machine and the
-    # fastest kept (cda.speed, <cache_dir>/speed.json); "fixed": the stages' own settings as written.
+    # fastest kept (cda.speed, <cache_dir>/speed.json); "fixed": `speeds` as written.
     speed: str = added("fixed")
+    # Each stage's memory layout, CPU precision and compilation: the runtime's (cda.runtime.Speeds),
+    # kept apart from the stages' configs; non-default values still enter the keys (cda.cache.stamped).
+    speeds: Speeds = added(Speeds())
     # Studies other than the main tables run only the first n of eval_seeds (0: all of them), so that
     # the main tables can hold more seeds than every ablation can afford.
     ablation_seeds: int = added(0)
@@ -376,6 +373,27 @@ class RunConfig:
             _check(len(entry) == 3 and isinstance(entry[0], str),
                    f"RunConfig.method_eval: {entry!r}: give (method, dotted eval field, value)")
             with_field(self.eval, entry[1], entry[2])  # an unknown field is an error now
+
+    _moved = MOVED_TO_SPEEDS  # overrides that name a speed field's old place (cda.config.io.apply_overrides)
+
+    @staticmethod
+    def _upgrade(data: dict) -> dict:
+        """A saved config's dict with the speed fields its stages held before the runtime took them
+        (recover.channels_last, ...) moved to `speeds` (cda.config.io.from_dict)."""
+        data = dict(data)
+        for old, new in MOVED_TO_SPEEDS.items():
+            section, name = old.split(".")[:-1], old.split(".")[-1]
+            node = data
+            for part in section:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict) or name not in node:
+                continue
+            value = node.pop(name)
+            if value is True:
+                stage, knob = new.split(".")[1:]
+                speeds = data.setdefault("speeds", {})
+                speeds[stage] = {**(speeds.get(stage) or {}), knob: True}
+        return data
 
     def eval_for(self, method: str) -> EvalConfig:
         """The student recipe of a method's sets: `eval` with the method's `method_eval` fields."""

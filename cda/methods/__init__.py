@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from torch import nn
+
+from ..runtime import Speeds
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Inputs:
     folder: Path | None = None  # the artifact's folder in the making: checkpoints, resume
     store: Path | None = None  # finished steps shared between IPCs (slot reuse)
     snapshot_at: tuple[int, ...] = ()
+    speeds: Speeds = field(default_factory=Speeds)  # the runtime's per-stage speed settings (cda.runtime)
 
     @property
     def info(self):

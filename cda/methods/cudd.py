@@ -10,7 +10,7 @@ def _make(inputs: Inputs, cfg: CuddConfig):
     from ..cudd import distill_cudd
 
     return distill_cudd(inputs.teacher, inputs.train, inputs.info, cfg, inputs.device, inputs.progress,
-                        progress_dir=inputs.folder)
+                        progress_dir=inputs.folder, speeds=inputs.speeds)
 
 
 METHOD = register(Method(name="cudd", label="CUDD", options=lambda run, ipc: run.cudd_for(ipc), make=_make,

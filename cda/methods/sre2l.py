@@ -17,7 +17,7 @@ def recover_from_noise(inputs: Inputs, cfg: RecoverConfig):
     rank, world = rank_and_world()  # (0, 1) outside torchrun
     return recover(inputs.teacher, inputs.info, cfg, inputs.device, inputs.progress, inputs.snapshot_at,
                    desc=f"recover ipc{cfg.ipc}", progress_dir=inputs.folder, store_dir=inputs.store,
-                   rank=rank, world_size=world)
+                   rank=rank, world_size=world, speed=inputs.speeds.recover)
 
 
 def options(run, ipc: int) -> RecoverConfig:
