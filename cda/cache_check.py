@@ -26,8 +26,8 @@ def check_cache(root: str | os.PathLike, repair: bool = False, log: Callable[[st
     "unfinished", "set aside"."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"no cache at {root}; a run creates it (its place: $CDA_CACHE_DIR, or "
-                                f"<output root>/.cache/cda)")
+        raise FileNotFoundError(f"no cache at {root}; a run creates it (its place, cda.paths.cache_dir: "
+                                f"$CDA_CACHE_DIR, the project's .cache/cda, or <output root>/.cache/cda)")
     cache = Cache(root, log)
     counts: Counter = Counter()
     for kind_dir in sorted(p for p in root.iterdir() if p.is_dir()):

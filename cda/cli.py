@@ -16,7 +16,6 @@ Teachers, distilled sets and students are cached in the project's .cache/cda whi
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import shutil
 import sys
@@ -25,9 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from .config import PRESETS, ConfigError, RunConfig, apply_overrides, parse_override, preset, to_dict
-
-
-RUNS = "runs"  # a user's output root inside the project folder
+from .paths import RUNS  # a user's output root inside the project folder
 
 
 def _overrides(args) -> dict:
@@ -76,22 +73,6 @@ def _output_root(args) -> Path:
     if args.publish:
         return project_root()
     return Path(args.output_root).resolve() if args.output_root else project_root() / RUNS
-
-
-@contextlib.contextmanager
-def _shared_cache(args):
-    """Unless --output-root or $CDA_CACHE_DIR says otherwise, every output root uses the project's
-    cache, so a run in runs/ reuses what the committed results were built from (and the reverse)."""
-    if not hasattr(args, "publish") or args.output_root or os.environ.get("CDA_CACHE_DIR"):
-        yield
-        return
-    from .paths import project_root
-
-    os.environ["CDA_CACHE_DIR"] = str(project_root() / ".cache" / "cda")
-    try:
-        yield
-    finally:
-        del os.environ["CDA_CACHE_DIR"]
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -265,7 +246,7 @@ def _tune(args, root: Path) -> int:
     """`cda tune`: the grid's rows in results/tuning/<tag>.csv, its figures, and the winners as --set
     overrides to pass to `cda run` (or to write into the preset)."""
     from . import plots_verdicts
-    from .paths import figures_dir, results_path, run_tag
+    from .paths import cache_dir, figures_dir, results_path, run_tag
     from .tuning import TUNE_STAGES, TuneConfig, best_mean, sensitivity, tune
 
     overrides = _overrides(args)
@@ -278,8 +259,7 @@ def _tune(args, root: Path) -> int:
            + ("-" + "-".join(args.stages) if skipped else ""))
     csv = results_path("tuning", tag, root)
     csv.parent.mkdir(parents=True, exist_ok=True)
-    if not os.path.isabs(cfg.cache_dir):
-        cfg = replace(cfg, cache_dir=str(root / cfg.cache_dir))
+    cfg = replace(cfg, cache_dir=cache_dir(cfg.cache_dir, root))
     out = tune(cfg, tc, csv, progress=not args.no_progress)
     df = out["rows"]
     winners = {(r.stage, r.knob): r.value_text for r in df[df.winner].itertuples()}
@@ -352,28 +332,27 @@ def main(argv: list[str] | None = None) -> int:
     hint = "" if args.debug else " (--debug shows the traceback)"
     try:
         root = _output_root(args) if hasattr(args, "publish") else None
-        with _shared_cache(args):
-            if args.command in ("study", "notebooks", "figures"):
-                return _paper_companion(args, root)
-            if args.command == "tune":
-                return _tune(args, root)
-            if args.command == "verdicts":
-                return _verdicts(args, root)
-            try:
-                cfg = _load_config(args)
-            except (ConfigError, OSError) as err:
-                if args.debug:
-                    traceback.print_exc()
-                print(f"cda: configuration error: {err}{hint}", file=sys.stderr)
-                return 2
-            if args.command in ("run", "cache"):
-                cfg = _run_outputs(args, cfg, root)
-            if args.command in ("squeeze", "recover", "evaluate") and cfg.speed == "auto":
-                cfg = _speed(cfg)
-            from .runtime import Runtime
+        if args.command in ("study", "notebooks", "figures"):
+            return _paper_companion(args, root)
+        if args.command == "tune":
+            return _tune(args, root)
+        if args.command == "verdicts":
+            return _verdicts(args, root)
+        try:
+            cfg = _load_config(args)
+        except (ConfigError, OSError) as err:
+            if args.debug:
+                traceback.print_exc()
+            print(f"cda: configuration error: {err}{hint}", file=sys.stderr)
+            return 2
+        if args.command in ("run", "cache"):
+            cfg = _run_outputs(args, cfg, root)
+        if args.command in ("squeeze", "recover", "evaluate") and cfg.speed == "auto":
+            cfg = _speed(cfg)
+        from .runtime import Runtime
 
-            with Runtime(cfg.device).applied():  # TF32 on CUDA for this command only
-                return _COMMANDS[args.command](args, cfg, not args.no_progress)
+        with Runtime(cfg.device).applied():  # TF32 on CUDA for this command only
+            return _COMMANDS[args.command](args, cfg, not args.no_progress)
     except (ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as err:
         # RuntimeError includes torch's errors, CUDA out-of-memory among them
         if args.debug:
@@ -384,16 +363,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_outputs(args, cfg: RunConfig, root: Path) -> RunConfig:
-    """`cda run` writes <root>/results/main/<preset>[-<hash>]/ unless --set out_dir says where; a relative
-    cache folder lives under the root, as for the studies."""
+    """`cda run` writes <root>/results/main/<preset>[-<hash>]/ unless --set out_dir says where; the cache
+    goes where cda.paths.cache_dir says, as for the studies."""
     overrides = _overrides(args)
     if "out_dir" not in overrides:
         from .paths import run_tag
 
         cfg = replace(cfg, out_dir=str(root / "results" / "main" / run_tag(args.preset, overrides)))
-    if not os.path.isabs(cfg.cache_dir):
-        cfg = replace(cfg, cache_dir=str(root / cfg.cache_dir))
-    return cfg
+    from .paths import cache_dir
+
+    return replace(cfg, cache_dir=cache_dir(cfg.cache_dir, root))
 
 
 def _speed(cfg: RunConfig) -> RunConfig:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from .config import config_hash
 
+RUNS = "runs"  # a user's output root inside the project folder (git ignores it)
+
 # This checkout: where results/paper/ is when the working folder is elsewhere (an installed cda).
 CHECKOUT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +24,22 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
         if toml.is_file() and 'name = "cda"' in toml.read_text():
             return folder
     return here
+
+
+def cache_dir(configured: str, root: str | os.PathLike | None = None) -> str:
+    """Where a run's cache goes: the one rule (the CLI's commands, the studies and tuning call it).
+
+    `configured` is the config's RunConfig.cache_dir: $CDA_CACHE_DIR (the user's override) or
+    ".cache/cda" by default, or what --set cache_dir or a config file says. An absolute folder is
+    used as it is. A relative one lives under the project root when the output `root` is one of the
+    project's own (the project: --publish; its runs/: the default), so every run of the project
+    reuses what the committed results were built from; under `root` when it is another
+    (--output-root), which keeps a separate tree separate."""
+    if os.path.isabs(configured):
+        return configured
+    project = project_root()
+    out = Path(root).resolve() if root is not None else project
+    return str((project if out in (project, project / RUNS) else out) / configured)
 
 
 def run_tag(preset: str, overrides: dict | None = None, custom: dict | None = None) -> str:

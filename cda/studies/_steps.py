@@ -31,6 +31,7 @@ from .. import plots
 from ..config import ConfigError, RunConfig, config_hash, from_dict, preset as make_preset, to_dict
 from ..pipeline import Workspace
 from ..cache import publishing, read_json
+from ..paths import cache_dir
 from ..results import read_results, write_results
 from ..training import resolve_device
 from ._core import (GRID_CLASSES, NAMES, Context, Study, figures_dir, get, markdown, project_root, readable,
@@ -270,9 +271,7 @@ class LiveStudy(_Steps):
         super().__init__(st, preset, overrides, root, params, progress, log)
         cfg = make_preset(preset, **overrides)
         resolve_device(cfg.device)  # a clear error now, not after the data has loaded
-        if not os.path.isabs(cfg.cache_dir):
-            cfg = replace(cfg, cache_dir=str(self.root / cfg.cache_dir))
-        self.cfg = cfg
+        self.cfg = replace(cfg, cache_dir=cache_dir(cfg.cache_dir, self.root))  # the one rule (cda.paths)
         self._ws: Workspace | None = None
         self._plan: Context | None = None
         self._seconds = 0.0  # time spent in the steps (not waiting between notebook cells)
