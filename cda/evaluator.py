@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .config import AugConfig, DataConfig, EvalConfig, SqueezeConfig
+from .config import full_data_recipe as config_full_data_recipe
 from .contracts import check_image_set
 from .data import DatasetInfo, load_split, real_subset
 from .ddranking import hard_label_recovery, improvement_over_random, label_robust_score
@@ -63,9 +64,11 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor, dataset: str | D
         or "compute" to train them (cda.recover.real_subset, redrawn per seed; needs the teacher for
         soft labels). Gives `ior`.
     full_data: the top-1 (%) of the student architecture trained on all the training data, or
-        "compute" to train it with `full_data_recipe` (default SqueezeConfig with the student's
-        arch, as the pipeline's full-data reference). With it the set's hard-label accuracy is
-        measured too (one more student per seed, unless the labels are hard already). Gives `hlr`.
+        "compute" to train it as the pipeline's tables do (cda.config.full_data_recipe: the teacher
+        recipe `full_data_recipe`, default SqueezeConfig(), on the student's arch under the next
+        seed), so a set gets the same HLR here as in the studies. With it the set's hard-label
+        accuracy is measured too (one more student per seed, unless the labels are hard already).
+        Gives `hlr`.
 
     Returns a dict: `top1`, `top5` (mean over seeds, %), `hard_top1` (the same as top1 for hard
     labels), `random_real_top1`, `full_data_top1` (% or None), `ior`, `hlr`, `lrs` (fractions, or
@@ -111,7 +114,7 @@ def evaluate_images(images: torch.Tensor, labels: torch.Tensor, dataset: str | D
                              "(online), or pass random_real=<top-1 %>")
         train = load_split(data, train=True)
     if full_data == "compute":
-        recipe = full_data_recipe or SqueezeConfig(arch=cfg.arch)
+        recipe = config_full_data_recipe(full_data_recipe or SqueezeConfig(), cfg.arch)
         from .squeeze import squeeze
 
         _, meta = squeeze(data, recipe, device=device, progress=progress)

@@ -226,8 +226,7 @@ class Workspace:
     def full_data(self) -> dict:
         """The student architecture trained on all the training data with the teacher's recipe: a model
         of its own (the next seed), never the teacher reused where the architectures agree."""
-        s = replace(self.cfg.squeeze, arch=self.cfg.eval.arch, pretrained=None, seed=self.cfg.squeeze.seed + 1)
-        _, meta = self.teacher(s)
+        _, meta = self.teacher(self.cfg.full_data_recipe())  # the one definition (cda.config)
         return meta["metrics"]
 
 

@@ -51,8 +51,7 @@ def keys(cfg, speeds=None) -> dict[str, str]:
 
     out = {"teacher": key("teacher", cfg.data, cfg.squeeze),
            "squeeze progress": config_hash(stamped(cfg.squeeze, speeds), cfg.data.name, 0)}
-    full = replace(cfg.squeeze, arch=cfg.eval.arch, pretrained=None, seed=cfg.squeeze.seed + 1)
-    out["full data"] = key("teacher", cfg.data, full)
+    out["full data"] = key("teacher", cfg.data, cfg.full_data_recipe())
     for ipc in cfg.ipcs:
         out[f"cudd_for {ipc}"] = config_hash(stamped(cfg.cudd_for(ipc), speeds))
         for method in methods.list_methods():

@@ -19,6 +19,7 @@ from .schema import (
     RelabelConfig,
     RunConfig,
     SqueezeConfig,
+    full_data_recipe,
 )
 from .seeds import SEED_PARTS, SEED_SCOPES, derive_seed, seeded_eval, seeded_options
 
@@ -26,4 +27,4 @@ __all__ = ["CROP_SCHEDULES", "LABEL_MODES", "MIX_KINDS", "OPTIMIZERS", "ConfigEr
            "with_field", "apply_overrides", "config_hash", "from_dict", "parse_override", "to_dict", "PRESETS",
            "SMALL_BATCH", "preset", "SPEEDS", "AugConfig", "CuddConfig", "CurriculumConfig", "DataConfig",
            "EvalConfig", "RecoverConfig", "RelabelConfig", "RunConfig", "SqueezeConfig", "SEED_PARTS",
-           "SEED_SCOPES", "derive_seed", "seeded_eval", "seeded_options"]
+           "SEED_SCOPES", "derive_seed", "seeded_eval", "seeded_options", "full_data_recipe"]

@@ -105,6 +105,13 @@ class SqueezeConfig:
         _check_scale("SqueezeConfig.crop_scale", self.crop_scale)
 
 
+def full_data_recipe(teacher: SqueezeConfig, arch: str) -> SqueezeConfig:
+    """The full-data reference of a student architecture, the one definition (the pipeline's tables
+    and cda.evaluator's HLR): the teacher's recipe on `arch`, trained from scratch on all the training
+    data under the next seed, so it is a model of its own, never the teacher reused."""
+    return replace(teacher, arch=arch, pretrained=None, seed=teacher.seed + 1)
+
+
 @dataclass(frozen=True)
 class CurriculumConfig:
     """CDA's crop curriculum: RandomResizedCrop's lower scale bound as a function of the iteration.
@@ -394,6 +401,10 @@ class RunConfig:
                 speeds = data.setdefault("speeds", {})
                 speeds[stage] = {**(speeds.get(stage) or {}), knob: True}
         return data
+
+    def full_data_recipe(self, arch: str | None = None) -> SqueezeConfig:
+        """The full-data reference of a student architecture (default eval.arch): `full_data_recipe`."""
+        return full_data_recipe(self.squeeze, arch or self.eval.arch)
 
     def eval_for(self, method: str) -> EvalConfig:
         """The student recipe of a method's sets: `eval` with the method's `method_eval` fields."""
