@@ -385,7 +385,7 @@ def _speed(cfg: RunConfig) -> RunConfig:
     from .data import info_for
     from .speed import resolve
 
-    return resolve(cfg, info_for(cfg.data))
+    return replace(cfg, speeds=resolve(cfg, info_for(cfg.data)), speed="fixed")  # the runtime's, measured
 
 
 def _plan(args, cfg: RunConfig, progress: bool) -> int:
@@ -500,7 +500,8 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
         if rank == 0:
             _claim(out, made_by, args.overwrite)
         distributed.barrier()
-        d = method.make(methods.Inputs(teacher, train, device, progress and rank == 0, folder=out), options)
+        d = method.make(methods.Inputs(teacher, train, device, progress and rank == 0, folder=out,
+                                       speeds=cfg.speeds), options)
         d.meta["method"] = args.method
         distributed.barrier()
         if rank == 0:

@@ -64,10 +64,9 @@ class Workspace:
 
     @functools.cached_property
     def cfg(self) -> RunConfig:
-        """The run's config (a tree's image size filled in); its runtime is resolved first, so that
-        no cache key is made without the speed settings."""
-        self.runtime  # noqa: B018
-        return self._sized
+        """The run's config (a tree's image size filled in) with its runtime's speed settings (under
+        speed="auto" the ones chosen for this machine), resolved before any cache key is made."""
+        return replace(self._sized, speeds=self.runtime.speeds)
 
     @functools.cached_property
     def train(self):

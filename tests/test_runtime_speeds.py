@@ -60,3 +60,18 @@ def test_only_students_compile():
     with pytest.raises(ConfigError, match="only students are compiled"):
         apply_overrides(preset("smoke"), {"recover.compile": True})
     assert CuddConfig().recover is None
+
+
+def test_the_workspace_resolves_its_runtime_before_any_key(tmp_path, monkeypatch):
+    from cda import speed
+    from cda.pipeline import Workspace
+
+    monkeypatch.setattr(speed, "choose", lambda task, *a, **k: {"channels_last": True, "amp_cpu": False,
+                                                                 "compile": task == "train"})
+    ws = Workspace(preset("smoke", speed="auto", cache_dir=str(tmp_path)), progress=False, log=lambda _: None)
+    cfg = ws.cfg
+    assert ws.cache.speeds == ws.runtime.speeds == cfg.speeds and cfg.speeds.recover == Speed(channels_last=True)
+    assert cfg.recover == preset("smoke").recover, "the stage configs are as written"
+    plain = Cache(tmp_path, speeds=preset("smoke").speeds)
+    assert ws.cache.folder("distilled", cfg.recover) != plain.folder("distilled", cfg.recover)
+    assert ws.cache.folder("distilled", cfg.recover) == plain.folder("distilled", stamped(cfg.recover, cfg.speeds))
