@@ -204,7 +204,7 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
     wall = time.perf_counter() - start
     with publishing(out / "results.csv"):
         df = write_results(rows, out / "results.csv", cfg, wall, cfg.device, extra=ws.cache.cost())
-        table, timing = accuracy_table(df), timing_table(df)
+        table, timing = accuracy_table(df, order=methods.list_methods()), timing_table(df)
         (out / "table.md").write_text(table.to_markdown() + "\n\nWall time per step (s):\n\n" + timing.to_markdown()
                                       + "\n")
         _figures(ws, df, out, ipc, sets)

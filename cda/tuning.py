@@ -31,7 +31,8 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .config import (ConfigError, RecoverConfig, RunConfig, TuneConfig, apply_overrides, get_field,
+from . import methods
+from .config import (ConfigError, RunConfig, TuneConfig, apply_overrides, get_field,
                      with_field)
 from .results import write_results
 
@@ -69,10 +70,20 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
             f"{sum(r['value'] for r in out) / len(out):.2f} over {len(out)} seeds")
         return out
 
-    # 1. the protocol, chosen on the random-real baseline (CUDD's sets are tuned in stage 3 only:
-    # each of its points trains curriculum students)
-    methods = [m for m in tc.methods if m != "cudd"]
-    protocol, here, edge = _stage("protocol", tc.protocol, {m: cfg.eval for m in methods}, cfg.eval, ["random"],
+    # Each method's options are moved by the stage whose grid is over their class (cda.methods'
+    # options_type): RecoverConfig by "recovery", CuddConfig by "cudd".
+    def tuned_by(section: str) -> list[str]:
+        return [m for m in tc.methods if methods.get(m).options_type is type(getattr(cfg, section))]
+
+    def trains_students(m: str) -> bool:
+        s = methods.synthesis(m, cfg.method_config(m, tc.ipc))
+        return s is not None and s.student is not None
+
+    # 1. the protocol, chosen on the baseline (random real images); a method that trains students
+    # during synthesis (CUDD) is tuned in its own stage only: each of its points trains them
+    cheap = [m for m in tc.methods if not trains_students(m)]
+    protocol, here, edge = _stage("protocol", tc.protocol, {m: cfg.eval for m in cheap}, cfg.eval,
+                                  [methods.baseline()],
                                   lambda knob, value, d, m, e: cells("protocol", knob, value, d, m, e), tc.min_gain,
                                   log)
     rows += here
@@ -80,7 +91,7 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     tuned_e = _with(cfg.eval, protocol)
 
     # 2. recovery, under the tuned protocol, the same grid for SRe2L and CDA
-    synthesized = [m for m in methods if isinstance(cfg.method_config(m, tc.ipc), RecoverConfig)]
+    synthesized = [m for m in tuned_by("recover") if m in cheap]
     recovery, here, edge = _stage("recovery", tc.recovery, {m: cfg.method_config(m, tc.ipc) for m in synthesized},
                                   cfg.recover, synthesized,
                                   lambda knob, value, d, m, o: cells("recovery", knob, value, d, m, tuned_e, o),
@@ -90,9 +101,10 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
 
     # 3. CUDD's weights, under the tuned protocol and recovery
     cudd = {}
-    if "cudd" in tc.methods and tc.cudd:
-        base = replace(cfg, recover=_with(cfg.recover, recovery), eval=tuned_e).cudd_for(tc.ipc)
-        cudd, here, edge = _stage("cudd", tc.cudd, {"cudd": base}, cfg.cudd, ["cudd"],
+    own = tuned_by("cudd")
+    if own and tc.cudd:
+        tuned = replace(cfg, recover=_with(cfg.recover, recovery), eval=tuned_e)
+        cudd, here, edge = _stage("cudd", tc.cudd, {m: tuned.method_config(m, tc.ipc) for m in own}, cfg.cudd, own,
                                   lambda knob, value, d, m, o: cells("cudd", knob, value, d, m, tuned_e, o),
                                   tc.min_gain, log)
         rows += here

@@ -12,8 +12,8 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from .. import methods, plots
-from ..config import CuddConfig, EvalConfig, RecoverConfig, RunConfig, config_hash
+from .. import methods, plots, results
+from ..config import EvalConfig, RunConfig, config_hash
 from ..pipeline import Workspace
 
 class _Names(dict):
@@ -112,7 +112,7 @@ class Cell:
     method: str
     ipc: int
     eval: EvalConfig
-    made_by: RecoverConfig | CuddConfig | None  # None: the run's own config for the method
+    made_by: Any  # the set's options (cda.methods); None: the run's own for the method
     label: str  # the set, for people: "CDA, IPC 10 (cosine, milestone 0.5)"
 
 
@@ -163,10 +163,8 @@ class Context:
         info = self.ws.info
         return list(info.classes or [str(i) for i in range(info.num_classes)])
 
-    def made_by(self, method: str, ipc: int, options=None) -> RecoverConfig | CuddConfig | None:
-        """The config that synthesizes a method's set (None for random real images)."""
-        if method == "random":
-            return None
+    def made_by(self, method: str, ipc: int, options=None) -> Any:
+        """The options that make a method's set: those given, else the run's."""
         return options or self.cfg.method_config(method, ipc)
 
     def distilled(self, method: str, ipc: int, options=None, snapshot_at: tuple[int, ...] = (),
@@ -321,6 +319,11 @@ def grid_figure(images: dict):
 
 # ---------------------------------------------------------------------------------------------
 # Tables.
+
+def accuracy_table(df: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
+    """cda.results.accuracy_table with the methods in the registry's (table) order."""
+    return results.accuracy_table(df, metric, methods.list_methods())
+
 
 def top1(df: pd.DataFrame, index, columns=None, metric: str = "top1") -> pd.DataFrame:
     """Mean top-1 over seeds as a pivot table (rows `index`, columns `columns`)."""

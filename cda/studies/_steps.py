@@ -27,13 +27,13 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from .. import plots
+from .. import methods, plots
 from ..config import ConfigError, RunConfig, config_hash, from_dict, preset as make_preset, to_dict
 from ..pipeline import Workspace
 from ..cache import publishing, read_json
 from ..results import read_results, write_results
 from ..training import resolve_device
-from ._core import (GRID_CLASSES, NAMES, Context, Study, figures_dir, get, markdown, project_root, readable,
+from ._core import (GRID_CLASSES, Context, Study, figures_dir, get, markdown, project_root, readable,
                     results_path, run_tag, set_label)
 
 
@@ -73,6 +73,12 @@ class TableList(list):
 
     def _repr_markdown_(self) -> str:
         return "\n\n".join(f"**{caption}**\n\n{markdown(table)}" for caption, table in self)
+
+
+def _synthesized(d) -> bool:
+    """Whether a distilled set was synthesized (not real images picked), by its method's entry."""
+    name = d.meta.get("method")
+    return name in methods.list_methods() and methods.get(name).synthesis is not None
 
 
 def _in_notebook() -> bool:
@@ -344,7 +350,7 @@ class LiveStudy(_Steps):
                    "stored": f"soft labels stored once per augmented view ({len(stored)} label sets ready)",
                    "hard": "hard class labels"}[e.labels]
             self.log(f"labels: {how}")
-            label, d = next(((k, v) for k, v in self.sets.items() if not k.startswith(NAMES["random"])),
+            label, d = next(((k, v) for k, v in self.sets.items() if _synthesized(v)),
                             next(iter(self.sets.items()), (None, None)))
             if d is None:
                 return

@@ -8,9 +8,9 @@ import pandas as pd
 
 from .. import plots
 from ..config import CurriculumConfig
-from ..results import accuracy_table, timing_table
-from ._core import (NAMES, Context, first_per_class, gain_table, grid_figure, keep_grid, main_table_rows, readable,
-                    study, teacher_top1, top1, try_paper, GRID_CLASSES)
+from ..results import timing_table
+from ._core import (GRID_CLASSES, NAMES, Context, accuracy_table, first_per_class, gain_table, grid_figure,
+                    keep_grid, main_table_rows, readable, study, teacher_top1, top1, try_paper)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,12 +147,12 @@ def _curriculum(schedule: str, milestone: float = 1.0, end: float = 0.08, start:
                             reverse=reverse)
 
 
-def _schedule_rows(ctx: Context, variants: dict[str, CurriculumConfig], ipc: int) -> list[dict]:
-    """Evaluate each curriculum variant; rows carry the variant and the curriculum's fields."""
+def _schedule_rows(ctx: Context, variants: dict[str, tuple[str, CurriculumConfig]], ipc: int) -> list[dict]:
+    """Evaluate each curriculum variant ({label: (method, curriculum)}); rows carry the variant and
+    the curriculum's fields."""
     rows = []
-    for label, cur in variants.items():
+    for label, (method, cur) in variants.items():
         rcfg = replace(ctx.cfg.recover, ipc=ipc, curriculum=cur)
-        method = "sre2l" if cur.schedule == "none" else "cda"
         rows += ctx.cells(method, ipc, options=rcfg, variant=label, schedule=cur.schedule,
                           milestone=cur.milestone, start_scale=cur.start_scale, end_scale=cur.end_scale,
                           reverse=cur.reverse)
@@ -186,10 +186,10 @@ def _scheduler_tables(df: pd.DataFrame, root) -> list:
 def scheduler_ablation(ctx: Context, ipc: int | None = None, schedules=("step", "linear", "cosine"),
                        milestones=(0.5, 1.0)) -> list[dict]:
     ipc = ipc or ctx.ablation_ipc()
-    variants = {"SRe2L (no curriculum)": _curriculum("none")}
+    variants = {"SRe2L (no curriculum)": ("sre2l", _curriculum("none"))}
     for s in schedules:
         for m in milestones:
-            variants[f"{s}, milestone {m:g}"] = _curriculum(s, m)
+            variants[f"{s}, milestone {m:g}"] = ("cda", _curriculum(s, m))
     return _schedule_rows(ctx, variants, ipc)
 
 
@@ -202,10 +202,10 @@ def _draw_direction(df: pd.DataFrame, images: dict) -> dict:
        draw=_draw_direction, tables=_variant_tables)
 def direction_ablation(ctx: Context, ipc: int | None = None, constant_lower_bounds=(0.08, 0.5, 1.0)) -> list[dict]:
     ipc = ipc or ctx.ablation_ipc()
-    variants = {"easy to hard (CDA, cosine)": _curriculum("cosine"),
-                "hard to easy (reverse cosine)": _curriculum("cosine", reverse=True)}
+    variants = {"easy to hard (CDA, cosine)": ("cda", _curriculum("cosine")),
+                "hard to easy (reverse cosine)": ("cda", _curriculum("cosine", reverse=True))}
     for lo in constant_lower_bounds:
-        variants[f"constant ({lo:g}, 1)" + (" = SRe2L" if lo == 0.08 else "")] = _curriculum("none", end=lo)
+        variants[f"constant ({lo:g}, 1)" + (" = SRe2L" if lo == 0.08 else "")] = ("sre2l", _curriculum("none", end=lo))
     return _schedule_rows(ctx, variants, ipc)
 
 
@@ -219,11 +219,11 @@ def _draw_lower_bound(df: pd.DataFrame, images: dict) -> dict:
 def lower_bound_ablation(ctx: Context, ipc: int | None = None, lower_bounds=(0.08, 0.2, 0.4),
                          with_sre2l: bool = False) -> list[dict]:
     ipc = ipc or ctx.ablation_ipc()
-    variants = {f"CDA cosine to {lo:g}": _curriculum("cosine", end=lo) for lo in lower_bounds}
+    variants = {f"CDA cosine to {lo:g}": ("cda", _curriculum("cosine", end=lo)) for lo in lower_bounds}
     if with_sre2l:
-        variants.update({f"SRe2L constant ({lo:g}, 1)": _curriculum("none", end=lo) for lo in lower_bounds})
+        variants.update({f"SRe2L constant ({lo:g}, 1)": ("sre2l", _curriculum("none", end=lo)) for lo in lower_bounds})
     else:
-        variants["SRe2L constant (0.08, 1)"] = _curriculum("none")
+        variants["SRe2L constant (0.08, 1)"] = ("sre2l", _curriculum("none"))
     return _schedule_rows(ctx, variants, ipc)
 
 

@@ -7,10 +7,10 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from .. import plots
-from ..results import accuracy_table, timing_table
-from ._core import (GRID_CLASSES, Context, first_per_class, gain_table, grid_figure, keep_grid, readable, study,
-                    teacher_top1, top1, try_paper)
+from .. import methods as all_methods, plots
+from ..results import timing_table
+from ._core import (GRID_CLASSES, Context, accuracy_table, first_per_class, gain_table, grid_figure, keep_grid,
+                    readable, study, teacher_top1, top1, try_paper)
 from .cda import cross_architecture, cross_tables, draw_cross
 
 
@@ -45,7 +45,8 @@ def cudd_main(ctx: Context, ipcs=None, methods=("random", "sre2l", "cda", "cudd"
         for method in methods:
             rows += ctx.cells(method, ipc)
     rows += ctx.reference_rows()
-    keep_grid(ctx, [m for m in ("sre2l", "cda", "cudd") if m in methods], min(ipcs or cudd_ipcs(ctx)))
+    keep_grid(ctx, [m for m in methods if all_methods.get(m).synthesis is not None],  # the synthesized sets
+              min(ipcs or cudd_ipcs(ctx)))
     return rows
 
 
