@@ -48,6 +48,7 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     overrides) beside it. Returns {"protocol": {knob: value}, "recovery": {knob: value},
     "overrides": {dotted RunConfig field: value}, "at_edge": [stage.knob], "rows": DataFrame}."""
     from .pipeline import Workspace
+    from .studies import Context
 
     if not cfg.data.validation:
         raise ConfigError("cda tune chooses on the validation split, and this config holds none out: set "
@@ -58,14 +59,11 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     cfg = ws.cfg  # speed settings resolved
     rows: list[dict] = []
 
+    ctx = Context(ws)  # the studies' executor: its one seed loop, over tc.seeds (the run's eval_seeds now)
+
     def cells(stage, knob, value, default, method, e, options=None):
-        out = []
-        for seed in tc.seeds:
-            es, opts = cfg.for_seed(seed, e, options if options is not None else cfg.method_config(method, tc.ipc))
-            m = ws.evaluation(method, tc.ipc, es, opts)
-            out.append(dict(dataset=ws.info.name, method=method, ipc=tc.ipc, teacher=cfg.squeeze.arch,
-                            student=es.arch, labels=es.labels, seed=seed, metric="top1", value=m["top1"],
-                            stage=stage, knob=knob, value_text=_text(value), default=default))
+        out = [r for r in ctx.cells(method, tc.ipc, e, options, stage=stage, knob=knob, value_text=_text(value),
+                                    default=default) if r["metric"] == "top1"]
         log(f"tune {stage}: {knob}={_text(value)} {method}: val top-1 "
             f"{sum(r['value'] for r in out) / len(out):.2f} over {len(out)} seeds")
         return out

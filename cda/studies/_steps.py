@@ -280,7 +280,8 @@ class LiveStudy(_Steps):
             cfg = replace(cfg, cache_dir=str(self.root / cfg.cache_dir))
         self.cfg = cfg
         self._ws: Workspace | None = None
-        self._plan: Context | None = None
+        self._plan: Context | None = None  # after distill(): the one Context the study computed with
+        self._pending: list = []  # the study's rows, students still Pending, after distill()
         self._seconds = 0.0  # time spent in the steps (not waiting between notebook cells)
         self.sets: dict[str, Any] = {}  # label -> distilled set, after distill()
         self.label_table: pd.DataFrame | None = None  # after labels()
@@ -317,8 +318,8 @@ class LiveStudy(_Steps):
         if self._plan is not None:
             return
         with self._timed():
-            ctx = Context(self.ws, self.preset, planning=True, on_set=self._set_ready, main=self.study.main)
-            self.study.compute(ctx, **self.params)
+            ctx = Context(self.ws, self.preset, deferred=True, on_set=self._set_ready, main=self.study.main)
+            self._pending = self.study.compute(ctx, **self.params)  # the students left Pending
         self._plan = ctx
         self.log(f"{len(self.sets)} distilled sets ready; {len(ctx.planned)} student runs to go"
                  + (" and the full-data student" if ctx.wants_full_data else ""))
@@ -386,9 +387,10 @@ class LiveStudy(_Steps):
         total = len(plan.planned) + plan.wants_full_data
         with self._timed(), tqdm(total=total, desc=f"{self.name}: students", disable=not self.progress or not total,
                                  leave=True) as bar:
-            ctx = Context(self.ws, self.preset, bar=bar, main=self.study.main)
-            self.rows = self.study.compute(ctx, **self.params)
-        self.images = ctx.images
+            plan.bar = bar
+            self.rows = plan.resolve(self._pending)
+            plan.bar = None
+        self.images = plan.images
 
     def finish(self) -> StudyResult:
         """Write results/<study>/<preset>.csv with its provenance JSON (and the grid images), then draw
