@@ -3,7 +3,8 @@
 The preset runs with more teacher and student epochs than its own (seconds more), so that the
 students are above chance and their accuracy can move.
 
-Every run computes afresh, in a cache of its own (about a minute on 2 cores). A change that moves the teacher, the recovery losses or the students by more than float noise
+Every run computes afresh, in a cache of its own: a warm cache would hand it artifacts made by older code.
+A change that moves the teacher, the recovery losses or the students by more than float noise
 fails here, even where every other test still passes. When a change is meant to move them, bump
 the stage's version in cda.cache.CODE_VERSIONS and rewrite the expectations:
 

@@ -69,6 +69,22 @@ Tables = list[tuple[str, pd.DataFrame]]
 
 
 @dataclass(frozen=True)
+class Notebook:
+    """A study's notebook text; scripts/build_notebooks.py builds the notebook from it. `claim`: the
+    paper's claim and how the notebook tests it (a function where it quotes results/paper, read when
+    the notebook is built); `params`: the study parameters the notebook sets, (name, value, comment);
+    `reading`: how to read the result."""
+
+    title: str
+    claim: str | Callable[[], str]
+    reading: str
+    params: tuple[tuple[str, Any, str], ...] | list = ()
+
+    def text(self) -> str:
+        return self.claim() if callable(self.claim) else self.claim
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     title: str
@@ -76,6 +92,7 @@ class Study:
     draw: Callable[[pd.DataFrame, dict], dict[str, Any]]  # (results, saved images) -> {figure name: Figure}
     tables: Callable[[pd.DataFrame, Path | None], Tables]  # (results, root) -> [(caption, table)]
     main: bool = False  # a main table: every evaluation seed (the others: RunConfig.ablation_seeds)
+    notebook: Notebook | None = None  # its notebook's text (None: no notebook)
 
     def parameters(self) -> dict[str, Any]:
         """The study's parameters and their defaults."""
@@ -86,13 +103,14 @@ class Study:
 STUDIES: dict[str, Study] = {}
 
 
-def study(name: str, title: str, *, draw: Callable, tables: Callable, main: bool = False):
-    """Register the decorated compute function as the study `name`, with its figures and tables;
-    `main`: a main table, whose cells run every evaluation seed."""
+def study(name: str, title: str, *, draw: Callable, tables: Callable, main: bool = False,
+          notebook: Notebook | None = None):
+    """Register the decorated compute function as the study `name`, with its figures, tables and
+    notebook text; `main`: a main table, whose cells run every evaluation seed."""
     def register(compute):
         if name in STUDIES:
             raise ValueError(f"study {name!r} is registered twice")
-        STUDIES[name] = Study(name, title, compute, draw, tables, main)
+        STUDIES[name] = Study(name, title, compute, draw, tables, main, notebook)
         return compute
     return register
 
