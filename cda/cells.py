@@ -161,9 +161,15 @@ class Context:
     def _rows(self, method, ipc, e: EvalConfig, metrics: dict, tags: dict, seed: int | None = None) -> list[dict]:
         """Long-format rows; `seed` is the run's evaluation seed (under seed_scope "all" the student's
         own seed is derived from it)."""
-        base = dict(dataset=self.ws.info.name, method=method, ipc=ipc, teacher=self.cfg.squeeze.arch,
-                    student=e.arch, labels=e.labels, seed=e.seed if seed is None else seed, **tags)
+        base = self.row(method, ipc, e.seed if seed is None else seed, e.arch, e.labels, **tags)
         return [dict(base, metric=k, value=v) for k, v in metrics.items()]
+
+    def row(self, method: str, ipc: int | None, seed: int, student: str = "", labels: str = "", **tags) -> dict:
+        """The one row schema (cda.results.COLUMNS, then the study's own columns): every column but
+        metric and value, which the caller adds. A row that no student made (a set's recovery loss,
+        the teacher's accuracy on its images) has an empty student and labels."""
+        return dict(dataset=self.ws.info.name, method=method, ipc=ipc, teacher=self.cfg.squeeze.arch,
+                    student=student, labels=labels, seed=seed, **tags)
 
     def reference_rows(self) -> list:
         """The teacher's and the full-data student's accuracies (ipc empty)."""

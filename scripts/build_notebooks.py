@@ -46,7 +46,8 @@ def _cpu_cost(name: str) -> str:
 def spec(st) -> dict:
     """A study's notebook spec, from its declaration (cda.studies.Notebook)."""
     nb = st.notebook
-    return dict(name=st.name, title=nb.title, claim=nb.text(), params=list(nb.params), reading=nb.reading)
+    return dict(name=st.name, title=nb.title, claim=nb.text(), params=list(nb.params), reading=nb.reading,
+                grid=list(st.grid))
 
 
 NOTEBOOKS = [spec(st) for st in STUDIES.values() if st.notebook]
@@ -154,6 +155,14 @@ PARAMS = [
 ]
 
 
+def _variants(grid: list[str] | None) -> str:
+    """The axes a study varies, as its declaration names them (the columns of its results)."""
+    if not grid:
+        return ""
+    return ("**Variants compared.** " + " × ".join(f"`{axis}`" for axis in grid)
+            + " (the columns of the results that tell its variants apart).\n\n")
+
+
 def notebook(spec: dict) -> dict:
     name = spec["name"]
     params = PARAMS + [f"{p} = {v!r}  # {doc}" for p, v, doc in spec["params"]]
@@ -165,7 +174,7 @@ def notebook(spec: dict) -> dict:
         tables = ("## Tables\n\nOurs, from the CSV. The paper's numbers for this table were not available "
                   "(`results/paper/README.md`), so there is nothing to put beside them.")
     cells = [
-        _cell("markdown", f"# {spec['title']}\n\n{spec['claim']}\n\n"
+        _cell("markdown", f"# {spec['title']}\n\n{spec['claim']}\n\n" + _variants(spec.get("grid"))
                           + PRESETS.format(smoke=SMOKE_SECONDS, cpu=_cpu_cost(name)), cid="intro"),
         _cell("code", "\n".join(params), ["parameters"], cid="parameters"),
         _cell("markdown", """## The study

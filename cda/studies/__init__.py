@@ -8,20 +8,28 @@ teachers, distilled sets and student evaluations it needs, and writes
 - `figures/<preset>/<study>_<figure>.png|pdf`, drawn from the CSV alone (plus a small tensor file of
   images for the image grids), so `redraw()` regenerates every figure without recomputing.
 
-Layout: `_core` (the registry, paths, the Context a study computes with, shared table and figure
-helpers, the main table's rows), `_steps` (`open` a study and run it step by step, or `run` it at
+Layout: `_core` (the registry and declarations, paths, shared table and figure helpers; the
+Context a study computes with and the main table's rows are cda.cells', below the pipeline), `_steps` (`open` a study and run it step by step, or `run` it at
 once; `saved=True` shows saved results), and one module per paper, `cda` and `cudd`, where each
-study is registered once with its compute, figures and tables.
+study is declared once: the axes it varies, its compute, figures, tables and notebook text. Every
+module of this package is imported here, so a new study is one new file (plus its generated notebook).
 
 Studies share artifacts through the cache: the main table's CDA set at IPC 10 is the scheduler
 ablation's cosine/milestone-1 cell and the cross-architecture study's convnet cell.
 """
+import importlib as _importlib
+import pkgutil as _pkgutil
+
 from ._core import (GRID_CLASSES, NAMES, STUDIES, Cell, Context, Notebook, Study, figures_dir, gain_table, get,
                     main_table_rows, markdown, paper_numbers, project_root, readable, results_path, run_tag,
                     set_label, study, top1)
 from ._steps import (LiveStudy, SavedStudy, StudyResult, TableList, custom_params, load, open_study, redraw, run,
                      tables)
 from . import cda, cudd  # noqa: E402,F401  (registers the studies, in the papers' order)
+
+# Any other module of this package registers its studies too, by name: a new study is a new file here.
+for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
+    _importlib.import_module(f"{__name__}.{_module}")
 
 open = open_study  # noqa: A001  (studies.open(name, ...), as the notebooks call it)
 _custom_params = custom_params

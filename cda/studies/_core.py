@@ -93,6 +93,7 @@ class Study:
     tables: Callable[[pd.DataFrame, Path | None], Tables]  # (results, root) -> [(caption, table)]
     main: bool = False  # a main table: every evaluation seed (the others: RunConfig.ablation_seeds)
     notebook: Notebook | None = None  # its notebook's text (None: no notebook)
+    grid: tuple[str, ...] = ()  # the axes it varies: the results' columns that tell its variants apart
 
     def parameters(self) -> dict[str, Any]:
         """The study's parameters and their defaults."""
@@ -103,14 +104,15 @@ class Study:
 STUDIES: dict[str, Study] = {}
 
 
-def study(name: str, title: str, *, draw: Callable, tables: Callable, main: bool = False,
-          notebook: Notebook | None = None):
-    """Register the decorated compute function as the study `name`, with its figures, tables and
-    notebook text; `main`: a main table, whose cells run every evaluation seed."""
+def study(name: str, title: str, *, grid: tuple[str, ...] = (), draw: Callable, tables: Callable,
+          main: bool = False, notebook: Notebook | None = None):
+    """Register the decorated compute function as the study `name`: the axes it varies (`grid`,
+    columns of its results), its figures, tables and notebook text; `main`: a main table, whose
+    cells run every evaluation seed."""
     def register(compute):
         if name in STUDIES:
             raise ValueError(f"study {name!r} is registered twice")
-        STUDIES[name] = Study(name, title, compute, draw, tables, main, notebook)
+        STUDIES[name] = Study(name, title, compute, draw, tables, main, notebook, tuple(grid))
         return compute
     return register
 

@@ -74,6 +74,7 @@ def _main_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cda_table2_main_results", "Main results: SRe2L against CDA across IPC and student",
+       grid=('method', 'ipc', 'student'),
        draw=_draw_main, tables=_main_tables, main=True,
        notebook=Notebook(
            title="CDA main results (Table 2): SRe2L against CDA across IPC and student architectures",
@@ -126,6 +127,7 @@ def _steps_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cda_fig_synthesis_steps", "Synthesized images at several recovery steps, SRe2L against CDA",
+       grid=('method', 'step'),
        draw=_draw_steps, tables=_steps_tables,
        notebook=Notebook(
            title="Synthesized images at several recovery steps, SRe2L against CDA (the official README's comparison figure)",
@@ -148,7 +150,7 @@ def synthesis_steps(ctx: Context, ipc: int = 1, steps=None) -> list[dict]:
     steps = tuple(sorted(set(steps or [max(1, round(f * total)) for f in (0.05, 0.2, 0.5, 1.0)])))
     if steps[0] < 1 or steps[-1] > total:
         raise ValueError(f"steps {steps}: each must be between 1 and the {total} recovery iterations")
-    info, rows, snaps = ctx.ws.info, [], {}
+    rows, snaps = [], {}
     classes = ctx.class_names()[:GRID_CLASSES]
     # one recovery per seed where seeds draw the synthesis noise (seed_scope "all"); the grid shows the first
     seeds = ctx.seeds if ctx.cfg.seed_scope == "all" else ctx.seeds[:1]
@@ -159,8 +161,7 @@ def synthesis_steps(ctx: Context, ipc: int = 1, steps=None) -> list[dict]:
             for step in steps:
                 images = d.snapshots[step]
                 acc = teacher_top1(ctx, images, d.labels)
-                base = dict(dataset=info.name, method=method, ipc=ipc, teacher=ctx.cfg.squeeze.arch, student="",
-                            labels="", seed=seed, step=step)
+                base = ctx.row(method, ipc, seed, step=step)
                 rows += [dict(base, metric="recover_loss", value=d.history["loss"][step - 1]),
                          dict(base, metric="recover_ce", value=d.history["ce"][step - 1]),
                          dict(base, metric="teacher_top1_on_images", value=acc)]
@@ -215,6 +216,7 @@ def _scheduler_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cda_ablation_scheduler", "Curriculum scheduler ablation: step, linear and cosine by milestone",
+       grid=('schedule', 'milestone'),
        draw=_draw_scheduler, tables=_scheduler_tables,
        notebook=Notebook(
            title="CDA scheduler ablation: step, linear and cosine schedules by milestone",
@@ -246,6 +248,7 @@ def _draw_direction(df: pd.DataFrame, images: dict) -> dict:
 
 
 @study("cda_ablation_direction", "Curriculum direction: easy to hard, hard to easy, and constant crop ranges",
+       grid=('variant',),
        draw=_draw_direction, tables=_variant_tables,
        notebook=Notebook(
            title="CDA curriculum direction: easy to hard, hard to easy, and constant crop ranges",
@@ -273,6 +276,7 @@ def _draw_lower_bound(df: pd.DataFrame, images: dict) -> dict:
 
 
 @study("cda_ablation_crop_lower_bound", "The crop scale's lower bound, with and without the curriculum",
+       grid=('variant', 'end_scale'),
        draw=_draw_lower_bound, tables=_variant_tables,
        notebook=Notebook(
            title="CDA crop scale lower bound: where the curriculum ends",
@@ -318,6 +322,7 @@ def _budget_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cda_recovery_budget", "Recovery budget and convergence: loss and accuracy against iterations",
+       grid=('method', 'iterations'),
        draw=_draw_budget, tables=_budget_tables,
        notebook=Notebook(
            title="CDA recovery budget and convergence: loss and accuracy against iterations",
@@ -344,8 +349,7 @@ def recovery_budget(ctx: Context, ipc: int | None = None, iterations=None, curve
             rows += ctx.cells(method, ipc, options=rcfg, iterations=its)
             d = ctx.distilled(method, ipc, rcfg)
             every = max(1, its // curve_points)
-            base = dict(dataset=ctx.ws.info.name, method=method, ipc=ipc, teacher=ctx.cfg.squeeze.arch,
-                        student="", labels="", seed=rcfg.seed, iterations=its)
+            base = ctx.row(method, ipc, rcfg.seed, iterations=its)
             for term in ("loss", "ce"):
                 h = d.history[term]
                 rows += [dict(base, metric=f"curve_{term}", step=i + 1, value=h[i])
@@ -365,6 +369,7 @@ def _eval_budget_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cda_eval_budget", "Evaluation budget: the student's epochs and batch size",
+       grid=('method', 'epochs', 'batch_size'),
        draw=_draw_eval_budget, tables=_eval_budget_tables,
        notebook=Notebook(
            title="CDA evaluation budget: the student's epochs and batch size",
@@ -412,6 +417,7 @@ def cross_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cda_cross_architecture", "Cross-architecture: recover with one model, evaluate on others",
+       grid=('method', 'student'),
        draw=draw_cross, tables=cross_tables,
        notebook=Notebook(
            title="CDA cross-architecture: recover with one model, evaluate on others",

@@ -39,6 +39,7 @@ def _main_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cudd_main_results", "CUDD main results: CUDD against CDA, SRe2L and random real images",
+       grid=('method', 'ipc'),
        draw=_draw_main, tables=_main_tables, main=True,
        notebook=Notebook(
            title="CUDD main results: CUDD against CDA, SRe2L and random real images",
@@ -85,6 +86,7 @@ def _ablation_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cudd_ablation", "CUDD ablation: real-image init, L2 term, adversarial term, curriculum stages",
+       grid=('variant',),
        draw=_draw_ablation, tables=_ablation_tables,
        notebook=Notebook(
            title="CUDD ablation: real-image initialization, L2 term, adversarial term and curriculum stages",
@@ -116,6 +118,7 @@ def cudd_ablation(ctx: Context, ipc: int | None = None, variants=tuple(CUDD_ABLA
 # Cross-architecture and robustness to noise.
 
 @study("cudd_cross_architecture", "CUDD cross-architecture: CUDD, CDA and SRe2L sets on other students",
+       grid=('method', 'student'),
        draw=draw_cross, tables=cross_tables,
        notebook=Notebook(
            title="CUDD cross-architecture: CUDD, CDA and SRe2L sets on other students",
@@ -141,6 +144,7 @@ def _noise_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cudd_noise_robustness", "Robustness to noise: students tested on images with Gaussian noise",
+       grid=('method', 'sigma'),
        draw=_draw_noise, tables=_noise_tables,
        notebook=Notebook(
            title="CUDD robustness to noise",
@@ -181,6 +185,7 @@ def _visual_tables(df: pd.DataFrame, root) -> list:
 
 
 @study("cudd_fig_visual_comparison", "Visual comparison: CUDD images, their real initializations, and SRe2L's",
+       grid=('method',),
        draw=_draw_visual, tables=_visual_tables,
        notebook=Notebook(
            title="CUDD visual comparison: CUDD images, their real initializations, and SRe2L's (CUDD Figure 1)",
@@ -197,7 +202,6 @@ def cudd_visual(ctx: Context, ipc: int | None = None, per_class: int = 3) -> lis
     """The first images per class of CUDD's set next to the real images they started from and the
     SRe2L set; rows give each set's per-image distance to its real start and the teacher's accuracy."""
     ipc = ipc or cudd_ipcs(ctx)[0]
-    info = ctx.ws.info
     cudd = ctx.distilled("cudd", ipc)
     sre2l = ctx.distilled("sre2l", ipc)
     sources = torch.as_tensor(cudd.meta["seeds"])  # class-major, like the images
@@ -209,8 +213,7 @@ def cudd_visual(ctx: Context, ipc: int | None = None, per_class: int = 3) -> lis
     rows = []
     for name, (images, labels) in sets.items():
         acc = teacher_top1(ctx, images, labels)
-        base = dict(dataset=info.name, method=name, ipc=ipc, teacher=ctx.cfg.squeeze.arch, student="",
-                    labels="", seed=0)
+        base = ctx.row(name, ipc, 0)
         rows.append(dict(base, metric="teacher_top1_on_images", value=acc))
         if "real init" in sets:
             real = sets["real init"][0].float()
