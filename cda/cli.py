@@ -293,11 +293,11 @@ def _verdicts(args, root: Path) -> int:
     """`cda verdicts`: results/verdicts/<tag>.csv and figures/<tag>/verdicts.png from the saved results."""
     from . import plots_verdicts
     from .notebooks import build_cost
-    from .studies import figures_dir, run_tag
+    from .studies import all_claims, figures_dir, run_tag
     from .verdicts import by_claim, verdict_table
 
     tag = run_tag(args.preset, _overrides(args))
-    table = verdict_table(root / "results", tag)
+    table = verdict_table(all_claims(), root / "results", tag)
     if table["n_seeds"].fillna(0).gt(0).any():
         plots_verdicts.save_figure(plots_verdicts.verdict_figure(table, title=f"Verdicts at {tag}"),
                                    figures_dir(tag, root) / "verdicts")

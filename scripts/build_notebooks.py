@@ -124,7 +124,7 @@ drawn from the CSV alone.""", "result = s.finish()"),
 
 VERDICT_TEXT = """## Verdicts
 
-Each claim of the papers that this notebook's numbers test (`cda.verdicts.CLAIMS`): per cell, the
+Each claim of the papers that this notebook's numbers test (its study's `claims`): per cell, the
 difference between the two sides paired by seed, with its 95% t-interval, and **holds** (the interval
 excludes zero on the claimed side), **does not hold** (it excludes zero on the other side) or
 **inconclusive**. One seed gives no interval. `cda verdicts` writes every claim's rows to

@@ -13,7 +13,6 @@ import torch
 from cda import studies
 from cda.notebooks import notebook_paths, redraw_all
 from cda.results import COLUMNS, read_results
-from cda.verdicts import CLAIMS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebook_paths(ROOT)
@@ -181,7 +180,7 @@ def test_saved_mode_shows_the_committed_results_and_computes_nothing():
         assert result.figures and all(p.is_file() for p in result.figures)
         assert len(s.tables()) > 0 and not hasattr(s, "ws")
         # the verdicts of the claims this study tests, as the verdict table has them
-        claims = [c for c in CLAIMS if c.study == name]
+        claims = studies.get(name).claims
         shown = str(s.verdicts())
         for c in claims:
             assert c.claim in shown, (name, c.id)

@@ -20,9 +20,9 @@ ablation's cosine/milestone-1 cell and the cross-architecture study's convnet ce
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from ._core import (GRID_CLASSES, NAMES, STUDIES, Cell, Context, Notebook, Study, figures_dir, gain_table, get,
-                    main_table_rows, markdown, paper_numbers, project_root, readable, results_path, run_tag,
-                    set_label, study, top1)
+from ._core import (GRID_CLASSES, NAMES, STUDIES, Cell, Context, Notebook, Study, all_claims, figures_dir,
+                    gain_table, get, main_table_rows, markdown, paper_numbers, project_root, readable, results_path,
+                    run_tag, set_label, study, top1)
 from ._steps import (LiveStudy, SavedStudy, StudyResult, TableList, custom_params, load, open_study, redraw, run,
                      tables)
 from . import cda, cudd  # noqa: E402,F401  (registers the studies, in the papers' order)
@@ -35,6 +35,6 @@ open = open_study  # noqa: A001  (studies.open(name, ...), as the notebooks call
 _custom_params = custom_params
 
 __all__ = ["GRID_CLASSES", "NAMES", "STUDIES", "Cell", "Context", "LiveStudy", "Notebook", "SavedStudy", "Study",
-           "StudyResult", "TableList", "custom_params", "figures_dir", "gain_table", "get", "load", "main_table_rows",
+           "StudyResult", "TableList", "all_claims", "custom_params", "figures_dir", "gain_table", "get", "load", "main_table_rows",
            "markdown", "open", "open_study", "paper_numbers", "project_root", "readable", "redraw", "results_path",
            "run", "run_tag", "set_label", "study", "tables", "top1"]

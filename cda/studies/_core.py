@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +16,7 @@ import torch
 from .. import methods, plots, results
 from ..cells import Cell, Context, Pending, main_table_rows, set_label  # noqa: F401  (re-exported)
 from ..config import config_hash
+from ..verdicts import Claim
 
 class _Names(dict):
     """Display names, from the method registry (cda.methods); the reference rows' too."""
@@ -94,6 +95,7 @@ class Study:
     main: bool = False  # a main table: every evaluation seed (the others: RunConfig.ablation_seeds)
     notebook: Notebook | None = None  # its notebook's text (None: no notebook)
     grid: tuple[str, ...] = ()  # the axes it varies: the results' columns that tell its variants apart
+    claims: tuple[Claim, ...] = ()  # the papers' claims its results test (cda.verdicts judges them)
 
     def parameters(self) -> dict[str, Any]:
         """The study's parameters and their defaults."""
@@ -105,16 +107,28 @@ STUDIES: dict[str, Study] = {}
 
 
 def study(name: str, title: str, *, grid: tuple[str, ...] = (), draw: Callable, tables: Callable,
-          main: bool = False, notebook: Notebook | None = None):
+          main: bool = False, notebook: Notebook | None = None, claims: tuple[Claim, ...] = ()):
     """Register the decorated compute function as the study `name`: the axes it varies (`grid`,
-    columns of its results), its figures, tables and notebook text; `main`: a main table, whose
-    cells run every evaluation seed."""
+    columns of its results), the papers' claims its results test (`claims`), its figures, tables and
+    notebook text; `main`: a main table, whose cells run every evaluation seed."""
     def register(compute):
         if name in STUDIES:
             raise ValueError(f"study {name!r} is registered twice")
-        STUDIES[name] = Study(name, title, compute, draw, tables, main, notebook, tuple(grid))
+        taken = {c.id for c in all_claims()}
+        for c in claims:
+            if c.id in taken:
+                raise ValueError(f"study {name!r}: claim id {c.id!r} is declared twice; give it another id")
+            if c.study not in ("", name):
+                raise ValueError(f"study {name!r}: claim {c.id!r} names study {c.study!r}; leave `study` unset")
+        STUDIES[name] = Study(name, title, compute, draw, tables, main, notebook, tuple(grid),
+                              tuple(replace(c, study=name) for c in claims))
         return compute
     return register
+
+
+def all_claims() -> list[Claim]:
+    """Every registered study's claims, study by study in the registry's order (the verdict table's)."""
+    return [c for st in STUDIES.values() for c in st.claims]
 
 
 def get(name: str) -> Study:

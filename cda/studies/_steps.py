@@ -222,14 +222,14 @@ class _Steps:
         return TableList(self.study.tables(self._result().df, self.root))
 
     def verdicts(self) -> TableList | Text:
-        """The verdict on each paper claim this study tests (cda.verdicts.CLAIMS), from its results:
+        """The verdict on each paper claim this study tests (its declaration's `claims`), from its results:
         per cell, the paper's number where it was available, ours (a − b paired by seed, with its
         95% interval and the number of seeds) and holds / does not hold / inconclusive."""
         from ..verdicts import study_verdicts
 
-        table = pd.DataFrame(study_verdicts(self.name, self._result().df, self.root / "results"))
+        table = pd.DataFrame(study_verdicts(self.name, self._result().df, self.study.claims, self.root / "results"))
         if table.empty:
-            return Text("No claim of the papers is judged on this study's numbers (cda.verdicts.CLAIMS); "
+            return Text("No claim of the papers is judged on this study's numbers (its declaration's `claims`); "
                         "it is shown for what it lets you see.")
         out = []
         for claim, g in table.groupby("claim", sort=False):

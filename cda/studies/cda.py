@@ -10,8 +10,12 @@ from .. import plots
 from ..config import CurriculumConfig
 from ..paper_numbers import cda_gain
 from ..results import timing_table
+from ..verdicts import HIGHEST, LOWEST, SOFT, Claim, PaperRef
 from ._core import (GRID_CLASSES, NAMES, Context, Notebook, accuracy_table, first_per_class, gain_table, grid_figure,
                     keep_grid, main_table_rows, readable, study, teacher_top1, top1, try_paper)
+
+_CDA_T2 = "cda_table2_main_results.csv"  # the paper's numbers a claim quotes (results/paper/)
+_IN1K_50 = {"dataset": "imagenet1k", "ipc": 50}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -75,6 +79,13 @@ def _main_tables(df: pd.DataFrame, root) -> list:
 
 @study("cda_table2_main_results", "Main results: SRe2L against CDA across IPC and student",
        grid=('method', 'ipc', 'student'),
+       claims=(
+           Claim("cda-beats-sre2l", "CDA", "CDA's crop curriculum trains better students than SRe2L at the same IPC "
+                 "and student", "main table (Table 2 in the ICLR-2024 version); abstract", {"method": "cda"},
+                 {"method": "sre2l"}, where={"labels": list(SOFT)},
+                 paper_ref=PaperRef(_CDA_T2, {**_IN1K_50, "student": "resnet18", "method": "cda"},
+                                    {**_IN1K_50, "student": "resnet18", "method": "sre2l"})),
+       ),
        draw=_draw_main, tables=_main_tables, main=True,
        notebook=Notebook(
            title="CDA main results (Table 2): SRe2L against CDA across IPC and student architectures",
@@ -113,6 +124,54 @@ def main_results(ctx: Context, ipcs=None, students=None, extra_student_max_ipc: 
 
 
 # ---------------------------------------------------------------------------------------------
+# Cross-architecture (also CUDD's).
+
+def draw_cross(df: pd.DataFrame, images: dict) -> dict:
+    return {"heatmap": plots.heatmap(top1(df, "method", "student"), "student architecture",
+                                     f"recovered with {df.teacher.iloc[0]}")}
+
+
+def cross_tables(df: pd.DataFrame, root) -> list:
+    return [("Top-1 (%) by method and student architecture", top1(df, "method", "student")),
+            ("Student training time (s)", top1(df, "method", "student", metric="seconds"))]
+
+
+@study("cda_cross_architecture", "Cross-architecture: recover with one model, evaluate on others",
+       grid=('method', 'student'),
+       claims=(
+           Claim("cda-beats-sre2l-other-students", "CDA", "CDA beats SRe2L on students of other architectures than "
+                 "the recovery model", "main table (ResNet-50/101 students of a ResNet-18 recovery)",
+                 {"method": "cda"}, {"method": "sre2l"},
+                 paper_ref=PaperRef(_CDA_T2, {**_IN1K_50, "student": "resnet50", "method": "cda"},
+                                    {**_IN1K_50, "student": "resnet50", "method": "sre2l"})),
+       ),
+       draw=draw_cross, tables=cross_tables,
+       notebook=Notebook(
+           title="CDA cross-architecture: recover with one model, evaluate on others",
+           claim="""**Claim.** Images recovered with one network train other architectures too (the paper's
+ResNet-family and DeiT-Tiny tables; their numbers were not available).
+
+**How this notebook tests it.** The sets recovered with the preset's teacher, relabeled by it, train
+students of other families: on small images the preset's ConvNet, ResNet-18 and a small ViT (patch 4, depth 4,
+width 128; MobileNetV2 and any torchvision or timm model can be added through `students`); on ImageNet,
+ResNet-18/50/101.""",
+           params=[("ipc", None, "images per class (None: 10, or the preset's nearest smaller IPC)"),
+                   ("students", None, "student architectures (default: see above)")],
+           reading="""**Reading the result.** Every student learns from the same teacher's soft labels, so the
+heatmap separates what the images carry from the labels only through the random-real row. On small images
+every student uses the recipe tuned for the ConvNet, which suits the small ViT poorly: read its column for
+the ranking of the sets, not for what a ViT can reach."""))
+def cross_architecture(ctx: Context, ipc: int | None = None, students=None,
+                       methods=("random", "sre2l", "cda")) -> list[dict]:
+    ipc = ipc or ctx.ablation_ipc()
+    rows = []
+    for arch in students or ctx.default_students():
+        for method in methods:
+            rows += ctx.cells(method, ipc, replace(ctx.cfg.eval_for(method), arch=arch))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
 # Synthesized images at several recovery steps (the official README's comparison figure).
 
 def _draw_steps(df: pd.DataFrame, images: dict) -> dict:
@@ -128,6 +187,12 @@ def _steps_tables(df: pd.DataFrame, root) -> list:
 
 @study("cda_fig_synthesis_steps", "Synthesized images at several recovery steps, SRe2L against CDA",
        grid=('method', 'step'),
+       claims=(
+           Claim("cda-layout-early", "CDA", "CDA's images take their global layout within the first recovery steps: "
+                 "the teacher recognizes its early snapshots more often than SRe2L's", "the official README's "
+                 "SRe2L/CDA comparison figure (qualitative)", {"method": "cda"},
+                 {"method": "sre2l"}, by=("ipc", "step"), metric="teacher_top1_on_images"),
+       ),
        draw=_draw_steps, tables=_steps_tables,
        notebook=Notebook(
            title="Synthesized images at several recovery steps, SRe2L against CDA (the official README's comparison figure)",
@@ -217,6 +282,10 @@ def _scheduler_tables(df: pd.DataFrame, root) -> list:
 
 @study("cda_ablation_scheduler", "Curriculum scheduler ablation: step, linear and cosine by milestone",
        grid=('schedule', 'milestone'),
+       claims=(
+           Claim("cosine-beats-linear", "CDA", "A cosine crop schedule beats a linear one", "scheduler ablation "
+                 "(reported by summaries; its numbers were not available)", {"method": "cda", "schedule": "cosine"}, {"method": "cda", "schedule": "linear"}, by=("ipc", "milestone")),
+       ),
        draw=_draw_scheduler, tables=_scheduler_tables,
        notebook=Notebook(
            title="CDA scheduler ablation: step, linear and cosine schedules by milestone",
@@ -249,6 +318,12 @@ def _draw_direction(df: pd.DataFrame, images: dict) -> dict:
 
 @study("cda_ablation_direction", "Curriculum direction: easy to hard, hard to easy, and constant crop ranges",
        grid=('variant',),
+       claims=(
+           Claim("easy-to-hard-beats-reverse", "CDA", "Easy to hard (whole views first) beats the reverse "
+                 "curriculum (RCL)", "learning-paradigm ablation (numbers not available)", {"method": "cda", "reverse": False}, {"method": "cda", "reverse": True}, by=("ipc",)),
+           Claim("easy-to-hard-beats-constant", "CDA", "Easy to hard beats a constant crop range (CNL), for each "
+                 "constant lower bound", "learning-paradigm ablation (numbers not available)", {"method": "cda", "reverse": False}, {"method": "sre2l"}, by=("ipc",), vs="end_scale"),
+       ),
        draw=_draw_direction, tables=_variant_tables,
        notebook=Notebook(
            title="CDA curriculum direction: easy to hard, hard to easy, and constant crop ranges",
@@ -277,6 +352,12 @@ def _draw_lower_bound(df: pd.DataFrame, images: dict) -> dict:
 
 @study("cda_ablation_crop_lower_bound", "The crop scale's lower bound, with and without the curriculum",
        grid=('variant', 'end_scale'),
+       claims=(
+           Claim("end-at-0.08", "CDA", "Ending the curriculum at RandomResizedCrop's default lower bound 0.08 (the "
+                 "paper's choice) beats ending it higher", "the method's setting; questioned by the reviewers",
+                 {"method": "cda", "end_scale": 0.08}, {"method": "cda"},
+                 by=("ipc",), vs="end_scale"),
+       ),
        draw=_draw_lower_bound, tables=_variant_tables,
        notebook=Notebook(
            title="CDA crop scale lower bound: where the curriculum ends",
@@ -323,6 +404,10 @@ def _budget_tables(df: pd.DataFrame, root) -> list:
 
 @study("cda_recovery_budget", "Recovery budget and convergence: loss and accuracy against iterations",
        grid=('method', 'iterations'),
+       claims=(
+           Claim("cda-converges-faster", "CDA", "CDA converges faster: at each recovery budget its images train "
+                 "better students than SRe2L's", "abstract (numbers not available)", {"method": "cda"}, {"method": "sre2l"}, by=("ipc", "student", "iterations")),
+       ),
        draw=_draw_budget, tables=_budget_tables,
        notebook=Notebook(
            title="CDA recovery budget and convergence: loss and accuracy against iterations",
@@ -370,6 +455,14 @@ def _eval_budget_tables(df: pd.DataFrame, root) -> list:
 
 @study("cda_eval_budget", "Evaluation budget: the student's epochs and batch size",
        grid=('method', 'epochs', 'batch_size'),
+       claims=(
+           Claim("more-student-epochs", "CDA", "Post-training needs many epochs: the longest budget beats each "
+                 "shorter one", "the papers' 300-epoch protocol", {"varied": "epochs", "epochs": HIGHEST}, {"varied": "epochs"}, by=("ipc", "method"), vs="epochs"),
+           Claim("smaller-student-batches", "CDA", "Smaller post-training batches are crucial: the smallest batch "
+                 "beats each larger one", "batch-size ablation (reported by summaries; numbers not available)",
+                 {"varied": "batch_size", "batch_size": LOWEST}, {"varied": "batch_size"},
+                 by=("ipc", "method"), vs="batch_size"),
+       ),
        draw=_draw_eval_budget, tables=_eval_budget_tables,
        notebook=Notebook(
            title="CDA evaluation budget: the student's epochs and batch size",
@@ -400,45 +493,4 @@ def eval_budget(ctx: Context, ipc: int | None = None, epochs=None, batch_sizes=N
         for bs in batch_sizes:
             e = replace(base, aug=replace(base.aug, batch_size=bs))
             rows += ctx.cells(method, ipc, e, varied="batch_size", epochs=base.aug.epochs, batch_size=bs)
-    return rows
-
-
-# ---------------------------------------------------------------------------------------------
-# Cross-architecture (also CUDD's).
-
-def draw_cross(df: pd.DataFrame, images: dict) -> dict:
-    return {"heatmap": plots.heatmap(top1(df, "method", "student"), "student architecture",
-                                     f"recovered with {df.teacher.iloc[0]}")}
-
-
-def cross_tables(df: pd.DataFrame, root) -> list:
-    return [("Top-1 (%) by method and student architecture", top1(df, "method", "student")),
-            ("Student training time (s)", top1(df, "method", "student", metric="seconds"))]
-
-
-@study("cda_cross_architecture", "Cross-architecture: recover with one model, evaluate on others",
-       grid=('method', 'student'),
-       draw=draw_cross, tables=cross_tables,
-       notebook=Notebook(
-           title="CDA cross-architecture: recover with one model, evaluate on others",
-           claim="""**Claim.** Images recovered with one network train other architectures too (the paper's
-ResNet-family and DeiT-Tiny tables; their numbers were not available).
-
-**How this notebook tests it.** The sets recovered with the preset's teacher, relabeled by it, train
-students of other families: on small images the preset's ConvNet, ResNet-18 and a small ViT (patch 4, depth 4,
-width 128; MobileNetV2 and any torchvision or timm model can be added through `students`); on ImageNet,
-ResNet-18/50/101.""",
-           params=[("ipc", None, "images per class (None: 10, or the preset's nearest smaller IPC)"),
-                   ("students", None, "student architectures (default: see above)")],
-           reading="""**Reading the result.** Every student learns from the same teacher's soft labels, so the
-heatmap separates what the images carry from the labels only through the random-real row. On small images
-every student uses the recipe tuned for the ConvNet, which suits the small ViT poorly: read its column for
-the ranking of the sets, not for what a ViT can reach."""))
-def cross_architecture(ctx: Context, ipc: int | None = None, students=None,
-                       methods=("random", "sre2l", "cda")) -> list[dict]:
-    ipc = ipc or ctx.ablation_ipc()
-    rows = []
-    for arch in students or ctx.default_students():
-        for method in methods:
-            rows += ctx.cells(method, ipc, replace(ctx.cfg.eval_for(method), arch=arch))
     return rows

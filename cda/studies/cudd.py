@@ -10,9 +10,13 @@ import torch
 from .. import methods as all_methods, plots
 from ..paper_numbers import cudd_gain
 from ..results import timing_table
+from ..verdicts import Claim, PaperRef
 from ._core import (GRID_CLASSES, Context, Notebook, accuracy_table, first_per_class, gain_table, grid_figure,
                     keep_grid, readable, study, teacher_top1, top1, try_paper)
 from .cda import cross_architecture, cross_tables, draw_cross
+
+_CUDD_MAIN = "cudd_main_results.csv"  # the paper's numbers a claim quotes (results/paper/)
+_IN1K_50 = {"dataset": "imagenet1k", "ipc": 50}
 
 
 def cudd_ipcs(ctx: Context) -> tuple[int, ...]:
@@ -40,6 +44,16 @@ def _main_tables(df: pd.DataFrame, root) -> list:
 
 @study("cudd_main_results", "CUDD main results: CUDD against CDA, SRe2L and random real images",
        grid=('method', 'ipc'),
+       claims=(
+           Claim("cudd-beats-cda", "CUDD", "CUDD beats CDA at the same IPC and student", "main table (CIM Table 3's "
+                 "transcription)", {"method": "cudd"}, {"method": "cda"},
+                 paper_ref=PaperRef(_CUDD_MAIN, {**_IN1K_50, "student": "resnet50", "method": "cudd"},
+                                    {**_IN1K_50, "student": "resnet50", "method": "cda"})),
+           Claim("cudd-beats-sre2l", "CUDD", "CUDD beats SRe2L at the same IPC and student", "abstract; main table "
+                 "(CIM Table 3's transcription)", {"method": "cudd"}, {"method": "sre2l"},
+                 paper_ref=PaperRef(_CUDD_MAIN, {**_IN1K_50, "student": "resnet50", "method": "cudd"},
+                                    {**_IN1K_50, "student": "resnet50", "method": "sre2l"})),
+       ),
        draw=_draw_main, tables=_main_tables, main=True,
        notebook=Notebook(
            title="CUDD main results: CUDD against CDA, SRe2L and random real images",
@@ -87,6 +101,10 @@ def _ablation_tables(df: pd.DataFrame, root) -> list:
 
 @study("cudd_ablation", "CUDD ablation: real-image init, L2 term, adversarial term, curriculum stages",
        grid=('variant',),
+       claims=(
+           Claim("cudd-components-help", "CUDD", "Each component of CUDD helps: the full method beats every variant "
+                 "with one component off", "ablation tables (numbers not available)", {"method": "cudd", "variant": "CUDD (full)"}, {"method": "cudd"}, vs="variant"),
+       ),
        draw=_draw_ablation, tables=_ablation_tables,
        notebook=Notebook(
            title="CUDD ablation: real-image initialization, L2 term, adversarial term and curriculum stages",
@@ -119,6 +137,11 @@ def cudd_ablation(ctx: Context, ipc: int | None = None, variants=tuple(CUDD_ABLA
 
 @study("cudd_cross_architecture", "CUDD cross-architecture: CUDD, CDA and SRe2L sets on other students",
        grid=('method', 'student'),
+       claims=(
+           Claim("cudd-cross-architecture", "CUDD", "CUDD's adversarial term improves cross-architecture "
+                 "generalization: CUDD beats SRe2L on every student", "abstract (numbers not available)",
+                 {"method": "cudd"}, {"method": "sre2l"}),
+       ),
        draw=draw_cross, tables=cross_tables,
        notebook=Notebook(
            title="CUDD cross-architecture: CUDD, CDA and SRe2L sets on other students",
@@ -145,6 +168,12 @@ def _noise_tables(df: pd.DataFrame, root) -> list:
 
 @study("cudd_noise_robustness", "Robustness to noise: students tested on images with Gaussian noise",
        grid=('method', 'sigma'),
+       claims=(
+           Claim("cudd-robust-to-noise", "CUDD", "CUDD's students are more robust to noise: they lose less top-1 "
+                 "than SRe2L's and CDA's as Gaussian noise grows", "abstract (noise model and numbers not available)",
+                 {"method": "cudd"}, {"method": ["sre2l", "cda"]},
+                 by=("ipc", "student", "sigma"), vs="method", relative_to={"sigma": 0.0}),
+       ),
        draw=_draw_noise, tables=_noise_tables,
        notebook=Notebook(
            title="CUDD robustness to noise",
