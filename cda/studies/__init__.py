@@ -9,9 +9,11 @@ teachers, distilled sets and student evaluations it needs, and writes
   images for the image grids), so `redraw()` regenerates every figure without recomputing.
 
 Layout: `_core` (the registry and declarations, paths, shared table and figure helpers; the
-Context a study computes with and the main table's rows are cda.cells', below the pipeline), `_steps` (`open` a study and run it step by step, or `run` it at
-once; `OpenStudy` computes its rows, or with `saved=True` reads them from the saved results), and one module per paper, `cda` and `cudd`, where each
-study is declared once: the axes it varies, its compute, figures, tables and notebook text. Every
+Context a study computes with and the main table's rows are cda.cells', below the pipeline),
+`_steps` (`open` a study and run it step by step, or `run` it at once; `OpenStudy` computes its
+rows, or with `saved=True` reads them from the saved results), and one module per paper, `cda` and
+`cudd`, where each study is declared once: the axes it varies, its claims, compute, figures, tables
+and notebook text. Every
 module of this package is imported here, so a new study is one new file (plus its generated notebook).
 
 Studies share artifacts through the cache: the main table's CDA set at IPC 10 is the scheduler
@@ -20,7 +22,7 @@ ablation's cosine/milestone-1 cell and the cross-architecture study's convnet ce
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from ._core import (GRID_CLASSES, NAMES, STUDIES, Cell, Context, Notebook, Study, all_claims, figures_dir,
+from ._core import (GRID_CLASSES, MAIN_TABLE, NAMES, STUDIES, Cell, Context, Notebook, Study, all_claims, figures_dir,
                     gain_table, get, main_table_rows, markdown, paper_numbers, project_root, readable, results_path,
                     run_tag, set_label, study, top1)
 from ._steps import (OpenStudy, StudyResult, TableList, custom_params, load, open_study, redraw, run, tables)
@@ -33,7 +35,7 @@ for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__) if not m.n
 open = open_study  # noqa: A001  (studies.open(name, ...), as the notebooks call it)
 _custom_params = custom_params
 
-__all__ = ["GRID_CLASSES", "NAMES", "STUDIES", "Cell", "Context", "Notebook", "OpenStudy", "Study",
+__all__ = ["GRID_CLASSES", "MAIN_TABLE", "NAMES", "STUDIES", "Cell", "Context", "Notebook", "OpenStudy", "Study",
            "StudyResult", "TableList", "all_claims", "custom_params", "figures_dir", "gain_table", "get", "load", "main_table_rows",
            "markdown", "open", "open_study", "paper_numbers", "project_root", "readable", "redraw", "results_path",
            "run", "run_tag", "set_label", "study", "tables", "top1"]

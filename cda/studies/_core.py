@@ -104,6 +104,7 @@ class Study:
 
 
 STUDIES: dict[str, Study] = {}
+MAIN_TABLE = "cda_table2_main_results"  # the main table's one home: `cda run --publish` writes this study
 
 
 def study(name: str, title: str, *, grid: tuple[str, ...] = (), draw: Callable, tables: Callable,

@@ -11,8 +11,8 @@ from ..config import CurriculumConfig
 from ..paper_numbers import cda_gain
 from ..results import timing_table
 from ..verdicts import HIGHEST, LOWEST, SOFT, Claim, PaperRef
-from ._core import (GRID_CLASSES, NAMES, Context, Notebook, accuracy_table, first_per_class, gain_table, grid_figure,
-                    keep_grid, main_table_rows, readable, study, teacher_top1, top1, try_paper)
+from ._core import (GRID_CLASSES, MAIN_TABLE, NAMES, Context, Notebook, accuracy_table, first_per_class, gain_table,
+                    grid_figure, keep_grid, main_table_rows, readable, study, teacher_top1, top1, try_paper)
 
 _CDA_T2 = "cda_table2_main_results.csv"  # the paper's numbers a claim quotes (results/paper/)
 _IN1K_50 = {"dataset": "imagenet1k", "ipc": 50}
@@ -77,7 +77,7 @@ def _main_tables(df: pd.DataFrame, root) -> list:
             ("Wall time per step (s)", timing_table(df[df.student == student]))]
 
 
-@study("cda_table2_main_results", "Main results: SRe2L against CDA across IPC and student",
+@study(MAIN_TABLE, "Main results: SRe2L against CDA across IPC and student",
        grid=('method', 'ipc', 'student'),
        claims=(
            Claim("cda-beats-sre2l", "CDA", "CDA's crop curriculum trains better students than SRe2L at the same IPC "
