@@ -40,9 +40,9 @@ figures: setup
 # with saved=True at the cpu preset, showing the committed results and figures; computes nothing.
 executed-notebooks: setup
 	.venv/bin/python scripts/build_notebooks.py --executed
-# Rebuild the committed results: results/main/cpu/, results/<study>/cpu.*, figures/cpu/.
+# Rebuild the committed results: results/<study>/cpu.* (the main table's is cda_table2_main_results, which
+# `cda run --publish` also writes), figures/cpu/.
 publish: setup
-	.venv/bin/cda run --preset cpu --publish
 	.venv/bin/cda notebooks --preset cpu --publish
 
 # The tuning behind the cpu and digits presets (validation split only): results/tuning/<preset>.csv and

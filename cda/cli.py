@@ -7,7 +7,8 @@ Every subcommand starts from a preset (`--preset cpu`), optionally a YAML file (
 dotted overrides (`--set recover.lr=0.1 --set ipcs=[1,10]`, `--device`, `--data-root`).
 
 Where results go: `run`, `study`, `notebooks` and `figures` write under an output root laid out like
-the project (results/main/<preset>/, results/<study>/<preset>.csv, figures/<preset>/). By default
+the project (results/main/<preset>/, results/<study>/<preset>.csv, figures/<preset>/; `run --publish`
+writes the main table's one home, its study's results/cda_table2_main_results/). By default
 that root is runs/ in the project folder (git ignores it), so the committed results/ and figures/
 change only with --publish. A run with overrides writes <preset>-<hash> beside the preset's own.
 Teachers, distilled sets and students are cached in the project's .cache/cda whichever the root
@@ -301,10 +302,11 @@ def _verdicts(args, root: Path) -> int:
     from . import plots_verdicts
     from .notebooks import build_cost
     from .paths import figures_dir, run_tag
+    from .studies import all_claims
     from .verdicts import by_claim, verdict_table
 
     tag = run_tag(args.preset, _overrides(args))
-    table = verdict_table(root / "results", tag)
+    table = verdict_table(all_claims(), root / "results", tag)
     if table["n_seeds"].fillna(0).gt(0).any():
         plots_verdicts.save_figure(plots_verdicts.verdict_figure(table, title=f"Verdicts at {tag}"),
                                    figures_dir(tag, root) / "verdicts")
@@ -389,8 +391,10 @@ def _run_outputs(args, cfg: RunConfig, root: Path) -> RunConfig:
     overrides = _overrides(args)
     if "out_dir" not in overrides:
         from .paths import run_tag
+        from .studies import MAIN_TABLE
 
-        cfg = replace(cfg, out_dir=str(root / "results" / "main" / run_tag(args.preset, overrides)))
+        where = MAIN_TABLE if args.publish else f"main/{run_tag(args.preset, overrides)}"  # published: the study's
+        cfg = replace(cfg, out_dir=str(root / "results" / where))
     if not os.path.isabs(cfg.cache_dir):
         cfg = replace(cfg, cache_dir=str(root / cfg.cache_dir))
     return cfg
@@ -444,6 +448,11 @@ def _run(args, cfg: RunConfig, progress: bool) -> int:
         return 0
     if args.plan:
         return _plan(args, cfg, progress)
+    if args.publish:  # the main table has one home: its study's results and figures
+        from .studies import MAIN_TABLE, project_root, run as run_study
+
+        run_study(MAIN_TABLE, args.preset, _overrides(args), project_root(), progress, methods=cfg.methods)
+        return 0
     from .pipeline import run
 
     run(cfg, progress=progress)
