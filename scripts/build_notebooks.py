@@ -333,7 +333,8 @@ PARAMS = [
     "",
     'preset = os.environ.get("CDA_PRESET", "cpu")  # smoke (CI), cpu (Fashion-MNIST on a CPU) or paper (GPU)',
     'overrides = {}  # dotted config fields, e.g. {"eval_seeds": [0, 1, 2]}',
-    "output_root = None  # folder for results/, figures/ and the cache (None: the project folder)",
+    "output_root = None  # folder for results/, figures/ and the cache (None: runs/ with the project's cache, as `cda run`)",
+    "publish = False  # True: write the committed results/ and figures/ (as `cda run --publish`)",
     "saved = False  # True: show the saved results/<study>/<preset>.csv and its figures, computing nothing",
 ]
 
@@ -357,7 +358,8 @@ def notebook(spec: dict) -> dict:
 One object runs the experiment; each cell below is one step of it, and each step asks the cache first,
 so a rerun, or a step another notebook already ran, is instant. Its config is what runs and where the
 results go.""", cid="open-md"),
-        _cell("code", f'from cda import studies\n\ns = studies.open("{name}", preset, overrides, root=output_root, '
+        _cell("code", f'from cda import studies\nfrom cda.notebooks import notebook_root\n\n'
+                      f's = studies.open("{name}", preset, overrides, root=notebook_root(output_root, publish, saved), '
                       f"saved=saved{call_args})", cid="open"),
         _cell("code", "s.config", ["nbval-check-output"], cid="config"),
         *_step_cells(tables),
