@@ -67,6 +67,28 @@ def headline(folder: str | os.PathLike | None = None) -> str:
     return "\n" + "\n".join(lines) + "\n"
 
 
+def students(folder: str | os.PathLike | None = None) -> str:
+    """Top-1 mean ± std on students of other architectures (the two cross-architecture studies)."""
+    rows = pd.concat([_top1(_study("cda_cross_architecture", folder)),
+                      _top1(_study("cudd_cross_architecture", folder)).query("method == 'cudd'")])
+    rows = rows[rows.method.isin(list(LABELS))]
+    stats = rows.groupby(["method", "student", "ipc"]).value.agg(["mean", "std", "count"])
+    cols = [(st, ipc) for st, ipc in dict.fromkeys(zip(rows.student, rows.ipc))]
+    best = stats["mean"].round(1).groupby(["student", "ipc"]).max()
+    lines = [f"| top-1 (%), mean ± std, {int(stats['count'].min())} seeds | "
+             + " | ".join(f"{st}, IPC {int(ipc)}" for st, ipc in cols) + " |", "|:---|" + "---:|" * len(cols)]
+    for method, label in LABELS.items():
+        cells = []
+        for st, ipc in cols:
+            if (method, st, ipc) not in stats.index:
+                cells.append("")
+                continue
+            m, sd = stats.loc[(method, st, ipc), ["mean", "std"]]
+            cells.append(f"**{m:.1f} ± {sd:.1f}**" if round(m, 1) == best[(st, ipc)] else f"{m:.1f} ± {sd:.1f}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n" + "\n".join(lines) + "\n"
+
+
 def teacher(folder: str | os.PathLike | None = None) -> str:
     """The teacher's test top-1 at the preset."""
     df = _study("cda_table2_main_results", folder).query("method == 'teacher' and metric == 'top1'")
@@ -111,7 +133,7 @@ def build_cost(folder: str | os.PathLike | None = None) -> str:
     return f"{c['seconds'] / 60:.1f} min of recorded build time for {c['artifacts']} artifacts"
 
 
-SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "teacher": teacher, "verdicts": verdicts,
+SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": students, "teacher": teacher, "verdicts": verdicts,
                                            "cda_minus_sre2l": cda_minus_sre2l, "build_cost": build_cost}
 
 

@@ -6,7 +6,6 @@ reference from cda's argparse parser. docs/conf.py runs it before every build.""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +13,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 PRESET = "cpu"  # the committed results the site shows
+
+
+def _put(path: Path, data: str | bytes, written: set) -> None:
+    """Write `data` unless the file already holds it, so that Sphinx rebuilds only what changed."""
+    raw = data.encode() if isinstance(data, str) else data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_bytes() != raw:
+        path.write_bytes(raw)
+    written.add(path)
 
 
 def _md(table) -> str:
@@ -58,7 +66,7 @@ def _verdict_rows(name: str, root: Path) -> str:
             + out.to_markdown(index=False))
 
 
-def study_page(name: str, root: Path, gen: Path) -> str:
+def study_page(name: str, root: Path, gen: Path, written: set) -> str:
     from cda import studies
 
     title, claim = _intro(name)
@@ -66,7 +74,7 @@ def study_page(name: str, root: Path, gen: Path) -> str:
     tables = "\n\n".join(f"**{caption}**\n\n{_md(table)}" for caption, table in studies.tables(name, df, root))
     figs = []
     for png in sorted((root / "figures" / PRESET).glob(f"{name}_*.png")):
-        shutil.copy2(png, gen / "figures" / png.name)
+        _put(gen / "figures" / png.name, png.read_bytes(), written)
         figs.append(f"```{{figure}} ../figures/{png.name}\n:alt: {png.stem}\n\n`figures/{PRESET}/{png.name}` "
                     f"(and `.pdf`)\n```")
     p = provenance(name, root)
@@ -156,24 +164,20 @@ def build(root: Path = ROOT, gen: Path | None = None) -> list[Path]:
     from cda.studies import STUDIES
 
     gen = gen or root / "docs" / "_gen"
-    if gen.exists():
-        shutil.rmtree(gen)
-    for sub in ("studies", "notebooks", "figures"):
-        (gen / sub).mkdir(parents=True)
+    written: set[Path] = set()
     pages = []
     for name in STUDIES:
         executed = root / "notebooks" / "executed" / f"{name}.ipynb"
         if not executed.is_file():
             raise FileNotFoundError(f"no executed copy at {executed}; `make executed-notebooks` writes it")
-        shutil.copy2(executed, gen / "notebooks" / executed.name)
+        _put(gen / "notebooks" / executed.name, executed.read_bytes(), written)
         page = gen / "studies" / f"{name}.md"
-        page.write_text(study_page(name, root, gen))
+        _put(page, study_page(name, root, gen, written), written)
         pages.append(page)
-    for png in ("verdicts.png", "tuning_grid.png", "tuning_sensitivity.png"):
-        shutil.copy2(root / "figures" / PRESET / png, gen / "figures" / png)
-    shutil.copy2(root / "results" / "main" / PRESET / "distilled_images.png", gen / "figures" / "main_distilled_images.png")
-    (gen / "cli.md").write_text(cli_page())
-    (gen / "api.md").write_text(api_page())
+    _put(gen / "cli.md", cli_page(), written)
+    _put(gen / "api.md", api_page(), written)
+    for stale in [p for p in gen.rglob("*") if p.is_file() and p not in written]:
+        stale.unlink()  # a page of a study that is gone
     return pages
 
 

@@ -1,0 +1,71 @@
+"""Result numbers in the README and the site's pages are read from files: in a results section, a
+percentage, a mean ± std or a paired difference with its interval must sit between `<!-- ours:NAME -->`
+or `<!-- paper:NAME -->` markers (filled by scripts/readme_numbers.py), never typed.
+
+The pages moved from the old README still quote some measurements in prose; TYPED_YET pins how many
+each may hold, so the count can only fall (a new typed number anywhere fails) until they are converted."""
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A result number: 83.2%, 83.2 ± 0.7, accuracies in a row (60.1 / 71.2), or a signed difference with its
+# interval, +1.20 [−0.30, +2.70]. Settings (lr 0.1, a crop bound of 0.08) are not results.
+RESULT = re.compile(r"\d+\.\d+\s*%|\d+\.\d+\s*±\s*\d|\d+\.\d+ / \d+\.\d|[+−-]\d+\.\d+\s*\[[+−-]?\d")
+SPANS = re.compile(r"<!-- (ours|paper):[a-z0-9_]+ -->.*?<!-- /(ours|paper) -->|```.*?```", re.S)
+
+# The results sections: the README's headline and every hand-written page of the site, whole (the
+# generated pages of docs/_gen/ are written from the files).
+RESULT_PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))
+README_RESULTS = re.compile(r"^## (Headline|Results)", re.M)
+
+# Typed result numbers still in prose moved from the old README, per page: the most each may keep.
+TYPED_YET = {"docs/results.md": 65, "docs/verdicts.md": 17, "docs/tuning.md": 31, "docs/speed.md": 11,
+             "docs/presets.md": 6}
+
+
+def typed_numbers(text: str) -> list[str]:
+    """The result numbers of `text` outside the generated spans and code blocks."""
+    return RESULT.findall(SPANS.sub("", text))
+
+
+def readme_results(text: str) -> str:
+    """The README's results sections: from a results heading to the next level-2 heading."""
+    parts = re.split(r"(?m)^(?=## )", text)
+    return "".join(p for p in parts if README_RESULTS.match(p))
+
+
+def test_the_detector_finds_a_planted_typed_number_and_spares_generated_ones():
+    assert len(typed_numbers("CDA reaches 77.3 ± 1.4 here")) == 1
+    assert typed_numbers("a teacher at 92.1% on the test set") == ["92.1%"]
+    assert len(typed_numbers("CDA − SRe2L is −4.75 [−10.00, +0.49]")) == 1
+    assert typed_numbers("the teacher reaches <!-- ours:teacher -->92.1%<!-- /ours --> here") == []
+    assert typed_numbers("```\n  random  219.6 GB  27.1 h 12.5%\n```") == []
+    assert len(typed_numbers("SRe2L gets 60.1 / 71.2 / 79.0")) == 1
+    assert typed_numbers("IPC 10, 400 epochs, lr 2e-3, crop bound 0.08, milestone 0.5 / 1, 5 seeds") == []
+
+
+def test_the_readme_results_sections_quote_only_generated_numbers():
+    text = (ROOT / "README.md").read_text()
+    section = readme_results(text)
+    assert "<!-- ours:headline -->" in section, "the README's headline table is generated"
+    assert typed_numbers(section) == [], "typed result numbers in the README: put them between ours: markers"
+
+
+@pytest.mark.parametrize("page", RESULT_PAGES)
+def test_no_page_quotes_more_typed_results_than_before(page):
+    found = typed_numbers((ROOT / page).read_text())
+    assert len(found) <= TYPED_YET.get(page, 0), (
+        f"{page} types {len(found)} result numbers (allowed {TYPED_YET.get(page, 0)}): {found}; quote them "
+        f"through a snippet of cda/our_numbers.py between <!-- ours:NAME --> markers")
+
+
+def test_a_planted_typed_number_fails_the_page_check(tmp_path):
+    page = ROOT / "docs" / "verdicts.md"
+    planted = page.read_text() + "\nCDA reaches 77.3 ± 1.4 at IPC 10.\n"
+    assert len(typed_numbers(planted)) == len(typed_numbers(page.read_text())) + 1
+    assert len(typed_numbers(planted)) > TYPED_YET["docs/verdicts.md"]
+    readme = readme_results("## Headline\n\n<!-- ours:headline -->x<!-- /ours -->\n\nCDA: 77.3%.\n## Next\n")
+    assert typed_numbers(readme) == ["77.3%"]
