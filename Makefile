@@ -27,7 +27,7 @@ test-browser: setup
 # The site (Sphinx + MyST-NB, offline) into build/site/: the pages of docs/, the executed notebooks and the
 # pages docs/conf.py generates from the committed results; open build/site/index.html. Executes nothing.
 docs: setup
-	.venv/bin/python -m sphinx -b html -q docs build/site
+	.venv/bin/python -m sphinx -b html -E -q docs build/site
 
 # Every paper notebook at the cpu preset (papermill; results in runs/, executed copies in build/executed/),
 # and the figures of runs/ redrawn from its saved results alone.

@@ -25,3 +25,14 @@ html_static_path = []
 html_copy_source = False
 html_show_sourcelink = False
 suppress_warnings = ["myst.header"]
+
+
+def _as_written(app, what, name, obj, options, lines):
+    """cda's docstrings are plain text, not reStructuredText: show each as written (a literal block), so
+    that no docstring can break the build or leave a dangling error link on the page."""
+    if any(line.strip() for line in lines):
+        lines[:] = ["::", "", *("    " + line for line in lines), ""]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _as_written)

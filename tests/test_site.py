@@ -4,6 +4,7 @@ provenance read from results/, the verdicts page, and the generated CLI and libr
 The `site` fixture builds it once per session (tests/test_site_browser.py reads the same build)."""
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -22,12 +23,14 @@ import site_pages  # noqa: E402
 
 from cda.studies import STUDIES  # noqa: E402
 
-BUILD = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "docs", str(SITE)]  # what `make docs` runs
-BUILD_SECONDS = 240  # 2 shared cores; a full build takes about a minute, a rebuild half that
+BUILD = [sys.executable, "-m", "sphinx", "-b", "html", "-E", "-q", "docs", str(SITE)]  # `make docs`; -E: autodoc
+# cannot see a changed docstring in an incremental build
+BUILD_SECONDS = 240  # 2 shared cores: about a minute alone, up to 100 s while others share them
 
 
-@pytest.fixture(scope="session")
-def site() -> Path:
+@functools.cache
+def build_site() -> Path:
+    """Build the site once per test process (tests/test_site_browser.py reads the same build)."""
     start = time.perf_counter()
     done = subprocess.run(BUILD, cwd=ROOT, capture_output=True, text=True, timeout=600)
     seconds = time.perf_counter() - start
@@ -35,6 +38,11 @@ def site() -> Path:
     assert seconds < BUILD_SECONDS, f"the site took {seconds:.0f} s to build"
     print(f"site built in {seconds:.0f} s")
     return SITE
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    return build_site()
 
 
 def _text(html: str) -> str:
@@ -47,7 +55,7 @@ def _text(html: str) -> str:
 
 def test_the_make_target_is_the_build_the_tests_run():
     make = (ROOT / "Makefile").read_text()
-    assert "docs: setup\n\t.venv/bin/python -m sphinx -b html -q docs build/site" in make
+    assert "docs: setup\n\t.venv/bin/python -m sphinx -b html -E -q docs build/site" in make
 
 
 @pytest.mark.slow
