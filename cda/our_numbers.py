@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -40,10 +41,10 @@ def _minus(x: float, fmt: str) -> str:
     return format(x, fmt).replace("-", "−")
 
 
-def headline(folder: str | os.PathLike | None = None) -> str:
+def headline(folder: str | os.PathLike | None = None, preset: str = PRESET) -> str:
     """Top-1 mean ± std over the seeds per method and IPC: the two main tables (CUDD from its own)."""
-    rows = pd.concat([_top1(_study("cda_table2_main_results", folder)),
-                      _top1(_study("cudd_main_results", folder)).query("method == 'cudd'")])
+    rows = pd.concat([_top1(_study("cda_table2_main_results", folder, preset)),
+                      _top1(_study("cudd_main_results", folder, preset)).query("method == 'cudd'")])
     rows = rows[rows.ipc.notna() & rows.method.isin(list(LABELS))]
     stats = rows.groupby(["method", "ipc"]).value.agg(["mean", "std", "count"])
     ipcs = sorted(rows.ipc.unique())
@@ -61,7 +62,7 @@ def headline(folder: str | os.PathLike | None = None) -> str:
             text = f"{m:.1f} ± {s:.1f}"
             cells.append(f"**{text}**" if round(m, 1) == best[ipc] else text)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    full = _study("cda_table2_main_results", folder).query("method == 'full' and metric == 'top1'").value
+    full = _study("cda_table2_main_results", folder, preset).query("method == 'full' and metric == 'top1'").value
     if len(full):
         lines.append(f"| full training set | {full.mean():.1f} |" + " |" * (len(ipcs) - 1))
     return "\n" + "\n".join(lines) + "\n"
@@ -89,9 +90,9 @@ def students(folder: str | os.PathLike | None = None) -> str:
     return "\n" + "\n".join(lines) + "\n"
 
 
-def teacher(folder: str | os.PathLike | None = None) -> str:
+def teacher(folder: str | os.PathLike | None = None, preset: str = PRESET) -> str:
     """The teacher's test top-1 at the preset."""
-    df = _study("cda_table2_main_results", folder).query("method == 'teacher' and metric == 'top1'")
+    df = _study("cda_table2_main_results", folder, preset).query("method == 'teacher' and metric == 'top1'")
     return f"{df.value.mean():.1f}%"
 
 
@@ -116,9 +117,9 @@ def verdicts(folder: str | os.PathLike | None = None) -> str:
     return "\n" + "\n".join(lines) + "\n"
 
 
-def cda_minus_sre2l(folder: str | os.PathLike | None = None) -> str:
+def cda_minus_sre2l(folder: str | os.PathLike | None = None, preset: str = PRESET) -> str:
     """CDA − SRe2L in each cell of the main table, paired by seed, with its 95% interval."""
-    t = _verdicts(folder).query("id == 'cda-beats-sre2l'")
+    t = _verdicts(folder, preset).query("id == 'cda-beats-sre2l'")
     cells = [f"{_minus(r.difference, '+.2f')} [{_minus(r.ci_low, '+.2f')}, {_minus(r.ci_high, '+.2f')}] ({r.cell})"
              for r in t.itertuples()]
     return "; ".join(cells) + f"; {int(t.n_seeds.min())} seeds each"
@@ -134,7 +135,11 @@ def build_cost(folder: str | os.PathLike | None = None) -> str:
 
 
 SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": students, "teacher": teacher, "verdicts": verdicts,
-                                           "cda_minus_sre2l": cda_minus_sre2l, "build_cost": build_cost}
+                                           "cda_minus_sre2l": cda_minus_sre2l, "build_cost": build_cost,
+                                           # the same on scikit-learn's digits (--preset digits)
+                                           "digits_headline": partial(headline, preset="digits"),
+                                           "digits_teacher": partial(teacher, preset="digits"),
+                                           "digits_cda_minus_sre2l": partial(cda_minus_sre2l, preset="digits")}
 
 
 def render(text: str, folder: str | os.PathLike | None = None) -> str:
