@@ -134,8 +134,20 @@ def build_cost(folder: str | os.PathLike | None = None) -> str:
     return f"{c['seconds'] / 60:.1f} min of recorded build time for {c['artifacts']} artifacts"
 
 
+def build_cost_by_kind(folder: str | os.PathLike | None = None) -> str:
+    """The same, by kind of artifact, and what it comes to in hours."""
+    from .notebooks import build_cost as cost
+
+    c = cost(PRESET, root=Path(folder or results_folder()).parent)
+    names = {"evaluation": "student evaluations", "distilled": "distilled sets",
+             "teacher": "the teacher and the full-data model", "robustness": "noisy-test students"}
+    parts = [f"{names.get(k, k)} {v / 60:.1f} min" for k, v in sorted(c["by_kind"].items(), key=lambda kv: -kv[1])]
+    return f"{', '.join(parts)}; about {c['seconds'] / 3600:.1f} hours in all"
+
+
 SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": students, "teacher": teacher, "verdicts": verdicts,
                                            "cda_minus_sre2l": cda_minus_sre2l, "build_cost": build_cost,
+                                           "build_cost_by_kind": build_cost_by_kind,
                                            # the same on scikit-learn's digits (--preset digits)
                                            "digits_headline": partial(headline, preset="digits"),
                                            "digits_teacher": partial(teacher, preset="digits"),

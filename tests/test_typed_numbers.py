@@ -80,3 +80,26 @@ def test_a_planted_typed_number_fails_the_page_check(tmp_path):
     assert len(typed_numbers(planted)) > TYPED_YET["docs/verdicts.md"]
     readme = readme_results("## Headline\n\n<!-- ours:headline -->x<!-- /ours -->\n\nCDA: 77.3%.\n## Next\n")
     assert typed_numbers(readme) == ["77.3%"]
+
+
+def test_the_snippets_read_the_result_files(tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from cda import our_numbers
+
+    for study in ("cda_table2_main_results", "cudd_main_results"):
+        (tmp_path / study).mkdir()
+        shutil.copy(ROOT / "results" / study / "cpu.csv", tmp_path / study / "cpu.csv")
+    csv = tmp_path / "cda_table2_main_results" / "cpu.csv"
+    df = pd.read_csv(csv)
+    df.loc[(df.method == "teacher") & (df.metric == "top1"), "value"] = 12.34
+    df.to_csv(csv, index=False)
+    text = our_numbers.render("teacher <!-- ours:teacher -->old<!-- /ours -->", tmp_path)
+    assert text == "teacher <!-- ours:teacher -->12.3%<!-- /ours -->"
+    assert "| CDA |" in our_numbers.headline(tmp_path)
+    with pytest.raises(KeyError, match="unknown result snippet 'nope'"):
+        our_numbers.render("<!-- ours:nope -->x<!-- /ours -->")
+    with pytest.raises(FileNotFoundError, match=r"no results at .*verdicts/cpu.csv; `make publish`"):
+        our_numbers.verdicts(tmp_path)
