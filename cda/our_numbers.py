@@ -151,7 +151,10 @@ SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": stu
                                            # the same on scikit-learn's digits (--preset digits)
                                            "digits_headline": partial(headline, preset="digits"),
                                            "digits_teacher": partial(teacher, preset="digits"),
-                                           "digits_cda_minus_sre2l": partial(cda_minus_sre2l, preset="digits")}
+                                           "digits_cda_minus_sre2l": partial(cda_minus_sre2l, preset="digits"),
+                                           # longer students (the runs tagged by their config hash)
+                                           "longer_1600": partial(headline, preset="cpu-1e745f8b"),
+                                           "longer_800": partial(headline, preset="cpu-851544da")}
 
 
 def render(text: str, folder: str | os.PathLike | None = None) -> str:
