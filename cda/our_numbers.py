@@ -145,6 +145,228 @@ def build_cost_by_kind(folder: str | os.PathLike | None = None) -> str:
     return f"{', '.join(parts)}; about {c['seconds'] / 3600:.1f} hours in all"
 
 
+# The results page's prose: one snippet per paragraph or bullet, each from its study's file and the
+# paired differences of results/verdicts/cpu.csv.
+
+def _ms(rows: pd.DataFrame, by: str, order) -> list[str]:
+    """'mean ± std' of the top-1 rows for each value of `by`, in `order`."""
+    stats = rows[rows.metric == "top1"].groupby(by).value.agg(["mean", "std"])
+    return [f"{stats.loc[k, 'mean']:.1f} ± {stats.loc[k, 'std']:.1f}" for k in order]
+
+
+def _means(rows: pd.DataFrame, by: str, order, metric: str = "top1") -> str:
+    means = rows[rows.metric == metric].groupby(by).value.mean()
+    return " / ".join(f"{means.loc[k]:.1f}" for k in order)
+
+
+def _interval(r, fmt: str = "+.1f") -> str:
+    return f"{_minus(r.difference, fmt)} [{_minus(r.ci_low, fmt)}, {_minus(r.ci_high, fmt)}]"
+
+
+def _claim(folder, claim: str, preset: str = PRESET) -> pd.DataFrame:
+    t = _verdicts(folder, preset).query("id == @claim")
+    if t.empty:
+        raise KeyError(f"no verdict {claim!r} in {Path(folder or results_folder()) / 'verdicts' / f'{preset}.csv'}; "
+                       "`cda verdicts --preset cpu` writes it")
+    return t
+
+
+def _variant(folder, study: str, names) -> list[str]:
+    return _ms(_study(study, folder), "variant", names)
+
+
+def ablation_reference(folder=None) -> str:
+    s, c = _variant(folder, "cda_ablation_scheduler", ["SRe2L (no curriculum)", "cosine, milestone 1"])
+    return f"SRe2L reaches {s} and CDA {c}"
+
+
+def ablation_schedule(folder=None) -> str:
+    cells = {k: _variant(folder, "cda_ablation_scheduler", [f"{k}, milestone 0.5", f"{k}, milestone 1"])
+             for k in ("step", "linear", "cosine")}
+    diffs = " and ".join(_interval(r) for r in _claim(folder, "cosine-beats-linear").itertuples())
+    return (", ".join(f"{k} {a} / {b}" for k, (a, b) in cells.items()) + " at milestone 0.5 / 1"
+            + f"; cosine − linear: {diffs} points")
+
+
+def ablation_direction(folder=None) -> str:
+    names = {"easy to hard (CDA, cosine)": "easy→hard", "hard to easy (reverse cosine)": "hard→easy",
+             "constant (0.08, 1) = SRe2L": "constant (0.08, 1) = SRe2L", "constant (0.5, 1)": "constant (0.5, 1)",
+             "constant (1, 1)": "constant (1, 1)"}
+    cells = _variant(folder, "cda_ablation_direction", list(names))
+    d = pd.concat([_claim(folder, "easy-to-hard-beats-reverse"), _claim(folder, "easy-to-hard-beats-constant")])
+    return (", ".join(f"{n} {c}" for n, c in zip(names.values(), cells))
+            + f"; easy→hard minus each alternative: {_minus(d.difference.max(), '+.1f')} to "
+            f"{_minus(d.difference.min(), '+.1f')} points")
+
+
+def ablation_crop(folder=None) -> str:
+    bounds = ["0.08", "0.2", "0.4"]
+    cells = _variant(folder, "cda_ablation_crop_lower_bound", [f"CDA cosine to {b}" for b in bounds])
+    r = _claim(folder, "end-at-0.08").query("cell.str.endswith('0.4')").iloc[0]
+    return ", ".join(f"{b} → {c}" for b, c in zip(bounds, cells)) + f"; 0.08 − 0.4: {_interval(r)} points"
+
+
+def ablation_recovery(folder=None) -> str:
+    df = _study("cda_recovery_budget", folder)
+    its = sorted(df.iterations.unique())
+    cda, sre2l = (" / ".join(_ms(df[df.method == m], "iterations", its)) for m in ("cda", "sre2l"))
+    d = _claim(folder, "cda-converges-faster").itertuples()
+    diffs = ", ".join(f"{_interval(r)} at {r.cell.split('iterations=')[1]}" for r in d)
+    steps = _study("cda_fig_synthesis_steps", folder).query("metric == 'teacher_top1_on_images' and step == 25")
+    seen = steps.groupby("method").value.agg(["mean", "std"])
+    return (f"at {' / '.join(str(int(i)) for i in its)} iterations, CDA {cda} against SRe2L {sre2l}; "
+            f"CDA − SRe2L: {diffs} iterations. At step 25 of an IPC-1 recovery the teacher classifies "
+            f"{seen.loc['cda', 'mean']:.0f}% of CDA's images and {seen.loc['sre2l', 'mean']:.0f} ± "
+            f"{seen.loc['sre2l', 'std']:.0f}% of SRe2L's")
+
+
+def ablation_eval(folder=None) -> str:
+    df = _study("cda_eval_budget", folder)
+    ep, bs = df[df.varied == "epochs"], df[df.varied == "batch_size"]
+    eps, bss = sorted(ep.epochs.unique()), [32, 64, 128]
+    bss = [b for b in bss if b in set(df.batch_size)]
+    gain = _claim(folder, "more-student-epochs").query("cell.str.endswith('epochs=400')")
+    m = ep[(ep.metric == "top1") & (ep.epochs == eps[-1])].groupby("method").value.mean()
+    return (f"{' / '.join(map(str, eps))} student epochs give SRe2L {_means(ep[ep.method == 'sre2l'], 'epochs', eps)}"
+            f" and CDA {_means(ep[ep.method == 'cda'], 'epochs', eps)}: from {eps[-2]} to {eps[-1]} epochs they "
+            f"still gain {gain.difference.min():.1f}–{gain.difference.max():.1f} points, and the gap is "
+            f"{m['sre2l'] - m['cda']:.1f} points at {eps[-1]}. Batch {' / '.join(map(str, bss))} gives SRe2L "
+            f"{_means(bs[bs.method == 'sre2l'], 'batch_size', bss)} and CDA {_means(bs[bs.method == 'cda'], 'batch_size', bss)}")
+
+
+def cudd_components(folder=None) -> str:
+    names = {"CUDD (full)": "full", "no adversarial term": "no adversarial term", "no L2 term": "no L2 term",
+             "noise init, no L2 (no real images)": "from noise (no real images, no L2)",
+             "one stage (no curriculum)": "one stage (no curriculum student, so no adversarial term)"}
+    cells = _variant(folder, "cudd_ablation", list(names))
+    d = _claim(folder, "cudd-components-help")
+    diffs = "; ".join(f"{r.cell.split('vs variant=')[1]} {_interval(r)}" for r in d.itertuples())
+    return ", ".join(f"{n} {c}" for n, c in zip(names.values(), cells)) + f". Full − each: {diffs} points"
+
+
+def noise_robustness(folder=None) -> str:
+    df = _study("cudd_noise_robustness", folder)
+    sig = sorted(df.sigma.unique())
+    names = {"cudd": "CUDD", "sre2l": "SRe2L", "cda": "CDA", "random": "random"}
+    return (f"std {' / '.join(f'{s:g}' for s in sig)}: "
+            + ", ".join(f"{n} {_means(df[df.method == m], 'sigma', sig)}" for m, n in names.items()))
+
+
+def cudd_images(folder=None) -> str:
+    df = _study("cudd_fig_visual_comparison", folder).query("method == 'CUDD'").set_index("metric").value
+    return (f"move {df['mean_abs_pixel_change_from_real_init']:.1f} gray levels (of 255) on average from their real "
+            f"initializations, and the teacher classifies {df['teacher_top1_on_images']:.0f}% of them correctly")
+
+
+def random_minus_sre2l(folder=None) -> str:
+    """random − SRe2L per IPC of the main table, paired by seed (not a claim of either paper)."""
+    from .verdicts import paired_difference
+
+    df = _top1(_study("cda_table2_main_results", folder))
+    out = []
+    for ipc in sorted(df.ipc.dropna().unique()):
+        a, b = (df[(df.method == m) & (df.ipc == ipc)].set_index("seed").value for m in ("random", "sre2l"))
+        d = paired_difference(a.sort_index(), b.loc[a.sort_index().index])
+        out.append(f"{_minus(d['mean'], '+.1f')} [{_minus(d['ci_low'], '+.1f')}, {_minus(d['ci_high'], '+.1f')}] "
+                   f"(IPC {int(ipc)})")
+    return ", ".join(out)
+
+
+def hard_labels(folder=None) -> str:
+    """Hard-label students (the run tagged cpu-9950c37a) and DD-Ranking's HLR from them."""
+    df = _study("cda_table2_main_results", folder, "cpu-9950c37a").query("metric == 'top1' and labels == 'hard'")
+    full = _study("cda_table2_main_results", folder).query("method == 'full' and metric == 'top1'").value.mean()
+    ipcs = sorted(df.ipc.dropna().unique())
+    acc = {m: df[df.method == m].groupby("ipc").value.mean() for m in ("sre2l", "cda", "random")}
+    hlr = {m: " / ".join(f"{(full - acc[m][i]) / 100:.2f}" for i in ipcs) for m in ("sre2l", "cda")}
+    pct = {m: " / ".join(f"{acc[m][i]:.1f}" for i in ipcs) for m in acc}
+    return (f"SRe2L's sets reach {pct['sre2l']}% and CDA's {pct['cda']}% at IPC "
+            f"{' / '.join(str(int(i)) for i in ipcs)}, against {pct['random']}% for random real images: HLR "
+            f"{hlr['sre2l']} (SRe2L) and {hlr['cda']} (CDA)")
+
+
+# The tuning page: validation top-1 from results/tuning/, the longer students' paired differences.
+
+def _tuning(folder, name: str) -> pd.DataFrame:
+    df = _csv(Path(folder or results_folder()) / "tuning" / f"{name}.csv")
+    return df[df.metric == "top1"].groupby(["stage", "knob", "value_text", "method"], sort=False).value.mean()
+
+
+def _knob(means: pd.Series, stage: str, knob: str) -> pd.DataFrame:
+    """Mean validation top-1 per value of one knob (rows, in the grid's order) and method (columns)."""
+    at = (means.index.get_level_values("stage") == stage) & (means.index.get_level_values("knob") == knob)
+    return means[at].droplevel(["stage", "knob"]).unstack()
+
+
+def tuning_chosen(folder=None) -> str:
+    """The protocol and recovery the tuning chose, as validation top-1 from the preset to the winners."""
+    m = _tuning(folder, PRESET)
+    proto = _knob(m, "protocol", "combined")[["random", "sre2l", "cda"]]
+    rec = _knob(m, "recovery", "combined")
+    grid = m[m.index.get_level_values("stage") == "recovery"].unstack()
+    return (f"validation top-1 of random / SRe2L / CDA from "
+            f"{' / '.join(f'{v:.1f}' for v in proto.loc['preset'])} to "
+            f"{' / '.join(f'{v:.1f}' for v in proto.loc['tuned'])}, and the recovery moves SRe2L "
+            f"{rec.loc['preset', 'sre2l']:.1f} → {rec.loc['tuned', 'sre2l']:.1f} and CDA "
+            f"{rec.loc['preset', 'cda']:.1f} → {rec.loc['tuned', 'cda']:.1f}; over the recovery grid CDA spans "
+            f"{grid.cda.min():.1f}–{grid.cda.max():.1f} and SRe2L {grid.sre2l.min():.1f}–{grid.sre2l.max():.1f}")
+
+
+def tuning_cudd(folder=None) -> str:
+    m = _tuning(folder, f"{PRESET}-cudd")
+    part = lambda k: (f"{' / '.join(_knob(m, 'cudd', k).index)} gave "
+                      f"{' / '.join(f'{v:.1f}' for v in _knob(m, 'cudd', k).cudd)}")
+    return f"adversarial weight {part('adv')}; L2 weight {part('l2')}"
+
+
+def longer_validation(folder=None) -> str:
+    m = _tuning(folder, f"{PRESET}-eb69fdb9-protocol")
+    ep, lr = _knob(m, "protocol", "aug.epochs"), _knob(m, "protocol", "lr")
+    names = {"random": "random real", "sre2l": "SRe2L", "cda": "CDA"}
+    return (f"{' / '.join(ep.index)} student epochs give "
+            + ", ".join(f"{n} {' / '.join(f'{v:.1f}' for v in ep[k])}" for k, n in names.items())
+            + f"; lr {' / '.join(lr.index)} at {ep.index[0]} epochs gives random real "
+            f"{' / '.join(f'{v:.1f}' for v in lr['random'])}")
+
+
+def _paired(folder, preset: str, a: str, b: str, ipc: int) -> str:
+    """a − b at one IPC of the main tables, paired by seed, with its 95% interval."""
+    from .verdicts import paired_difference
+
+    rows = pd.concat([_top1(_study("cda_table2_main_results", folder, preset)),
+                      _top1(_study("cudd_main_results", folder, preset)).query("method == 'cudd'")])
+    x, y = (rows[(rows.method == m) & (rows.ipc == ipc)].set_index("seed").value.sort_index() for m in (a, b))
+    d = paired_difference(x, y.loc[x.index])
+    return f"{_minus(d['mean'], '+.2f')} [{_minus(d['ci_low'], '+.2f')}, {_minus(d['ci_high'], '+.2f')}]"
+
+
+_PAIRS = {"CDA − SRe2L": ("cda-beats-sre2l", "cda", "sre2l"), "CUDD − CDA": ("cudd-beats-cda", "cudd", "cda"),
+          "CUDD − SRe2L": ("cudd-beats-sre2l", "cudd", "sre2l"), "random real − CUDD": (None, "random", "cudd")}
+
+
+def _pair_cell(folder, preset: str, label: str, ipc: int, verdict: bool = True) -> str:
+    claim, a, b = _PAIRS[label]
+    if claim is None:
+        return _paired(folder, preset, a, b, ipc)
+    t = _claim(folder, claim, preset)
+    r = t[t.cell == f"ipc={ipc}, student=convnet3"].iloc[0]
+    return _interval(r, "+.2f") + (f", {r.verdict}" if verdict else "")
+
+
+def longer_800_diffs(folder=None) -> str:
+    return ", ".join(f"{label} {_pair_cell(folder, 'cpu-851544da', label, 50, verdict=False)}"
+                     for label in ("CDA − SRe2L", "CUDD − CDA", "random real − CUDD"))
+
+
+def budget_table(folder=None) -> str:
+    """The paired differences of the 400-epoch preset beside those of the 1600-epoch students, IPC 10."""
+    lines = ["| IPC 10, test top-1 | 400 epochs (the preset) | 1600 epochs |", "|:---|:---|:---|"]
+    for label in _PAIRS:
+        lines.append(f"| {label} | {_pair_cell(folder, PRESET, label, 10)} | "
+                     f"{_pair_cell(folder, 'cpu-1e745f8b', label, 10)} |")
+    return "\n" + "\n".join(lines) + "\n"
+
+
 SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": students, "teacher": teacher, "verdicts": verdicts,
                                            "cda_minus_sre2l": cda_minus_sre2l, "build_cost": build_cost,
                                            "build_cost_by_kind": build_cost_by_kind,
@@ -154,7 +376,19 @@ SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": stu
                                            "digits_cda_minus_sre2l": partial(cda_minus_sre2l, preset="digits"),
                                            # longer students (the runs tagged by their config hash)
                                            "longer_1600": partial(headline, preset="cpu-1e745f8b"),
-                                           "longer_800": partial(headline, preset="cpu-851544da")}
+                                           "longer_800": partial(headline, preset="cpu-851544da"),
+                                           # the results page's prose
+                                           "ablation_reference": ablation_reference,
+                                           "ablation_schedule": ablation_schedule,
+                                           "ablation_direction": ablation_direction, "ablation_crop": ablation_crop,
+                                           "ablation_recovery": ablation_recovery, "ablation_eval": ablation_eval,
+                                           "cudd_components": cudd_components, "noise_robustness": noise_robustness,
+                                           "cudd_images": cudd_images, "random_minus_sre2l": random_minus_sre2l,
+                                           "hard_labels": hard_labels,
+                                           # the tuning page
+                                           "tuning_chosen": tuning_chosen, "tuning_cudd": tuning_cudd,
+                                           "longer_validation": longer_validation,
+                                           "longer_800_diffs": longer_800_diffs, "budget_table": budget_table}
 
 
 def render(text: str, folder: str | os.PathLike | None = None) -> str:

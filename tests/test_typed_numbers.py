@@ -22,7 +22,7 @@ RESULT_PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").gl
 README_RESULTS = re.compile(r"^## (Headline|Results)", re.M)
 
 # Typed result numbers still in prose moved from the old README, per page: the most each may keep.
-TYPED_YET = {"docs/results.md": 65, "docs/verdicts.md": 3, "docs/tuning.md": 19, "docs/speed.md": 11,
+TYPED_YET = {"docs/verdicts.md": 3, "docs/tuning.md": 19, "docs/speed.md": 11,
              "docs/presets.md": 6}
 
 
@@ -103,3 +103,25 @@ def test_the_snippets_read_the_result_files(tmp_path):
         our_numbers.render("<!-- ours:nope -->x<!-- /ours -->")
     with pytest.raises(FileNotFoundError, match=r"no results at .*verdicts/cpu.csv; `make publish`"):
         our_numbers.verdicts(tmp_path)
+
+
+def test_the_prose_snippets_read_their_study_and_the_verdicts(tmp_path):
+    """An ablation bullet follows its study's file, and a missing verdict names the file and the fix."""
+    import shutil
+
+    import pandas as pd
+
+    from cda import our_numbers
+
+    for study in ("cda_ablation_crop_lower_bound", "verdicts"):
+        (tmp_path / study).mkdir()
+        shutil.copy(ROOT / "results" / study / "cpu.csv", tmp_path / study / "cpu.csv")
+    csv = tmp_path / "cda_ablation_crop_lower_bound" / "cpu.csv"
+    df = pd.read_csv(csv)
+    df.loc[(df.variant == "CDA cosine to 0.2") & (df.metric == "top1"), "value"] = 50.0
+    df.to_csv(csv, index=False)
+    assert "0.2 → 50.0 ± 0.0" in our_numbers.ablation_crop(tmp_path)
+    verdicts = tmp_path / "verdicts" / "cpu.csv"
+    pd.read_csv(verdicts).query("id != 'end-at-0.08'").to_csv(verdicts, index=False)
+    with pytest.raises(KeyError, match=r"no verdict 'end-at-0.08' in .*verdicts/cpu.csv; `cda verdicts"):
+        our_numbers.ablation_crop(tmp_path)
