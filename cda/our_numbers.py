@@ -367,6 +367,91 @@ def budget_table(folder=None) -> str:
     return "\n" + "\n".join(lines) + "\n"
 
 
+# The speed page: the benchmarks' committed rows (results/bench/<name>-cpu.csv).
+
+def _bench(folder, name: str) -> pd.DataFrame:
+    return _csv(Path(folder or results_folder()) / "bench" / f"{name}-{PRESET}.csv")
+
+
+def _x(r: float, decimals: int = 2) -> str:
+    """A ratio as 1.86× (or 6.7× with decimals=1), whole from 10× on."""
+    return "∞" if r == float("inf") else "1×" if r == 1 else f"{r:.{decimals}f}×" if r < 10 else f"{r:.0f}×"
+
+
+def bench_summary(folder=None) -> str:
+    """cda against the official-shape reference: recovery and student speed, stored label bytes."""
+    rec = _bench(folder, "recovery").set_index("variant")
+    stu = _bench(folder, "student").set_index("variant")
+    lab = _bench(folder, "labels")
+    small, large = lab[lab.scale.isna()].set_index("format"), lab[lab.scale.notna()].set_index("format")
+    ref_r, ref_s = rec.loc["reference (official shape, fp32)", "img_it_per_s"], stu.filter(like="reference", axis=0).images_per_s.iloc[0]
+    auto = ", speed=auto: channels_last + bf16"
+    r = lambda v: rec.loc[v, "img_it_per_s"]
+    st = lambda v: stu.loc[v, "images_per_s"]
+    n = lambda v: f"{v:,.0f}"
+    one, full, ten = "cda (one IPC slot per step", "cda, stored full fp16", small.loc["all 10 int8, 10 labelled epochs"]
+    fp16 = small.loc["full fp16 (FKD)"]
+    lines = ["| benchmark | cda | reference (official shape) | ratio | goal |", "|:---|---:|---:|---:|---:|",
+             f"| recovery, IPC 10 × 200 it, image-iterations/s: one IPC slot per step, speed=auto | "
+             f"{n(r(one + auto + ')'))} | {n(ref_r)} | **{_x(r(one + auto + ')') / ref_r)}** | 1.5× |",
+             f"| the same in fp32 / all IPC slots in one fp32 batch | {n(r(one + ')'))} / "
+             f"{n(r('cda (all IPC slots batched)'))} | {n(ref_r)} | {_x(r(one + ')') / ref_r)} / "
+             f"{_x(r('cda (all IPC slots batched)') / ref_r)} | |",
+             f"| student training, IPC 50 × 20 epochs, images/s: stored full fp16 labels, speed=auto | "
+             f"{n(st(full + auto))} | {n(ref_s)} | **{_x(st(full + auto) / ref_s)}** | 3× |",
+             f"| the same in fp32 / speed=auto + `torch.compile` | {n(st(full))} / {n(st(full + auto + ' + compile'))} | "
+             f"{n(ref_s)} | {_x(st(full) / ref_s)} / {_x(st(full + auto + ' + compile') / ref_s)} | |",
+             f"| the same with top-3 int8 labels / the online teacher (speed=auto) | "
+             f"{n(st('cda, stored top-3 int8' + auto))} / {n(st('cda, online teacher' + auto))} | {n(ref_s)} | "
+             f"{_x(st('cda, stored top-3 int8' + auto) / ref_s)} / {_x(st('cda, online teacher' + auto) / ref_s)} | |",
+             f"| stored label bytes per image-epoch, C = 10: all 10 logits in int8, 10 labelled epochs of 100 "
+             f"(layout / on disk), {_minus(ten.top1_change_vs_full, '+.2f')} points | {ten.layout_B_per_view:.1f} / "
+             f"{ten.disk_B_per_view:.1f} | {fp16.layout_B_per_view:.1f} / {fp16.disk_B_per_view:.1f} | "
+             f"**{_x(ten.ratio_layout)} / {_x(ten.ratio_disk)}** | 20×, ≤ 0.5 points |",
+             f"| the same, regenerated from the seed by the teacher (`labels=\"online\"`) | 0 | "
+             f"{fp16.layout_B_per_view:.1f} | ∞ | |",
+             f"| the same, C = 1000 (layout of synthetic logits, ImageNet-1K): top-10 int8 | "
+             f"{large.loc['top-10 int8', 'layout_B']:.0f} | {n(large.loc['full fp16 (FKD)', 'layout_B'])} | "
+             f"{_x(large.loc['top-10 int8', 'ratio_layout'])} | |"]
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def student_bench_accuracy(folder=None) -> str:
+    stu = _bench(folder, "student")
+    ours, ref = stu[~stu.variant.str.startswith("reference")], stu[stu.variant.str.startswith("reference")]
+    top3 = ours[ours.variant == "cda, stored top-3 int8"].student_top1.iloc[0]
+    full = ours[ours.variant == "cda, stored full fp16"].student_top1.iloc[0]
+    return (f"{ours.student_top1.min():.1f}–{ours.student_top1.max():.1f}% against the reference's "
+            f"{ref.student_top1.iloc[0]:.1f}% (one seed each; the top-3 labels cost {full - top3:.1f} points "
+            f"against the full ones here)")
+
+
+def label_formats(folder=None) -> str:
+    """Bytes and the students' top-1 per stored soft-label format (C = 10)."""
+    lab = _bench(folder, "labels")
+    lab = lab[lab.scale.isna()].set_index("format")
+    def row(label, names, ratio_cols=("ratio_layout", "ratio_disk"), change=True, bytes_cols=None):
+        sub = lab.loc[names]
+        j = lambda vals: " / ".join(vals)
+        b = bytes_cols(sub) if bytes_cols else j(f"{v:.3g}" for v in sub.layout_B_per_view)
+        ratio = j(_x(v, 1) for c in ratio_cols for v in sub[c])
+        ch = j(_minus(v, "+.1f") for v in sub.top1_change_vs_full) if change else ""
+        return f"| {label} | {b} | {ratio} | {j(f'{v:.1f}' for v in sub.student_top1)} | {ch} |"
+    lines = ["| format | bytes per image-epoch (layout / disk) | smaller by | top-1 (mean of 3) | change |",
+             "|:---|---:|---:|---:|---:|",
+             row("full fp16 with plan (FKD)", ["full fp16 (FKD)"], change=False,
+                 bytes_cols=lambda s: f"{s.layout_B_per_view.iloc[0]:.1f} / {s.disk_B_per_view.iloc[0]:.1f}"),
+             row("top-1 / top-3 / top-5 int8", ["top-1 int8", "top-3 int8", "top-5 int8"], ratio_cols=("ratio_layout",)),
+             row("all 10 int8", ["all 10 int8"],
+                 bytes_cols=lambda s: f"{s.layout_B_per_view.iloc[0]:.3g} / {s.disk_B_per_view.iloc[0]:.1f}"),
+             row("all 10 int8, 5 / 10 / 20 labelled epochs",
+                 [f"all 10 int8, {e} labelled epochs" for e in (5, 10, 20)], ratio_cols=("ratio_layout",)
+                 ).replace("19× |", "19× (layout) |"),
+             row("nothing stored: the teacher regenerates the labels", ["seed only: teacher regenerates them"],
+                 ratio_cols=("ratio_layout",))]
+    return "\n" + "\n".join(lines) + "\n"
+
+
 SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": students, "teacher": teacher, "verdicts": verdicts,
                                            "cda_minus_sre2l": cda_minus_sre2l, "build_cost": build_cost,
                                            "build_cost_by_kind": build_cost_by_kind,
@@ -388,7 +473,10 @@ SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": stu
                                            # the tuning page
                                            "tuning_chosen": tuning_chosen, "tuning_cudd": tuning_cudd,
                                            "longer_validation": longer_validation,
-                                           "longer_800_diffs": longer_800_diffs, "budget_table": budget_table}
+                                           "longer_800_diffs": longer_800_diffs, "budget_table": budget_table,
+                                           # the speed page
+                                           "bench_summary": bench_summary, "label_formats": label_formats,
+                                           "student_bench_accuracy": student_bench_accuracy}
 
 
 def render(text: str, folder: str | os.PathLike | None = None) -> str:
