@@ -452,6 +452,17 @@ def label_formats(folder=None) -> str:
     return "\n" + "\n".join(lines) + "\n"
 
 
+def digits_protocol_rounds(folder=None) -> str:
+    """Validation top-1 of random / SRe2L / CDA through the digits preset's three protocol rounds (IPC 1)."""
+    names = ["digits-ipc1-protocol", "digits-eb69fdb9-ipc1-protocol", "digits-c51eb59f-ipc1-protocol"]
+    rounds = [_knob(_tuning(folder, n), "protocol", "combined")[["random", "sre2l", "cda"]] for n in names]
+    last = _knob(_tuning(folder, names[2]), "protocol", "aug.epochs")[["random", "sre2l", "cda"]]
+    t = lambda row: " / ".join(f"{v:.1f}" for v in row)
+    return (f"random / SRe2L / CDA on validation {t(rounds[0].loc['preset'])} → {t(rounds[0].loc['tuned'])} "
+            f"(`{names[0]}.csv`), then {t(rounds[1].loc['tuned'])} (`{names[1]}.csv`); the third round "
+            f"(`{names[2]}.csv`) gives {t(last.iloc[-1])} at {last.index[-1]} epochs")
+
+
 SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": students, "teacher": teacher, "verdicts": verdicts,
                                            "cda_minus_sre2l": cda_minus_sre2l, "build_cost": build_cost,
                                            "build_cost_by_kind": build_cost_by_kind,
@@ -476,7 +487,9 @@ SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": stu
                                            "longer_800_diffs": longer_800_diffs, "budget_table": budget_table,
                                            # the speed page
                                            "bench_summary": bench_summary, "label_formats": label_formats,
-                                           "student_bench_accuracy": student_bench_accuracy}
+                                           "student_bench_accuracy": student_bench_accuracy,
+                                           # the presets page
+                                           "digits_protocol_rounds": digits_protocol_rounds}
 
 
 def render(text: str, folder: str | os.PathLike | None = None) -> str:
