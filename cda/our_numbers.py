@@ -463,6 +463,16 @@ def digits_protocol_rounds(folder=None) -> str:
             f"(`{names[2]}.csv`) gives {t(last.iloc[-1])} at {last.index[-1]} epochs")
 
 
+def digits_decided(folder=None, preset: str = "digits") -> str:
+    """The cells whose verdict is not inconclusive, each with its paired interval (the rest are)."""
+    t = _verdicts(folder, preset)
+    t = t[t.n_seeds.fillna(0).gt(0) & (t.verdict != "inconclusive")]
+    label = {claim: name for name, (claim, _, _) in _PAIRS.items() if claim}
+    cells = [f"{label.get(r.id, r.id)} at {r.cell.split(',')[0].replace('ipc=', 'IPC ')}, {_interval(r, '+.2f')} "
+             f"({r.verdict})" for r in t.itertuples()]
+    return "; ".join(cells) if cells else "none"
+
+
 SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": students, "teacher": teacher, "verdicts": verdicts,
                                            "cda_minus_sre2l": cda_minus_sre2l, "build_cost": build_cost,
                                            "build_cost_by_kind": build_cost_by_kind,
@@ -489,7 +499,9 @@ SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": stu
                                            "bench_summary": bench_summary, "label_formats": label_formats,
                                            "student_bench_accuracy": student_bench_accuracy,
                                            # the presets page
-                                           "digits_protocol_rounds": digits_protocol_rounds}
+                                           "digits_protocol_rounds": digits_protocol_rounds,
+                                           # the verdicts page
+                                           "digits_decided": digits_decided}
 
 
 def render(text: str, folder: str | os.PathLike | None = None) -> str:

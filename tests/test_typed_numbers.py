@@ -1,9 +1,7 @@
 """Result numbers in the README and the site's pages are read from files: in a results section, a
 percentage, a mean ± std or a paired difference with its interval must sit between `<!-- ours:NAME -->`
-or `<!-- paper:NAME -->` markers (filled by scripts/readme_numbers.py), never typed.
-
-The pages moved from the old README still quote some measurements in prose; TYPED_YET pins how many
-each may hold, so the count can only fall (a new typed number anywhere fails) until they are converted."""
+or `<!-- paper:NAME -->` markers (filled by scripts/readme_numbers.py), never typed. A figure measured
+once and never saved is named as such, with its date and commit, without its numbers."""
 import re
 from pathlib import Path
 
@@ -20,9 +18,6 @@ SPANS = re.compile(r"<!-- (ours|paper):[a-z0-9_]+ -->.*?<!-- /(ours|paper) -->|`
 # generated pages of docs/_gen/ are written from the files).
 RESULT_PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))
 README_RESULTS = re.compile(r"^## (Headline|Results)", re.M)
-
-# Typed result numbers still in prose moved from the old README, per page: the most each may keep.
-TYPED_YET = {"docs/verdicts.md": 3}
 
 
 def typed_numbers(text: str) -> list[str]:
@@ -54,11 +49,10 @@ def test_the_readme_results_sections_quote_only_generated_numbers():
 
 
 @pytest.mark.parametrize("page", RESULT_PAGES)
-def test_no_page_quotes_more_typed_results_than_before(page):
+def test_no_page_types_a_result_number(page):
     found = typed_numbers((ROOT / page).read_text())
-    assert len(found) <= TYPED_YET.get(page, 0), (
-        f"{page} types {len(found)} result numbers (allowed {TYPED_YET.get(page, 0)}): {found}; quote them "
-        f"through a snippet of cda/our_numbers.py between <!-- ours:NAME --> markers")
+    assert found == [], (f"{page} types {len(found)} result numbers: {found}; quote them through a snippet of "
+                         f"cda/our_numbers.py between <!-- ours:NAME --> markers")
 
 
 def test_the_notebooks_markdown_quotes_no_typed_result():
@@ -76,7 +70,7 @@ def test_a_planted_typed_number_fails_the_page_check(tmp_path):
     page = ROOT / "docs" / "verdicts.md"
     planted = page.read_text() + "\nCDA reaches 77.3 ± 1.4 at IPC 10.\n"
     assert len(typed_numbers(planted)) == len(typed_numbers(page.read_text())) + 1
-    assert len(typed_numbers(planted)) > TYPED_YET["docs/verdicts.md"]
+    assert typed_numbers(page.read_text()) == []
     readme = readme_results("## Headline\n\n<!-- ours:headline -->x<!-- /ours -->\n\nCDA: 77.3%.\n## Next\n")
     assert typed_numbers(readme) == ["77.3%"]
 
