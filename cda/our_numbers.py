@@ -430,11 +430,11 @@ def label_formats(folder=None) -> str:
     """Bytes and the students' top-1 per stored soft-label format (C = 10)."""
     lab = _bench(folder, "labels")
     lab = lab[lab.scale.isna()].set_index("format")
-    def row(label, names, ratio_cols=("ratio_layout", "ratio_disk"), change=True, bytes_cols=None):
+    def row(label, names, ratio_cols=("ratio_layout", "ratio_disk"), change=True, bytes_cols=None, note=""):
         sub = lab.loc[names]
         j = lambda vals: " / ".join(vals)
         b = bytes_cols(sub) if bytes_cols else j(f"{v:.3g}" for v in sub.layout_B_per_view)
-        ratio = j(_x(v, 1) for c in ratio_cols for v in sub[c])
+        ratio = j(_x(v, 1) for c in ratio_cols for v in sub[c]) + note
         ch = j(_minus(v, "+.1f") for v in sub.top1_change_vs_full) if change else ""
         return f"| {label} | {b} | {ratio} | {j(f'{v:.1f}' for v in sub.student_top1)} | {ch} |"
     lines = ["| format | bytes per image-epoch (layout / disk) | smaller by | top-1 (mean of 3) | change |",
@@ -445,8 +445,8 @@ def label_formats(folder=None) -> str:
              row("all 10 int8", ["all 10 int8"],
                  bytes_cols=lambda s: f"{s.layout_B_per_view.iloc[0]:.3g} / {s.disk_B_per_view.iloc[0]:.1f}"),
              row("all 10 int8, 5 / 10 / 20 labelled epochs",
-                 [f"all 10 int8, {e} labelled epochs" for e in (5, 10, 20)], ratio_cols=("ratio_layout",)
-                 ).replace("19× |", "19× (layout) |"),
+                 [f"all 10 int8, {e} labelled epochs" for e in (5, 10, 20)], ratio_cols=("ratio_layout",),
+                 note=" (layout)"),
              row("nothing stored: the teacher regenerates the labels", ["seed only: teacher regenerates them"],
                  ratio_cols=("ratio_layout",))]
     return "\n" + "\n".join(lines) + "\n"
@@ -473,6 +473,23 @@ def digits_decided(folder=None, preset: str = "digits") -> str:
     return "; ".join(cells) if cells else "none"
 
 
+def margins(folder=None) -> str:
+    """The margins the results page's summary rests on, from results/verdicts/cpu.csv (points)."""
+    t = _verdicts(folder)
+    t = t[t.n_seeds.fillna(0).gt(0)]
+    pick = lambda claim: t[t.id == claim]
+    cda = pd.concat([pick("cda-beats-sre2l"), pick("cda-beats-sre2l-other-students")])
+    best = cda.sort_values("difference").tail(2)
+    fast = pick("cda-converges-faster").query("verdict == 'holds'")
+    conv = pd.concat([pick("cudd-beats-cda"), pick("cudd-beats-sre2l")])
+    arch = pick("cudd-cross-architecture").query("not cell.str.endswith('convnet3')")
+    return (f"CDA − SRe2L at its best cells {', '.join(f'{_interval(r)} ({r.cell})' for r in best.itertuples())}; "
+            f"CDA ahead by {fast.difference.min():.1f}–{fast.difference.max():.1f} at "
+            f"{', '.join(c.split('iterations=')[1] for c in fast.cell)} recovery iterations; CUDD ahead of SRe2L and "
+            f"CDA by {conv.difference.min():.1f}–{conv.difference.max():.1f} on the ConvNet, and of SRe2L by "
+            + ", ".join(f"{r.difference:.1f} on {r.cell.split('student=')[1]}" for r in arch.itertuples()))
+
+
 SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": students, "teacher": teacher, "verdicts": verdicts,
                                            "cda_minus_sre2l": cda_minus_sre2l, "build_cost": build_cost,
                                            "build_cost_by_kind": build_cost_by_kind,
@@ -490,7 +507,7 @@ SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": stu
                                            "ablation_recovery": ablation_recovery, "ablation_eval": ablation_eval,
                                            "cudd_components": cudd_components, "noise_robustness": noise_robustness,
                                            "cudd_images": cudd_images, "random_minus_sre2l": random_minus_sre2l,
-                                           "hard_labels": hard_labels,
+                                           "hard_labels": hard_labels, "margins": margins,
                                            # the tuning page
                                            "tuning_chosen": tuning_chosen, "tuning_cudd": tuning_cudd,
                                            "longer_validation": longer_validation,
