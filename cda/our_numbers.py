@@ -509,6 +509,33 @@ def cda_own_recovery(folder=None) -> str:
     return f"{min(own):.1f}–{max(own):.1f}"
 
 
+def main_table_time(folder=None) -> str:
+    """What the main table cost: the tuning's and the main study's provenance, the students' own seconds."""
+    from .cache import read_json
+
+    root = Path(folder or results_folder())
+    prov = read_json(root / "cda_table2_main_results" / f"{PRESET}.json", what="provenance")
+    tuning = read_json(root / "tuning" / f"{PRESET}.json", what="provenance")
+    df = _study("cda_table2_main_results", folder)
+    teacher = df.query("method == 'teacher' and metric == 'train_seconds'").value.mean()
+    rec50 = df.query("ipc == 50 and metric == 'recover_seconds' and method in ['sre2l', 'cda']").value
+    student = df.query("metric == 'seconds' and labels != 'hard'").groupby("ipc").value.median()
+    ipcs = sorted(student.index, reverse=True)
+    return (f"the tuning took {tuning['wall_seconds'] / 60:.1f} min (`results/tuning/{PRESET}.json`) and the "
+            f"teacher {teacher / 60:.1f} min; an IPC-50 recovery took {rec50.min():.0f}–{rec50.max():.0f} s and a "
+            f"student a median of " + ", ".join(f"{student[i]:.0f} s at IPC {int(i)}" for i in ipcs)
+            + f"; the {len(prov['artifacts'])} artifacts of the main table add up to "
+            f"{prov['build_seconds'] / 60:.1f} min of recorded build time (`build_seconds`)")
+
+
+def tuning_time(folder=None) -> str:
+    from .cache import read_json
+
+    root = Path(folder or results_folder()) / "tuning"
+    wall = [read_json(root / f"{name}.json", what="provenance")["wall_seconds"] / 60 for name in (PRESET, f"{PRESET}-cudd")]
+    return f"{wall[0]:.1f} min for the protocol and recovery, {wall[1]:.1f} min for CUDD's weights"
+
+
 SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": students, "teacher": teacher, "verdicts": verdicts,
                                            "cda_minus_sre2l": cda_minus_sre2l, "build_cost": build_cost,
                                            "build_cost_by_kind": build_cost_by_kind,
@@ -527,6 +554,7 @@ SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": stu
                                            "cudd_components": cudd_components, "noise_robustness": noise_robustness,
                                            "cudd_images": cudd_images, "random_minus_sre2l": random_minus_sre2l,
                                            "hard_labels": hard_labels, "margins": margins,
+                                           "main_table_time": main_table_time, "tuning_time": tuning_time,
                                            # the tuning page
                                            "tuning_chosen": tuning_chosen, "tuning_cudd": tuning_cudd,
                                            "longer_validation": longer_validation, "cda_own_recovery": cda_own_recovery,
