@@ -380,39 +380,39 @@ def _x(r: float, decimals: int = 2) -> str:
 
 def bench_summary(folder=None) -> str:
     """cda against the official-shape reference: recovery and student speed, stored label bytes."""
-    rec = _bench(folder, "recovery").set_index("variant")
-    stu = _bench(folder, "student").set_index("variant")
+    rec = _bench(folder, "recovery").set_index("variant").img_it_per_s
+    stu = _bench(folder, "student").set_index("variant").images_per_s
     lab = _bench(folder, "labels")
     small, large = lab[lab.scale.isna()].set_index("format"), lab[lab.scale.notna()].set_index("format")
-    ref_r, ref_s = rec.loc["reference (official shape, fp32)", "img_it_per_s"], stu.filter(like="reference", axis=0).images_per_s.iloc[0]
-    auto = ", speed=auto: channels_last + bf16"
-    r = lambda v: rec.loc[v, "img_it_per_s"]
-    st = lambda v: stu.loc[v, "images_per_s"]
-    n = lambda v: f"{v:,.0f}"
-    one, full, ten = "cda (one IPC slot per step", "cda, stored full fp16", small.loc["all 10 int8, 10 labelled epochs"]
-    fp16 = small.loc["full fp16 (FKD)"]
-    lines = ["| benchmark | cda | reference (official shape) | ratio | goal |", "|:---|---:|---:|---:|---:|",
-             f"| recovery, IPC 10 × 200 it, image-iterations/s: one IPC slot per step, speed=auto | "
-             f"{n(r(one + auto + ')'))} | {n(ref_r)} | **{_x(r(one + auto + ')') / ref_r)}** | 1.5× |",
-             f"| the same in fp32 / all IPC slots in one fp32 batch | {n(r(one + ')'))} / "
-             f"{n(r('cda (all IPC slots batched)'))} | {n(ref_r)} | {_x(r(one + ')') / ref_r)} / "
-             f"{_x(r('cda (all IPC slots batched)') / ref_r)} | |",
-             f"| student training, IPC 50 × 20 epochs, images/s: stored full fp16 labels, speed=auto | "
-             f"{n(st(full + auto))} | {n(ref_s)} | **{_x(st(full + auto) / ref_s)}** | 3× |",
-             f"| the same in fp32 / speed=auto + `torch.compile` | {n(st(full))} / {n(st(full + auto + ' + compile'))} | "
-             f"{n(ref_s)} | {_x(st(full) / ref_s)} / {_x(st(full + auto + ' + compile') / ref_s)} | |",
-             f"| the same with top-3 int8 labels / the online teacher (speed=auto) | "
-             f"{n(st('cda, stored top-3 int8' + auto))} / {n(st('cda, online teacher' + auto))} | {n(ref_s)} | "
-             f"{_x(st('cda, stored top-3 int8' + auto) / ref_s)} / {_x(st('cda, online teacher' + auto) / ref_s)} | |",
-             f"| stored label bytes per image-epoch, C = 10: all 10 logits in int8, 10 labelled epochs of 100 "
-             f"(layout / on disk), {_minus(ten.top1_change_vs_full, '+.2f')} points | {ten.layout_B_per_view:.1f} / "
-             f"{ten.disk_B_per_view:.1f} | {fp16.layout_B_per_view:.1f} / {fp16.disk_B_per_view:.1f} | "
-             f"**{_x(ten.ratio_layout)} / {_x(ten.ratio_disk)}** | 20×, ≤ 0.5 points |",
-             f"| the same, regenerated from the seed by the teacher (`labels=\"online\"`) | 0 | "
-             f"{fp16.layout_B_per_view:.1f} | ∞ | |",
-             f"| the same, C = 1000 (layout of synthetic logits, ImageNet-1K): top-10 int8 | "
-             f"{large.loc['top-10 int8', 'layout_B']:.0f} | {n(large.loc['full fp16 (FKD)', 'layout_B'])} | "
-             f"{_x(large.loc['top-10 int8', 'ratio_layout'])} | |"]
+    ref_r = rec["reference (official shape, fp32)"]
+    ref_s = stu[stu.index.str.startswith("reference")].iloc[0]
+    auto, one, full = ", speed=auto: channels_last + bf16", "cda (one IPC slot per step", "cda, stored full fp16"
+    ten, fp16 = small.loc["all 10 int8, 10 labelled epochs"], small.loc["full fp16 (FKD)"]
+    n = lambda *vs: " / ".join(f"{v:,.0f}" for v in vs)
+    x = lambda ref, *vs: " / ".join(_x(v / ref) for v in vs)
+    row = lambda *cells: "| " + " | ".join(cells) + " |"
+    recs = rec[one + auto + ")"], rec[one + ")"], rec["cda (all IPC slots batched)"]
+    stus = (stu[full + auto], stu[full], stu[full + auto + " + compile"], stu["cda, stored top-3 int8" + auto],
+            stu["cda, online teacher" + auto])
+    lines = [row("benchmark", "cda", "reference (official shape)", "ratio", "goal"), "|:---|---:|---:|---:|---:|",
+             row("recovery, IPC 10 × 200 it, image-iterations/s: one IPC slot per step, speed=auto", n(recs[0]),
+                 n(ref_r), f"**{x(ref_r, recs[0])}**", "1.5×"),
+             row("the same in fp32 / all IPC slots in one fp32 batch", n(*recs[1:]), n(ref_r), x(ref_r, *recs[1:]), ""),
+             row("student training, IPC 50 × 20 epochs, images/s: stored full fp16 labels, speed=auto", n(stus[0]),
+                 n(ref_s), f"**{x(ref_s, stus[0])}**", "3×"),
+             row("the same in fp32 / speed=auto + `torch.compile`", n(*stus[1:3]), n(ref_s), x(ref_s, *stus[1:3]), ""),
+             row("the same with top-3 int8 labels / the online teacher (speed=auto)", n(*stus[3:]), n(ref_s),
+                 x(ref_s, *stus[3:]), ""),
+             row("stored label bytes per image-epoch, C = 10: all 10 logits in int8, 10 labelled epochs of 100 "
+                 f"(layout / on disk), {_minus(ten.top1_change_vs_full, '+.2f')} points",
+                 f"{ten.layout_B_per_view:.1f} / {ten.disk_B_per_view:.1f}",
+                 f"{fp16.layout_B_per_view:.1f} / {fp16.disk_B_per_view:.1f}",
+                 f"**{_x(ten.ratio_layout)} / {_x(ten.ratio_disk)}**", "20×, ≤ 0.5 points"),
+             row('the same, regenerated from the seed by the teacher (`labels="online"`)', "0",
+                 f"{fp16.layout_B_per_view:.1f}", "∞", ""),
+             row("the same, C = 1000 (layout of synthetic logits, ImageNet-1K): top-10 int8",
+                 f"{large.loc['top-10 int8', 'layout_B']:.0f}", n(large.loc["full fp16 (FKD)", "layout_B"]),
+                 _x(large.loc["top-10 int8", "ratio_layout"]), "")]
     return "\n" + "\n".join(lines) + "\n"
 
 
