@@ -28,9 +28,6 @@ from pathlib import Path
 from .config import PRESETS, ConfigError, RunConfig, apply_overrides, parse_override, preset, to_dict
 
 
-RUNS = "runs"  # a user's output root inside the project folder
-
-
 def _overrides(args) -> dict:
     """The dotted config fields of --config, then --set, then --device, --data-root, --dataset."""
     overrides = {}
@@ -70,13 +67,9 @@ def _flatten(data: dict, prefix: str = "") -> dict:
 def _output_root(args) -> Path:
     """Where `run`, `study`, `notebooks` and `figures` write: the project folder with --publish,
     --output-root, else <project>/runs."""
-    from .paths import project_root
+    from .notebooks import output_root
 
-    if args.publish and args.output_root:
-        raise ConfigError("--publish writes the project's own results/ and figures/; drop --output-root")
-    if args.publish:
-        return project_root()
-    return Path(args.output_root).resolve() if args.output_root else project_root() / RUNS
+    return output_root(args.publish, args.output_root or None)  # the notebooks' rule too
 
 
 @contextlib.contextmanager

@@ -150,7 +150,8 @@ PARAMS = [
     "",
     'preset = os.environ.get("CDA_PRESET", "cpu")  # smoke (CI), cpu (Fashion-MNIST on a CPU) or paper (GPU)',
     'overrides = {}  # dotted config fields, e.g. {"eval_seeds": [0, 1, 2]}',
-    "output_root = None  # folder for results/, figures/ and the cache (None: the project folder)",
+    "output_root = None  # folder for results/, figures/ and the cache (None: runs/ with the project's cache, as `cda run`)",
+    "publish = False  # True: write the committed results/ and figures/ (as `cda run --publish`)",
     "saved = False  # True: show the saved results/<study>/<preset>.csv and its figures, computing nothing",
 ]
 
@@ -182,7 +183,8 @@ def notebook(spec: dict) -> dict:
 One object runs the experiment; each cell below is one step of it, and each step asks the cache first,
 so a rerun, or a step another notebook already ran, is instant. Its config is what runs and where the
 results go.""", cid="open-md"),
-        _cell("code", f'from cda import studies\n\ns = studies.open("{name}", preset, overrides, root=output_root, '
+        _cell("code", f'from cda import studies\nfrom cda.notebooks import notebook_root\n\n'
+                      f's = studies.open("{name}", preset, overrides, root=notebook_root(output_root, publish, saved), '
                       f"saved=saved{call_args})", cid="open"),
         _cell("code", "s.config", ["nbval-check-output"], cid="config"),
         *_step_cells(tables),
@@ -199,15 +201,16 @@ def own_data_notebook() -> dict:
               'preset = os.environ.get("CDA_PRESET", "cpu")  # smoke (CI), cpu or paper (GPU)',
               'device = "cpu"  # cpu, cuda or cuda:N',
               "image_size = None  # pixels per side (None: the images' own size)",
-              "output_root = None  # folder for results/, figures/ and the cache (None: the project folder)",
+              "output_root = None  # folder for results/, figures/ and the cache (None: runs/ with the project's cache, as `cda run`)",
               "export_dir = None  # where the set goes (None: beside the results)"]
     tables = "## Tables\n\nTop-1 on your `val/` images: the distilled set against random real images."
     cells = [
         _cell("markdown", f"# {OWN_DATA['title']}\n\n{OWN_DATA['intro']}", cid="intro"),
         _cell("code", "\n".join(params), ["parameters"], cid="parameters"),
         _cell("markdown", "## The study\n\nThe same steps as the paper notebooks, on your data.", cid="open-md"),
-        _cell("code", "from cda import own_data\n\ns = own_data.open(data_root, method, ipc, preset=preset, "
-                      "device=device, image_size=image_size, root=output_root)", cid="open"),
+        _cell("code", "from cda import own_data\nfrom cda.notebooks import notebook_root\n\n"
+                      "s = own_data.open(data_root, method, ipc, preset=preset, "
+                      "device=device, image_size=image_size, root=notebook_root(output_root))", cid="open"),
         _cell("code", "s.config", cid="config"),
         *_step_cells(tables, verdicts=False),  # no paper claim to judge
         _cell("markdown", """## Export

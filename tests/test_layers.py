@@ -29,7 +29,8 @@ LAYERS = {
     "experiments": ["cda.cells", "cda.pipeline", "cda.plan", "cda.studies", "cda.studies.*", "cda.tuning", "cda.results",
                     "cda.verdicts", "cda.plots", "cda.plots_verdicts", "cda.gpu_cost", "cda.official_settings",
                     "cda.paper_numbers"],
-    "apps": ["cda", "cda.__main__", "cda.cli", "cda.notebooks", "cda.own_data", "cda.released", "cda.standin"],
+    "apps": ["cda", "cda.__main__", "cda.cli", "cda.notebooks", "cda.own_data", "cda.our_numbers", "cda.released",
+             "cda.standin"],
 }
 # Known violations, (importer, imported): why it is still here. Empty: keep it so.
 KNOWN: dict[tuple[str, str], str] = {}
