@@ -7,7 +7,7 @@ Every subcommand starts from a preset (`--preset cpu`), optionally a YAML file (
 dotted overrides (`--set recover.lr=0.1 --set ipcs=[1,10]`, `--device`, `--data-root`).
 
 Where results go: `run`, `study`, `notebooks` and `figures` write under an output root laid out like
-the project (results/main/<preset>/, results/<study>/<preset>.csv, figures/<preset>/; `run --publish`
+the project (results/main/<tag>/ for `run`, results/<study>/<preset>.csv, figures/<preset>/; `run --publish`
 writes the main table's one home, its study's results/cda_table2_main_results/). By default
 that root is runs/ in the project folder (git ignores it), so the committed results/ and figures/
 change only with --publish. A run with overrides writes <preset>-<hash> beside the preset's own.
