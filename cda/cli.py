@@ -258,7 +258,7 @@ def _paper_companion(args, root: Path) -> int:
 def _tune(args, root: Path) -> int:
     """`cda tune`: the grid's rows in results/tuning/<tag>.csv, its figures, and the winners as --set
     overrides to pass to `cda run` (or to write into the preset)."""
-    from . import plots_verdicts
+    from . import interval_figures
     from .paths import figures_dir, results_path, run_tag
     from .tuning import TUNE_STAGES, TuneConfig, best_mean, sensitivity, tune
 
@@ -278,10 +278,10 @@ def _tune(args, root: Path) -> int:
     df = out["rows"]
     winners = {(r.stage, r.knob): r.value_text for r in df[df.winner].itertuples()}
     figs = figures_dir(tag, root)
-    plots_verdicts.save_figure(plots_verdicts.tuning_figure(best_mean(df), winners), figs / "tuning_grid")
+    interval_figures.save_figure(interval_figures.tuning_figure(best_mean(df), winners), figs / "tuning_grid")
     sens = sensitivity(df)
     if len(sens):  # CUDD's weights alone have no CDA - SRe2L difference to show
-        plots_verdicts.save_figure(plots_verdicts.sensitivity_figure(sens), figs / "tuning_sensitivity")
+        interval_figures.save_figure(interval_figures.sensitivity_figure(sens), figs / "tuning_sensitivity")
     sets = " ".join(f"--set {k}={_yaml(v)}" for k, v in out["overrides"].items())
     print(f"\nresults: {csv}\nfigures: {figs}/tuning_grid.png, tuning_sensitivity.png")
     print(f"tuned settings: {sets or '(the preset as it is)'}")
@@ -292,7 +292,7 @@ def _tune(args, root: Path) -> int:
 
 def _verdicts(args, root: Path) -> int:
     """`cda verdicts`: results/verdicts/<tag>.csv and figures/<tag>/verdicts.png from the saved results."""
-    from . import plots_verdicts
+    from . import interval_figures
     from .notebooks import build_cost
     from .paths import figures_dir, run_tag
     from .studies import all_claims
@@ -301,7 +301,7 @@ def _verdicts(args, root: Path) -> int:
     tag = run_tag(args.preset, _overrides(args))
     table = verdict_table(all_claims(), root / "results", tag)
     if table["n_seeds"].fillna(0).gt(0).any():
-        plots_verdicts.save_figure(plots_verdicts.verdict_figure(table, title=f"Verdicts at {tag}"),
+        interval_figures.save_figure(interval_figures.verdict_figure(table, title=f"Verdicts at {tag}"),
                                    figures_dir(tag, root) / "verdicts")
     shown = table[["id", "cell", "ours", "n_seeds", "verdict", "results_commit"]]
     print(shown.to_markdown(index=False))

@@ -225,7 +225,7 @@ def test_knob_sensitivity_reports_how_the_difference_moves():
 def test_figures_draw_in_a_local_style(tmp_path):
     import matplotlib
 
-    from cda.plots_verdicts import knob_figure, save_figure, verdict_figure
+    from cda.interval_figures import knob_figure, save_figure, verdict_figure
 
     before = dict(matplotlib.rcParams)
     cells = {(m, s, ("epochs", e), ("ipc", i)): 60.0 + s + (e / 100 if m == "cda" else 0) + 0.1 * (s % 2)
