@@ -119,7 +119,9 @@ def render(cfg: RunConfig, shape: Shape | None = None) -> str:
         lines.append(f"  {method:8} {disk / GB:>7.1f} GB {peak.peak_memory / GB:>9.1f} GB {_h(h['recovery']):>10} "
                      f"{_h(h['relabel']):>9} {_h(h['students']):>10} {_h(h['total']):>10}")
     t = teacher_hours(cfg, shape)
-    lines.append(f"  teacher: {'downloaded (0 h)' if t == 0 else 'not estimated (training set size unknown here)' if t is None else f'{_h(t)}, shared by every method'}")
+    teacher = ("downloaded (0 h)" if t == 0 else "not estimated (training set size unknown here)" if t is None
+               else f"{_h(t)}, shared by every method")
+    lines.append(f"  teacher: {teacher}")
     lines.append(f"  disk: that method's own run (its sets, labels, teacher); students: {list(cfg.students or (cfg.eval.arch,))} "
                  f"x {len(cfg.eval_seeds)} seed(s) at IPCs {list(cfg.ipcs)}")
     lines.append(f"  model: FLOPs from torch's FlopCounterMode / (peak x {UTILIZATION:.0%}); peaks: {PEAK_SOURCE}; "

@@ -27,7 +27,6 @@ from .studies import Context, OpenStudy, Study
 from .studies._core import grid_figure, keep_grid
 
 
-
 def _compute(ctx: Context, method: str = "cda", ipc: int = 10) -> list[dict]:
     rows = ctx.cells("random", ipc) + ctx.cells(method, ipc) + ctx.reference_rows()
     keep_grid(ctx, ["random", method], ipc)

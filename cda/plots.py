@@ -13,12 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib as mpl
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from . import methods
 

@@ -32,8 +32,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from . import methods
-from .config import (ConfigError, CuddConfig, EvalConfig, RecoverConfig, RunConfig, apply_overrides, get_field,
-                     with_field)
+from .config import ConfigError, CuddConfig, EvalConfig, RecoverConfig, RunConfig, apply_overrides, get_field, with_field
 from .config.checks import _check_seeds
 from .results import write_results
 
@@ -291,7 +290,7 @@ def sensitivity(df: pd.DataFrame, a: str = "cda", b: str = "sre2l") -> pd.DataFr
         g = g.assign(position=g.value_text.map(order.index))
         default = int(g[g["default"]].position.iloc[0]) if g["default"].any() else None
         t = knob_sensitivity(g, "position", default, a, b)
-        t["value_text"] = t.position.map(lambda p: order[int(p)])
+        t["value_text"] = t.position.map(lambda p, order=order: order[int(p)])
         t["stage"], t["knob"] = stage, knob
         parts.append(t)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

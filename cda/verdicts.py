@@ -472,9 +472,9 @@ def verdict_table(claims: Sequence[Claim], results_root: str | Path = "results",
     """One row per claim and cell: the claim, the paper's number (read from results/paper/; NaN where
     it was not available), ours (the paired difference a − b in points, with its interval and
     number of seeds), the verdict, and the commit that computed the study's results, for each of
-    `claims` (every study's: cda.studies.claims()), in their order. Reads
-    results/<study>/<preset>.csv for each claim's study (a study not run gives "not measured"); with `write`, saves results/verdicts/<preset>.csv and a
-    provenance .json beside it."""
+    `claims` (every study's: cda.studies.all_claims()), in their order. Reads
+    results/<study>/<preset>.csv for each claim's study (a study not run gives "not measured"); with
+    `write`, saves results/verdicts/<preset>.csv and a provenance .json beside it."""
     from .results import read_results
 
     start = time.perf_counter()

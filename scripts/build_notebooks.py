@@ -201,7 +201,8 @@ def own_data_notebook() -> dict:
               'preset = os.environ.get("CDA_PRESET", "cpu")  # smoke (CI), cpu or paper (GPU)',
               'device = "cpu"  # cpu, cuda or cuda:N',
               "image_size = None  # pixels per side (None: the images' own size)",
-              "output_root = None  # folder for results/, figures/ and the cache (None: runs/ with the project's cache, as `cda run`)",
+              "output_root = None  # folder for results/, figures/ and the cache "
+              "(None: runs/ with the project's cache, as `cda run`)",
               "export_dir = None  # where the set goes (None: beside the results)"]
     tables = "## Tables\n\nTop-1 on your `val/` images: the distilled set against random real images."
     cells = [

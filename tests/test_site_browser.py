@@ -17,7 +17,6 @@ from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
 import pytest
-
 from test_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, browser_tools  # noqa: F401
 from test_site import site  # noqa: F401
 

@@ -10,8 +10,21 @@ import pytest
 
 from cda.results import COLUMNS
 from cda.studies import all_claims
-from cda.verdicts import (HIGHEST, LOWEST, PaperRef, by_claim, compare, field_metrics, knob_sensitivity,
-                          paired_difference, select, summarize, t_quantile, verdict, verdict_table)
+from cda.verdicts import (
+    HIGHEST,
+    LOWEST,
+    PaperRef,
+    by_claim,
+    compare,
+    field_metrics,
+    knob_sensitivity,
+    paired_difference,
+    select,
+    summarize,
+    t_quantile,
+    verdict,
+    verdict_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,11 +22,32 @@ ablation's cosine/milestone-1 cell and the cross-architecture study's convnet ce
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from ._core import (GRID_CLASSES, MAIN_TABLE, NAMES, STUDIES, Cell, Context, Notebook, Study, all_claims, figures_dir,
-                    gain_table, get, main_table_rows, markdown, paper_numbers, project_root, readable, results_path,
-                    run_tag, set_label, study, top1)
-from ._steps import (OpenStudy, StudyResult, TableList, custom_params, load, open_study, redraw, run, tables)
 from . import cda, cudd  # noqa: E402,F401  (registers the studies, in the papers' order)
+from ._core import (
+    GRID_CLASSES,
+    MAIN_TABLE,
+    NAMES,
+    STUDIES,
+    Cell,
+    Context,
+    Notebook,
+    Study,
+    all_claims,
+    figures_dir,
+    gain_table,
+    get,
+    main_table_rows,
+    markdown,
+    paper_numbers,
+    project_root,
+    readable,
+    results_path,
+    run_tag,
+    set_label,
+    study,
+    top1,
+)
+from ._steps import OpenStudy, StudyResult, TableList, custom_params, load, open_study, redraw, run, tables
 
 # Any other module of this package registers its studies too, by name: a new study is a new file here.
 for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__) if not m.name.startswith("_")):

@@ -15,8 +15,9 @@ import torch
 
 from .. import methods, plots, results
 from ..cells import Cell, Context, Pending, main_table_rows, set_label  # noqa: F401  (re-exported)
-from ..verdicts import Claim
 from ..paths import figures_dir, project_root, read_paper, results_path, run_tag  # noqa: F401 (re-exported)
+from ..verdicts import Claim
+
 
 class _Names(dict):
     """Display names, from the method registry (cda.methods); the reference rows' too."""

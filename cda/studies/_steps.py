@@ -28,13 +28,25 @@ import pandas as pd
 import torch
 
 from .. import methods, plots
-from ..config import ConfigError, RunConfig, config_hash, from_dict, preset as make_preset, to_dict
-from ..pipeline import Workspace
 from ..cache import publishing, read_json
+from ..config import ConfigError, RunConfig, config_hash, from_dict, to_dict
+from ..config import preset as make_preset
+from ..pipeline import Workspace
 from ..results import read_results, write_results
 from ..training import resolve_device
-from ._core import (GRID_CLASSES, Context, Study, figures_dir, get, markdown, project_root, readable,
-                    results_path, run_tag, set_label)
+from ._core import (
+    GRID_CLASSES,
+    Context,
+    Study,
+    figures_dir,
+    get,
+    markdown,
+    project_root,
+    readable,
+    results_path,
+    run_tag,
+    set_label,
+)
 
 
 @dataclass(repr=False)

@@ -8,12 +8,28 @@ import pandas as pd
 
 from .. import plots
 from ..config import CurriculumConfig
-from ..paper_numbers import cda_gain
 from ..methods import recover_for
+from ..paper_numbers import cda_gain
 from ..results import timing_table
 from ..verdicts import HIGHEST, LOWEST, SOFT, Claim, PaperRef
-from ._core import (GRID_CLASSES, MAIN_TABLE, NAMES, Context, Notebook, accuracy_table, first_per_class, gain_table,
-                    grid_figure, keep_grid, main_table_rows, readable, study, teacher_top1, top1, try_paper)
+from ._core import (
+    GRID_CLASSES,
+    MAIN_TABLE,
+    NAMES,
+    Context,
+    Notebook,
+    accuracy_table,
+    first_per_class,
+    gain_table,
+    grid_figure,
+    keep_grid,
+    main_table_rows,
+    readable,
+    study,
+    teacher_top1,
+    top1,
+    try_paper,
+)
 
 _CDA_T2 = "cda_table2_main_results.csv"  # the paper's numbers a claim quotes (results/paper/)
 _IN1K_50 = {"dataset": "imagenet1k", "ipc": 50}

@@ -7,12 +7,26 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from .. import methods as all_methods, plots
+from .. import methods as all_methods
+from .. import plots
 from ..paper_numbers import cudd_gain
 from ..results import timing_table
 from ..verdicts import Claim, PaperRef
-from ._core import (GRID_CLASSES, Context, Notebook, accuracy_table, first_per_class, gain_table, grid_figure,
-                    keep_grid, readable, study, teacher_top1, top1, try_paper)
+from ._core import (
+    GRID_CLASSES,
+    Context,
+    Notebook,
+    accuracy_table,
+    first_per_class,
+    gain_table,
+    grid_figure,
+    keep_grid,
+    readable,
+    study,
+    teacher_top1,
+    top1,
+    try_paper,
+)
 from .cda import cross_architecture, cross_tables, draw_cross
 
 _CUDD_MAIN = "cudd_main_results.csv"  # the paper's numbers a claim quotes (results/paper/)
