@@ -1,6 +1,6 @@
 # The two commands of the README. Each sets up what is missing first (scripts/setup.sh).
 # Nothing here but `make publish` writes the committed results/ and figures/: the others write runs/.
-.PHONY: setup lint demo test test-browser notebooks figures publish executed-notebooks tune
+.PHONY: setup lint demo test test-browser docs notebooks figures publish executed-notebooks tune
 
 setup:
 	@bash scripts/setup.sh
@@ -10,13 +10,13 @@ setup:
 demo: setup
 	.venv/bin/cda run --preset cpu
 
-# The tests (a few minutes on 2 cores, on real Fashion-MNIST images), then every notebook under nbval at
-# the smoke preset. The notebooks reuse the cache the tests' papermill runs filled, and write into a
-# temporary folder ($CDA_ROOT), never into the project.
 # ruff (rules in pyproject.toml): style, unused names, import order, likely bugs
 lint: setup
 	.venv/bin/python -m ruff check cda tests scripts benchmarks
 
+# The lint, then the tests (a few minutes on 2 cores, on real Fashion-MNIST images; tests/test_site*.py build
+# the site and read it in a browser), then every notebook under nbval at the smoke preset. The notebooks reuse
+# the cache the tests' papermill runs filled, and write into a temporary folder ($CDA_ROOT), never into the project.
 test: setup lint
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	export CDA_CACHE_DIR="$$tmp/cache" && \
@@ -27,6 +27,11 @@ test: setup lint
 # with Run All; screenshots in build/screenshots/ (needs Debian's chromium and chromium-driver).
 test-browser: setup
 	CDA_SCREENSHOT_DIR=build/screenshots .venv/bin/python -m pytest -q -s tests/test_browser.py
+
+# The site (Sphinx + MyST-NB, offline) into build/site/: the pages of docs/, the executed notebooks and the
+# pages docs/conf.py generates from the committed results; open build/site/index.html. Executes nothing.
+docs: setup
+	.venv/bin/python -m sphinx -b html -E -q docs build/site
 
 # Every paper notebook at the cpu preset (papermill; results in runs/, executed copies in build/executed/),
 # and the figures of runs/ redrawn from its saved results alone.
@@ -40,9 +45,9 @@ figures: setup
 # with saved=True at the cpu preset, showing the committed results and figures; computes nothing.
 executed-notebooks: setup
 	.venv/bin/python scripts/build_notebooks.py --executed
-# Rebuild the committed results: results/main/cpu/, results/<study>/cpu.*, figures/cpu/.
+# Rebuild the committed results: results/<study>/cpu.* (the main table's is cda_table2_main_results, which
+# `cda run --publish` also writes), figures/cpu/.
 publish: setup
-	.venv/bin/cda run --preset cpu --publish
 	.venv/bin/cda notebooks --preset cpu --publish
 
 # The tuning behind the cpu and digits presets (validation split only): results/tuning/<preset>.csv and

@@ -17,12 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-
 from _common import parser, save  # noqa: E402  (sets sys.path)
+
+import cda.recover as rec
 from cda.config import RecoverConfig
 from cda.data import dataset_info
 from cda.models import create_model
-import cda.recover as rec
 from cda.recover import PROGRESS_FILE, _init_noise, synthesize
 
 

@@ -25,10 +25,10 @@ from _common import Timer, parser, save, setup, table, teacher_for
 
 from cda.config import AugConfig, DataConfig, EvalConfig, RecoverConfig, RelabelConfig
 from cda.data import dataset_info, load_split
-from cda.student import train_student
 from cda.labels_compact import bytes_per_view, compress, decompress, to_rows
 from cda.recover import Distilled, recover
 from cda.relabel import _pack, epoch_plan, relabel
+from cda.student import train_student
 from cda.training import test_accuracy
 
 
@@ -148,7 +148,8 @@ def main():
     print(table(big, ["format", "layout_B", "measured_B", "ratio_layout", "ratio_measured", "kl_T"]))
     paths = save("labels", args, rows + [{"scale": "imagenet1k-synthetic", **r} for r in big],
                  {"epochs": epochs, "num_images": len(d.images), "temperature": t, "arch": args.arch,
-                  "teacher_arch": tarch, "seeds": args.seeds, "label_epochs": pools, "distilled": args.distilled or "sre2l ipc10 recovered in the benchmark"})
+                  "teacher_arch": tarch, "seeds": args.seeds, "label_epochs": pools,
+                  "distilled": args.distilled or "sre2l ipc10 recovered in the benchmark"})
     print("-> " + ", ".join(map(str, paths)))
 
 

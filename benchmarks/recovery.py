@@ -191,8 +191,8 @@ def main():
     if args.quality:
         test = load_split(data_config(args, test_per_class=None if args.data_root or not args.quick else 100),
                           train=False)
-        ecfg = EvalConfig(arch=args.arch if args.data_root else "convnet3", aug=AugConfig(epochs=10 if args.quick else 200, batch_size=64,
-                                                         crop_scale=(0.25, 1.0)))
+        ecfg = EvalConfig(arch=args.arch if args.data_root else "convnet3",
+                          aug=AugConfig(epochs=10 if args.quick else 200, batch_size=64, crop_scale=(0.25, 1.0)))
         from cda.student import evaluate
 
         labels = torch.arange(info.num_classes).repeat_interleave(ipc)
@@ -206,8 +206,8 @@ def main():
     cols = ["variant", "precision", "seconds", "img_it_per_s", "speedup_vs_reference", "gflop_per_s",
             "peak_gflop_per_s", "peak_fraction", "teacher_ce", "bn_loss"] + (
         ["student_top1", "student_top1_std", "student_top1_seeds"] if args.quality else [])
-    print(f"recovery: teacher {arch}, {info.name} ({info.num_classes} classes, {info.image_size} px), IPC {ipc}, {iterations} iterations, device {dev}, "
-          f"{flops / 1e6:.1f} MFLOP per forward, torch threads {torch.get_num_threads()}")
+    print(f"recovery: teacher {arch}, {info.name} ({info.num_classes} classes, {info.image_size} px), IPC {ipc}, "
+          f"{iterations} iterations, device {dev}, {flops / 1e6:.1f} MFLOP per forward, torch threads {torch.get_num_threads()}")
     print(table(rows, cols))
     csv_path, json_path = save("recovery", args, rows, {"teacher_arch": arch, "ipc": ipc, "iterations": iterations,
                                                         "forward_flops": flops, "hyperparameters": hp,

@@ -62,7 +62,7 @@ def reference_recover(model: nn.Module, info, ipc: int, iterations: int, lr: flo
     random.seed(seed)
     out_images, out_labels = [], []
     try:
-        for ipc_id in range(ipc):
+        for _ipc_id in range(ipc):
             targets = torch.arange(n_cls, device=device)
             inputs = torch.randn((n_cls, info.channels, size, size), device=device, requires_grad=True)
             optimizer = torch.optim.Adam([inputs], lr=lr, betas=(0.5, 0.9), eps=1e-8)

@@ -20,17 +20,27 @@ import tempfile
 from pathlib import Path
 
 import torch
-from _common import (data_config, dataset_fields, matmul_tflops, median_and_rounds, parser, save, setup, table,
-                     teacher_for, timed_rounds)
+from _common import (
+    data_config,
+    dataset_fields,
+    matmul_tflops,
+    median_and_rounds,
+    parser,
+    save,
+    setup,
+    table,
+    teacher_for,
+    timed_rounds,
+)
 from reference_student import train_reference, write_fkd_files
 from torch.utils.flop_counter import FlopCounterMode
 
 from cda.config import AugConfig, EvalConfig, seeded_eval
 from cda.data import info_for, load_split
-from cda.student import train_student
 from cda.models import create_model
 from cda.recover import real_subset
 from cda.relabel import batch_inputs, epoch_plan
+from cda.student import train_student
 from cda.students_batched import train_students
 from cda.training import test_accuracy
 

@@ -14,8 +14,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from .cache import (DONE, ArtifactError, Cache, DamagedArtifactError, check_artifact, load_torch, manifest, read_json,
-                    set_aside, write_json)
+from .cache import (
+    DONE,
+    ArtifactError,
+    Cache,
+    DamagedArtifactError,
+    check_artifact,
+    load_torch,
+    manifest,
+    read_json,
+    set_aside,
+    write_json,
+)
 
 STORES = ("slots",)  # kinds whose folders hold step files, not artifacts
 
@@ -47,7 +57,8 @@ def check_cache(root: str | os.PathLike, repair: bool = False, log: Callable[[st
     log(f"{root}: {total} artifacts: {counts['verified']} match their digests, {counts['unverified']} from before "
         f"digests read correctly" + (" (digests now recorded)" if repair and counts["unverified"] else "")
         + f", {counts['damaged']} damaged" + (f" ({what})" if counts["damaged"] else "")
-        + f"; {counts['steps']} recovery step files read correctly; {counts['unfinished']} unfinished (a run resumes them), {counts['set aside']} set aside earlier")
+        + f"; {counts['steps']} recovery step files read correctly; {counts['unfinished']} unfinished"
+        + f" (a run resumes them), {counts['set aside']} set aside earlier")
     return counts
 
 

@@ -7,7 +7,8 @@ Every subcommand starts from a preset (`--preset cpu`), optionally a YAML file (
 dotted overrides (`--set recover.lr=0.1 --set ipcs=[1,10]`, `--device`, `--data-root`).
 
 Where results go: `run`, `study`, `notebooks` and `figures` write under an output root laid out like
-the project (results/main/<preset>/, results/<study>/<preset>.csv, figures/<preset>/). By default
+the project (results/main/<tag>/ for `run`, results/<study>/<preset>.csv, figures/<preset>/; `run --publish`
+writes the main table's one home, its study's results/cda_table2_main_results/). By default
 that root is runs/ in the project folder (git ignores it), so the committed results/ and figures/
 change only with --publish. A run with overrides writes <preset>-<hash> beside the preset's own.
 Teachers, distilled sets and students are cached in the project's .cache/cda whichever the root
@@ -24,7 +25,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from .config import PRESETS, ConfigError, RunConfig, apply_overrides, parse_override, preset, to_dict
-from .paths import RUNS  # a user's output root inside the project folder
 
 
 def _overrides(args) -> dict:
@@ -66,13 +66,9 @@ def _flatten(data: dict, prefix: str = "") -> dict:
 def _output_root(args) -> Path:
     """Where `run`, `study`, `notebooks` and `figures` write: the project folder with --publish,
     --output-root, else <project>/runs."""
-    from .paths import project_root
+    from .notebooks import output_root
 
-    if args.publish and args.output_root:
-        raise ConfigError("--publish writes the project's own results/ and figures/; drop --output-root")
-    if args.publish:
-        return project_root()
-    return Path(args.output_root).resolve() if args.output_root else project_root() / RUNS
+    return output_root(args.publish, args.output_root or None)  # the notebooks' rule too
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -245,7 +241,7 @@ def _paper_companion(args, root: Path) -> int:
 def _tune(args, root: Path) -> int:
     """`cda tune`: the grid's rows in results/tuning/<tag>.csv, its figures, and the winners as --set
     overrides to pass to `cda run` (or to write into the preset)."""
-    from . import plots_verdicts
+    from . import interval_figures
     from .paths import cache_dir, figures_dir, results_path, run_tag
     from .tuning import TUNE_STAGES, TuneConfig, best_mean, sensitivity, tune
 
@@ -264,10 +260,10 @@ def _tune(args, root: Path) -> int:
     df = out["rows"]
     winners = {(r.stage, r.knob): r.value_text for r in df[df.winner].itertuples()}
     figs = figures_dir(tag, root)
-    plots_verdicts.save_figure(plots_verdicts.tuning_figure(best_mean(df), winners), figs / "tuning_grid")
+    interval_figures.save_figure(interval_figures.tuning_figure(best_mean(df), winners), figs / "tuning_grid")
     sens = sensitivity(df)
     if len(sens):  # CUDD's weights alone have no CDA - SRe2L difference to show
-        plots_verdicts.save_figure(plots_verdicts.sensitivity_figure(sens), figs / "tuning_sensitivity")
+        interval_figures.save_figure(interval_figures.sensitivity_figure(sens), figs / "tuning_sensitivity")
     sets = " ".join(f"--set {k}={_yaml(v)}" for k, v in out["overrides"].items())
     print(f"\nresults: {csv}\nfigures: {figs}/tuning_grid.png, tuning_sensitivity.png")
     print(f"tuned settings: {sets or '(the preset as it is)'}")
@@ -278,15 +274,16 @@ def _tune(args, root: Path) -> int:
 
 def _verdicts(args, root: Path) -> int:
     """`cda verdicts`: results/verdicts/<tag>.csv and figures/<tag>/verdicts.png from the saved results."""
-    from . import plots_verdicts
+    from . import interval_figures
     from .notebooks import build_cost
     from .paths import figures_dir, run_tag
+    from .studies import all_claims
     from .verdicts import by_claim, verdict_table
 
     tag = run_tag(args.preset, _overrides(args))
-    table = verdict_table(root / "results", tag)
+    table = verdict_table(all_claims(), root / "results", tag)
     if table["n_seeds"].fillna(0).gt(0).any():
-        plots_verdicts.save_figure(plots_verdicts.verdict_figure(table, title=f"Verdicts at {tag}"),
+        interval_figures.save_figure(interval_figures.verdict_figure(table, title=f"Verdicts at {tag}"),
                                    figures_dir(tag, root) / "verdicts")
     shown = table[["id", "cell", "ours", "n_seeds", "verdict", "results_commit"]]
     print(shown.to_markdown(index=False))
@@ -368,8 +365,10 @@ def _run_outputs(args, cfg: RunConfig, root: Path) -> RunConfig:
     overrides = _overrides(args)
     if "out_dir" not in overrides:
         from .paths import run_tag
+        from .studies import MAIN_TABLE
 
-        cfg = replace(cfg, out_dir=str(root / "results" / "main" / run_tag(args.preset, overrides)))
+        where = MAIN_TABLE if args.publish else f"main/{run_tag(args.preset, overrides)}"  # published: the study's
+        cfg = replace(cfg, out_dir=str(root / "results" / where))
     from .paths import cache_dir
 
     return replace(cfg, cache_dir=cache_dir(cfg.cache_dir, root))
@@ -423,6 +422,12 @@ def _run(args, cfg: RunConfig, progress: bool) -> int:
         return 0
     if args.plan:
         return _plan(args, cfg, progress)
+    if args.publish:  # the main table has one home: its study's results and figures
+        from .studies import MAIN_TABLE, project_root
+        from .studies import run as run_study
+
+        run_study(MAIN_TABLE, args.preset, _overrides(args), project_root(), progress, methods=cfg.methods)
+        return 0
     from .pipeline import run
 
     run(cfg, progress=progress)
@@ -518,10 +523,9 @@ def _recover(args, cfg: RunConfig, progress: bool) -> int:
 def _relabel(args, cfg: RunConfig, progress: bool) -> int:
     from .config import RelabelConfig
     from .data import info_for
+    from .distributed import cleanup, init_from_env
     from .recover import Distilled
     from .relabel import relabel
-
-    from .distributed import cleanup, init_from_env
 
     # Under torchrun each rank writes every world_size-th epoch into the same folder.
     rank, world, device = init_from_env(cfg.device)  # (0, 1, device) in a plain run
@@ -544,9 +548,9 @@ def _evaluate(args, cfg: RunConfig, progress: bool) -> int:
     from .contracts import check_image_set
     from .data import load_split
     from .distributed import cleanup, init_from_env
-    from .student import evaluate
     from .recover import Distilled
     from .relabel import StoredLabels
+    from .student import evaluate
 
     e = cfg.eval_for(args.method) if args.method else cfg.eval
     teacher = stored = None

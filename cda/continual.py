@@ -28,8 +28,8 @@ from torch import nn
 
 from .config import EvalConfig
 from .data import _subset
-from .student import evaluate
 from .recover import Distilled
+from .student import evaluate
 
 
 def class_order(num_classes: int, seed: int = 0) -> list[int]:

@@ -23,9 +23,9 @@ from dataclasses import replace
 
 import torch
 
+from . import methods
 from .config import RunConfig
 from .plan import GB, Shape, dataset_shape, make_plan
-from .methods import recover_for
 
 PEAK_FLOPS = {"tf32": 494.7e12, "bf16": 989.4e12}  # H100 SXM5 = H200, dense
 PEAK_SOURCE = ("NVIDIA H100 SXM5 dense tensor-core peaks, TF32 494.7 and BF16 989.4 TFLOPS (as tabulated at "
@@ -69,14 +69,13 @@ def method_hours(cfg: RunConfig, method: str, shape: Shape) -> dict[str, float]:
     out = {"recovery": 0.0, "relabel": 0.0, "students": 0.0}
     for ipc in cfg.ipcs:
         n = ipc * C
-        if method in ("sre2l", "cda", "cudd"):
-            c = cfg.cudd_for(ipc) if method == "cudd" else None
-            r = c.recover if c else recover_for(cfg, method, ipc)
-            per = 2 * teacher + (2 * forward_flops(c.student.arch, shape) if c else 0)
+        syn = methods.synthesis(method, methods.options_for(cfg, method, ipc))  # None: real images picked
+        if syn is not None:
+            s, r = syn.student, syn.recover
+            per = 2 * teacher + (2 * forward_flops(s.arch, shape) if s else 0)
             out["recovery"] += _hours(n * r.iterations * per, r.amp)
-            if c:  # the curriculum students, trained on the stages before each later one
-                s = c.student
-                ep = sum(b * C for b in c.stages[:-1]) * c.student_epochs
+            if s:  # students trained during synthesis (CUDD's curriculum students, on the earlier stages)
+                ep = C * syn.student_image_epochs_per_class
                 out["students"] += _hours(ep * (3 * forward_flops(s.arch, shape) + teacher), s.amp)
         if e.labels == "stored":
             out["relabel"] += _hours(n * cfg.relabel_for(e).stored_epochs * teacher, cfg.relabel.amp)
@@ -120,7 +119,9 @@ def render(cfg: RunConfig, shape: Shape | None = None) -> str:
         lines.append(f"  {method:8} {disk / GB:>7.1f} GB {peak.peak_memory / GB:>9.1f} GB {_h(h['recovery']):>10} "
                      f"{_h(h['relabel']):>9} {_h(h['students']):>10} {_h(h['total']):>10}")
     t = teacher_hours(cfg, shape)
-    lines.append(f"  teacher: {'downloaded (0 h)' if t == 0 else 'not estimated (training set size unknown here)' if t is None else f'{_h(t)}, shared by every method'}")
+    teacher = ("downloaded (0 h)" if t == 0 else "not estimated (training set size unknown here)" if t is None
+               else f"{_h(t)}, shared by every method")
+    lines.append(f"  teacher: {teacher}")
     lines.append(f"  disk: that method's own run (its sets, labels, teacher); students: {list(cfg.students or (cfg.eval.arch,))} "
                  f"x {len(cfg.eval_seeds)} seed(s) at IPCs {list(cfg.ipcs)}")
     lines.append(f"  model: FLOPs from torch's FlopCounterMode / (peak x {UTILIZATION:.0%}); peaks: {PEAK_SOURCE}; "

@@ -16,8 +16,9 @@ FKD-style labels keep, per view, the crop box, the flip, the mix parameters and 
 
   Among constant fills this is the one that minimizes KL(teacher || reconstruction) at T (setting the
   derivative in the fill to zero gives exactly this mass condition), so it is the principled choice
-  for a student trained with KL at temperature T. The fill is never above the largest dropped logit, so it stays below every kept logit and the
-  top-k order (and the arg-max) is unchanged. As T grows it tends to the mean of the dropped logits.
+  for a student trained with KL at temperature T. The fill is never above the largest dropped logit,
+  so it stays below every kept logit and the top-k order (and the arg-max) is unchanged. As T grows
+  it tends to the mean of the dropped logits.
   The reconstructed softmax at T has the same kept probabilities up to the mass matching (exactly
   when nothing is quantized), and spreads the dropped mass evenly over the dropped classes.
 

@@ -7,7 +7,32 @@ from pathlib import Path
 from typing import Callable
 
 from .cache import read_json
+from .config import ConfigError
 from .studies import STUDIES, project_root, redraw, results_path
+
+RUNS = "runs"  # a user's output root inside the project folder (git ignores it)
+
+
+def output_root(publish: bool = False, root: str | os.PathLike | None = None) -> Path:
+    """The one rule of `cda run|study|notebooks|figures` and the notebooks: `root` if given, the project
+    folder (the committed results/ and figures/) with `publish`, else <project>/runs."""
+    if publish and root is not None:
+        raise ConfigError("--publish (publish=True) writes the project's own results/ and figures/; "
+                          "drop --output-root (output_root)")
+    if publish:
+        return project_root()
+    return Path(root).resolve() if root is not None else project_root() / RUNS
+
+
+def notebook_root(root: str | os.PathLike | None = None, publish: bool = False, saved: bool = False) -> Path:
+    """Where a notebook's study writes (its `output_root`, `publish` and `saved` parameters): the rule of
+    `output_root`, except that `saved=True` alone reads the committed results (it computes nothing).
+    Without `root` the project's cache is shared, as on the command line, so runs/ reuses its artifacts."""
+    if root is None:
+        os.environ.setdefault("CDA_CACHE_DIR", str(project_root() / ".cache" / "cda"))
+        if saved and not publish:
+            return project_root()
+    return output_root(publish, root)
 
 
 def _known(names: list[str] | None) -> list[str]:

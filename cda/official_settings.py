@@ -5,7 +5,7 @@ line at a commit, a paper's table, a maintainer's reply), cda's value, and where
 (`departure`). `field` is a dotted path into the configs a run builds for that method:
 
 - `data.*`, `squeeze.*`, `ipcs`, `students`: the run's own sections;
-- `recover.*`: the method's recovery config (SRe2L, CDA: `method_config`; CUDD: `cudd_for(ipc).recover`);
+- `recover.*`: the method's recovery config (SRe2L, CDA: `cda.methods.options_for`; CUDD: `cudd_for(ipc).recover`);
 - `eval.*`: the method's student recipe (`RunConfig.eval_for`), `relabel.*` its stored labels;
 - `cudd.*`: CUDD's config at the preset's largest IPC (`cudd_for`);
 - `code:*`: behaviour that is code, not a field (gradient accumulation, padded crops): never equal

@@ -23,9 +23,8 @@ from .cache import write_json
 from .config import DataConfig
 from .contracts import tree_classes, tree_image_size
 from .results import accuracy_table, timing_table
-from .studies import Context, LiveStudy, Study
+from .studies import Context, OpenStudy, Study
 from .studies._core import grid_figure, keep_grid
-
 
 
 def _compute(ctx: Context, method: str = "cda", ipc: int = 10) -> list[dict]:
@@ -49,7 +48,7 @@ OWN_DATA = Study("distill_your_data", "Your data: a distilled set against random
                  _compute, _draw, _tables)
 
 
-class OwnDataStudy(LiveStudy):
+class OwnDataStudy(OpenStudy):
     """A study of one distilled set of your data; `export()` writes it out for other tools."""
 
     def export(self, folder: str | os.PathLike | None = None) -> Path:

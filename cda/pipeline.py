@@ -18,6 +18,7 @@ from torch import nn
 
 from . import methods, speed
 from .cache import Cache, publishing, read_json, write_json
+from .cells import Context, main_table_rows  # the main table's one producer, for this and its notebook
 from .checkpoint import load_checkpoint
 from .config import EvalConfig, RecoverConfig, RunConfig, SqueezeConfig
 from .data import DatasetInfo, info_for, load_split, with_image_size
@@ -247,14 +248,12 @@ def run(cfg: RunConfig, progress: bool = True, log: Callable[[str], None] = prin
     teacher_arch = cfg.squeeze.arch
     _, tmeta = ws.teacher()
     log(f"teacher {teacher_arch}: top-1 {tmeta['metrics']['top1']:.2f}%")
-    from .studies import Context, main_table_rows  # the main table has one producer: this and its notebook
-
     rows = main_table_rows(Context(ws), cfg.ipcs, cfg.methods, cfg.students or (cfg.eval.arch,))
     ipc, sets = _figure_sets(ws, cfg)  # every artifact the outputs show is read before any is written
     wall = time.perf_counter() - start
     with publishing(out / "results.csv"):
         df = write_results(rows, out / "results.csv", cfg, wall, cfg.device, extra=ws.cache.cost())
-        table, timing = accuracy_table(df), timing_table(df)
+        table, timing = accuracy_table(df, order=methods.list_methods()), timing_table(df)
         (out / "table.md").write_text(table.to_markdown() + "\n\nWall time per step (s):\n\n" + timing.to_markdown()
                                       + "\n")
         _figures(ws, df, out, ipc, sets)

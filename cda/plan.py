@@ -32,9 +32,10 @@ from pathlib import Path
 
 import torch
 
+from . import methods
 from .config import RunConfig
 from .labels_compact import bytes_per_view
-from .methods import options_for, recover_for
+from .methods import recover_for
 
 # PNG bytes / raw bytes of a recovered image. Measured: 0.86-0.92 on the cpu preset's recovered 28-px
 # sets, 1.03 on noise-like 32-px RGB ones (PNG's overhead), 0.47 on CUDD's from real images.
@@ -232,14 +233,15 @@ def _sets(cfg: RunConfig) -> list[tuple[str, int]]:
     return [(m, ipc) for ipc in cfg.ipcs for m in cfg.methods]
 
 
-def _recovery_work(cfg: RunConfig, method: str, ipc: int, classes: int) -> int:
-    """Image-iterations of one set (images x iterations; CUDD's stages together hold the IPC); 0 for a
-    method that picks real images (random, nearest_mean)."""
-    from .config import CuddConfig, RecoverConfig
+def _synthesis(cfg: RunConfig, method: str, ipc: int) -> methods.Synthesis | None:
+    """The synthesis work of one set, as its method's entry counts it (None: real images picked)."""
+    return methods.synthesis(method, methods.options_for(cfg, method, ipc))
 
-    options = options_for(cfg, method, ipc)
-    r = options.recover if isinstance(options, CuddConfig) else options
-    return ipc * classes * r.iterations if isinstance(r, RecoverConfig) else 0
+
+def _recovery_work(cfg: RunConfig, method: str, ipc: int, classes: int) -> int:
+    """Image-iterations of one set (images x iterations); 0 for a method that picks real images."""
+    s = _synthesis(cfg, method, ipc)
+    return ipc * classes * s.recover.iterations if s else 0
 
 
 def make_plan(cfg: RunConfig, shape: Shape | None = None, measure: bool = True) -> Plan:
@@ -250,16 +252,16 @@ def make_plan(cfg: RunConfig, shape: Shape | None = None, measure: bool = True) 
     plan = Plan(cfg, shape)
     C, img = shape.num_classes, shape.image_bytes
     sets = _sets(cfg)
-    synthesized = [(m, ipc) for m, ipc in sets if m != "random"]
-    images = sum(ipc * C for _, ipc in synthesized)
-    if synthesized:
+    stored = [(m, ipc) for m, ipc in sets if methods.get(m).cached]  # random real images are drawn again
+    images = sum(ipc * C for _, ipc in stored)
+    if stored:
         plan.disk["distilled sets, uint8 tensors"] = images * img
         plan.disk["distilled sets, PNG trees (estimate)"] = images * img * PNG_RATIO
-        plan.disk_notes["distilled sets, uint8 tensors"] = f"{len(synthesized)} sets, {images:,} images"
-        # SRe2L and CDA keep their finished steps in the cache's slots/ (reused by larger IPCs): the
-        # largest IPC's set once more per method
-        slotted = sum(max(ipc for m2, ipc in synthesized if m2 == m) * C for m in {m for m, _ in synthesized}
-                      if m in ("sre2l", "cda"))
+        plan.disk_notes["distilled sets, uint8 tensors"] = f"{len(stored)} sets, {images:,} images"
+        # methods recovered from noise (SRe2L, CDA) keep their finished steps in the cache's slots/
+        # (reused by larger IPCs): the largest IPC's set once more per method
+        slotted = sum(max(ipc for m2, ipc in stored if m2 == m) * C for m in {m for m, _ in stored}
+                      if methods.get(m).from_noise)
         if slotted:
             plan.disk["finished recovery steps (cache slots/)"] = slotted * img
     e = cfg.eval
@@ -282,14 +284,12 @@ def make_plan(cfg: RunConfig, shape: Shape | None = None, measure: bool = True) 
         plan.disk["teacher checkpoint(s)"] = sum(
             4 * sum(t.numel() for t in create_model(a, C, shape.channels, shape.image_size).state_dict().values())
             for a in teacher_arches)
-    plan.work["recovery image-iterations"] = sum(_recovery_work(cfg, m, ipc, C) for m, ipc in synthesized)
+    plan.work["recovery image-iterations"] = sum(_recovery_work(cfg, m, ipc, C) for m, ipc in sets)
     student = sum(ipc * C * e.aug.epochs for _, ipc in sets) * len(cfg.eval_seeds)
-    cudd_students = 0
-    for m, ipc in sets:
-        if m == "cudd":
-            c = cfg.cudd_for(ipc)
-            cudd_students += sum(b * C * c.student_epochs for b in c.stages[:-1])
-    plan.work["student image-epochs"] = student + cudd_students
+    # students trained during synthesis (CUDD's curriculum students)
+    synthesis_students = sum(C * s.student_image_epochs_per_class
+                             for s in (_synthesis(cfg, m, ipc) for m, ipc in sets) if s)
+    plan.work["student image-epochs"] = student + synthesis_students
     plan.work["relabel image-epochs"] = views if e.labels == "stored" else 0
     if measure:
         _memory_rows(plan)
@@ -312,13 +312,15 @@ def _memory_rows(plan: Plan) -> None:
                                     + per_step * 6 * image_f32)
     plan.memory_notes["recovery step"] = (f"{cfg.squeeze.arch}, {per_step} images per step, {'bf16' if bf16 else 'fp32'}; "
                                           f"{act * t.saved_per_image / 1e6:.1f} MB kept per image")
-    if "cudd" in cfg.methods:  # the student's activations too (the adversarial term), and the real starts
-        c = cfg.cudd_for(max(cfg.ipcs))
-        st = model_memory(c.student.arch, shape)
-        plan.memory["CUDD recovery step"] = (plan.memory["recovery step"] + st.weight_bytes
-                                             + per_step * (act * (st.saved_per_image + 2 * st.largest_per_image)
-                                                           + 2 * image_f32))
-        plan.memory_notes["CUDD recovery step"] = f"the recovery step plus the student {c.student.arch} and the real starts"
+    for method in cfg.methods:  # a student run in each recovery step (CUDD's adversarial term): its activations
+        s = _synthesis(cfg, method, max(cfg.ipcs))  # too, and the real starts
+        if s is None or s.student is None:
+            continue
+        st = model_memory(s.student.arch, shape)
+        row = f"{methods.label(method)} recovery step"
+        plan.memory[row] = (plan.memory["recovery step"] + st.weight_bytes
+                            + per_step * (act * (st.saved_per_image + 2 * st.largest_per_image) + 2 * image_f32))
+        plan.memory_notes[row] = f"the recovery step plus the student {s.student.arch} and the real starts"
     e = cfg.eval
     bf16 = e.amp and cuda or cfg.speeds.student.amp_cpu and not cuda
     act = 0.5 if bf16 else 1.0
@@ -339,14 +341,18 @@ def _memory_rows(plan: Plan) -> None:
 # ---------------------------------------------------------------------------------------------
 # Measured rate and the call at the start of a run
 
-def measure_rate(cfg: RunConfig, shape: Shape, iterations: int = 3, method: str = "cda") -> dict:
+def measure_rate(cfg: RunConfig, shape: Shape, iterations: int = 3, method: str | None = None) -> dict:
     """Time `iterations` recovery iterations of one step of the run's size (a teacher of the run's
     architecture with random weights: the cost does not depend on them), after one warm-up
-    iteration. Returns image-iterations per second and, on CUDA, the allocator's peak bytes."""
+    iteration, for `method` (default: the run's last method recovered from noise, else the
+    registry's). Returns image-iterations per second and, on CUDA, the allocator's peak bytes."""
     from .data import info_for
     from .models import create_model
     from .recover import recover
 
+    if method is None:
+        noise = [m for m in methods.list_methods() if methods.get(m).from_noise]
+        method = ([m for m in cfg.methods if m in noise] or noise)[-1]
     r = recover_for(cfg, method, 1)
     groups = r.groups_per_step or math.ceil(shape.num_classes / r.classes_per_group) * max(cfg.ipcs)
     images = min(shape.num_classes * max(cfg.ipcs), min(r.classes_per_group, shape.num_classes) * groups)

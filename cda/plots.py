@@ -13,12 +13,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib as mpl
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+from . import methods
 
 
 @functools.cache
@@ -114,11 +116,19 @@ def distilled_grid(sets: dict[str, tuple[torch.Tensor, torch.Tensor]], class_nam
     return fig
 
 
+def method_color(method: str, i: int) -> str:
+    """A method's colour from its registry entry; the `i`-th colour after the registered ones for a
+    name nobody registered."""
+    return methods.color(method) or f"C{(len(methods.list_methods()) + i) % 10}"
+
+
 def _mean_lines(ax, df: pd.DataFrame, x: str, hue: str) -> None:
-    """One line per value of `hue`: the mean value against `x`, the spread over seeds as error bars."""
-    for name, g in df.groupby(hue, sort=False):
+    """One line per value of `hue`: the mean value against `x`, the spread over seeds as error bars;
+    methods in their registered colours and labels."""
+    for i, (name, g) in enumerate(df.groupby(hue, sort=False)):
         stats = g.groupby(x)["value"].agg(["mean", "std"]).reset_index()
-        ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, label=str(name))
+        style = dict(color=method_color(name, i), label=methods.label(name)) if hue == "method" else dict(label=str(name))
+        ax.errorbar(stats[x], stats["mean"], yerr=stats["std"].fillna(0), marker="o", capsize=3, **style)
 
 
 @_themed
@@ -129,7 +139,7 @@ def accuracy_vs_ipc(df: pd.DataFrame, metric: str = "top1", title: str | None = 
     per_ipc = sub.dropna(subset=["ipc"])
     _mean_lines(ax, per_ipc, "ipc", "method")
     for i, (method, g) in enumerate(sub[sub.ipc.isna()].groupby("method", sort=False)):
-        ax.axhline(g["value"].mean(), ls="--", color=f"C{5 + i}", lw=1, label=f"{method} (all data)")
+        ax.axhline(g["value"].mean(), ls="--", color=method_color(method, i), lw=1, label=methods.label(method))
     _log_x(ax, per_ipc["ipc"].unique())
     ax.set_xlabel("images per class (IPC)")
     ax.set_ylabel(f"student {metric} (%)")
@@ -265,9 +275,11 @@ def recovery_curves(df: pd.DataFrame) -> Figure:
         sub = df[df.metric == f"curve_{term}"]
         budgets = sorted(sub.iterations.unique())
         for (method, its), g in sub.groupby(["method", "iterations"], sort=False):
+            # the method's colour, lighter for smaller budgets
             shade = 0.35 + 0.65 * budgets.index(its) / max(1, len(budgets) - 1)
-            color = mpl.colormaps["Blues" if method == "sre2l" else "Oranges"](shade)
-            ax.plot(g["step"], g["value"], color=color, lw=1, label=f"{method}, {its:g} it")
+            rgb = mpl.colors.to_rgb(method_color(method, list(sub.method.unique()).index(method)))
+            color = tuple(1 - shade * (1 - c) for c in rgb)
+            ax.plot(g["step"], g["value"], color=color, lw=1, label=f"{methods.label(method)}, {its:g} it")
         ax.set_yscale("log")
         ax.set_xscale("log")
         ax.set_xlabel("iteration")

@@ -8,8 +8,8 @@ fp16. Both give a student the same labels for the same seed.
 
 With `RelabelConfig.topk > 0` the stored mode is *compact* (cda.labels_compact): per view only the
 top-k logits, quantized, and a fill value for the other classes (topk = C: all logits, quantized);
-the plan is regenerated from the AugConfig instead of stored. With `RelabelConfig.label_epochs = n` only n epochs are labelled, and
-training epoch e reuses epoch e mod n.
+the plan is regenerated from the AugConfig instead of stored. With `RelabelConfig.label_epochs = n`
+only n epochs are labelled, and training epoch e reuses epoch e mod n.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .augment import MixParams, ViewParams, apply_mix, apply_views, sample_mix, sample_views
 from . import labels_compact
+from .augment import MixParams, ViewParams, apply_mix, apply_views, sample_mix, sample_views
 from .cache import ArtifactError, load_torch, read_json, save_torch, write_json
 from .config import AugConfig, RelabelConfig, from_dict, to_dict
 from .data import DatasetInfo

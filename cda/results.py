@@ -8,7 +8,7 @@ import subprocess
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -81,8 +81,13 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def accuracy_table(df: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
-    """Method x IPC table of 'mean ± std' over seeds (just the mean where there is one seed)."""
+REFERENCES = ("full", "teacher")  # the reference rows (ipc empty), last in every table
+
+
+def accuracy_table(df: pd.DataFrame, metric: str = "top1", order: Sequence[str] = ()) -> pd.DataFrame:
+    """Method x IPC table of 'mean ± std' over seeds (just the mean where there is one seed). Rows:
+    the methods of `order` (e.g. cda.methods.list_methods(), the table order), then the others in
+    the order they first appear, then the reference rows."""
     sub = df[df.metric == metric]
     stats = sub.groupby(["method", "ipc"], dropna=False)["value"].agg(["mean", "std", "count"]).reset_index()
 
@@ -91,11 +96,11 @@ def accuracy_table(df: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
 
     stats["cell"] = stats.apply(fmt, axis=1)
     stats["ipc"] = stats["ipc"].apply(lambda v: "all" if pd.isna(v) else str(int(v)))
-    from .methods import list_methods
-
-    order = [m for m in (*list_methods(), "full", "teacher") if m in set(stats.method)]
-    order += sorted(set(stats.method) - set(order))
-    table = stats.pivot(index="method", columns="ipc", values="cell").reindex(order)
+    present = list(dict.fromkeys(sub.method))
+    first = [m for m in order if m in present]
+    rows = first + [m for m in present if m not in first and m not in REFERENCES]
+    rows += [m for m in REFERENCES if m in present]
+    table = stats.pivot(index="method", columns="ipc", values="cell").reindex(rows)
     cols = sorted([c for c in table.columns if c != "all"], key=int) + (["all"] if "all" in table.columns else [])
     return table[cols].fillna("")
 

@@ -31,11 +31,10 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from .config import (ConfigError, CuddConfig, EvalConfig, RecoverConfig, RunConfig, apply_overrides, get_field,
-                     with_field)
+from . import methods
+from .config import ConfigError, CuddConfig, EvalConfig, RecoverConfig, RunConfig, apply_overrides, get_field, with_field
 from .config.checks import _check_seeds
 from .results import write_results
-from .methods import options_for
 
 # ---------------------------------------------------------------------------------------------
 # The stages, their grids and what `tune` tries.
@@ -99,6 +98,7 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     overrides) beside it. Returns {"protocol": {knob: value}, "recovery": {knob: value},
     "overrides": {dotted RunConfig field: value}, "at_edge": [stage.knob], "rows": DataFrame}."""
     from .pipeline import Workspace
+    from .studies import Context
 
     if not cfg.data.validation:
         raise ConfigError("cda tune chooses on the validation split, and this config holds none out: set "
@@ -109,22 +109,29 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     cfg = ws.cfg  # speed settings resolved
     rows: list[dict] = []
 
+    ctx = Context(ws)  # the studies' executor: its one seed loop, over tc.seeds (the run's eval_seeds now)
+
     def cells(stage, knob, value, default, method, e, options=None):
-        out = []
-        for seed in tc.seeds:
-            es, opts = cfg.for_seed(seed, e, options if options is not None else options_for(cfg, method, tc.ipc))
-            m = ws.evaluation(method, tc.ipc, es, opts)
-            out.append(dict(dataset=ws.info.name, method=method, ipc=tc.ipc, teacher=cfg.squeeze.arch,
-                            student=es.arch, labels=es.labels, seed=seed, metric="top1", value=m["top1"],
-                            stage=stage, knob=knob, value_text=_text(value), default=default))
+        out = [r for r in ctx.cells(method, tc.ipc, e, options, stage=stage, knob=knob, value_text=_text(value),
+                                    default=default) if r["metric"] == "top1"]
         log(f"tune {stage}: {knob}={_text(value)} {method}: val top-1 "
             f"{sum(r['value'] for r in out) / len(out):.2f} over {len(out)} seeds")
         return out
 
-    # 1. the protocol, chosen on the random-real baseline (CUDD's sets are tuned in stage 3 only:
-    # each of its points trains curriculum students)
-    methods = [m for m in tc.methods if m != "cudd"]
-    protocol, here, edge = _stage("protocol", tc.protocol, {m: cfg.eval for m in methods}, cfg.eval, ["random"],
+    # Each method's options are moved by the stage whose grid is over their class (cda.methods'
+    # options_type): RecoverConfig by "recovery", CuddConfig by "cudd".
+    def tuned_by(section: str) -> list[str]:
+        return [m for m in tc.methods if methods.get(m).options_type is type(getattr(cfg, section))]
+
+    def trains_students(m: str) -> bool:
+        s = methods.synthesis(m, methods.options_for(cfg, m, tc.ipc))
+        return s is not None and s.student is not None
+
+    # 1. the protocol, chosen on the baseline (random real images); a method that trains students
+    # during synthesis (CUDD) is tuned in its own stage only: each of its points trains them
+    cheap = [m for m in tc.methods if not trains_students(m)]
+    protocol, here, edge = _stage("protocol", tc.protocol, {m: cfg.eval for m in cheap}, cfg.eval,
+                                  [methods.baseline()],
                                   lambda knob, value, d, m, e: cells("protocol", knob, value, d, m, e), tc.min_gain,
                                   log)
     rows += here
@@ -132,8 +139,8 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     tuned_e = _with(cfg.eval, protocol)
 
     # 2. recovery, under the tuned protocol, the same grid for SRe2L and CDA
-    synthesized = [m for m in methods if isinstance(options_for(cfg, m, tc.ipc), RecoverConfig)]
-    recovery, here, edge = _stage("recovery", tc.recovery, {m: options_for(cfg, m, tc.ipc) for m in synthesized},
+    synthesized = [m for m in tuned_by("recover") if m in cheap]
+    recovery, here, edge = _stage("recovery", tc.recovery, {m: methods.options_for(cfg, m, tc.ipc) for m in synthesized},
                                   cfg.recover, synthesized,
                                   lambda knob, value, d, m, o: cells("recovery", knob, value, d, m, tuned_e, o),
                                   tc.min_gain, log, own_best=True)
@@ -142,9 +149,10 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
 
     # 3. CUDD's weights, under the tuned protocol and recovery
     cudd = {}
-    if "cudd" in tc.methods and tc.cudd:
-        base = replace(cfg, recover=_with(cfg.recover, recovery), eval=tuned_e).cudd_for(tc.ipc)
-        cudd, here, edge = _stage("cudd", tc.cudd, {"cudd": base}, cfg.cudd, ["cudd"],
+    own = tuned_by("cudd")
+    if own and tc.cudd:
+        tuned = replace(cfg, recover=_with(cfg.recover, recovery), eval=tuned_e)
+        cudd, here, edge = _stage("cudd", tc.cudd, {m: methods.options_for(tuned, m, tc.ipc) for m in own}, cfg.cudd, own,
                                   lambda knob, value, d, m, o: cells("cudd", knob, value, d, m, tuned_e, o),
                                   tc.min_gain, log)
         rows += here
@@ -282,7 +290,7 @@ def sensitivity(df: pd.DataFrame, a: str = "cda", b: str = "sre2l") -> pd.DataFr
         g = g.assign(position=g.value_text.map(order.index))
         default = int(g[g["default"]].position.iloc[0]) if g["default"].any() else None
         t = knob_sensitivity(g, "position", default, a, b)
-        t["value_text"] = t.position.map(lambda p: order[int(p)])
+        t["value_text"] = t.position.map(lambda p, order=order: order[int(p)])
         t["stage"], t["knob"] = stage, knob
         parts.append(t)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

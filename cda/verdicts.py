@@ -7,8 +7,9 @@ and metric, `seed` naming the run; see RunConfig.seeded for what a seed varies):
   same seed on both sides) with its t-based confidence interval (`paired_difference`);
 - `field_metrics`: DD-Ranking's IOR and HLR for every set, as fractions (cda.evaluator);
 - `verdict`: holds / does not hold / inconclusive from the sign of a confidence interval;
-- `CLAIMS`, `verdict_table`: each claim of the two papers that a notebook tests, the paper's number
-  (read from results/paper/, never typed here), ours with its interval, and the verdict;
+- `Claim`, `verdict_table`: a claim of the two papers that a notebook tests (each study declares its
+  own, cda.studies; they come here as data), the paper's number (read from results/paper/, never
+  typed here), ours with its interval, and the verdict;
   `study_verdicts` gives one study's rows (a notebook's), `by_claim` one row per claim;
 - `knob_sensitivity`: how a difference (CDA − SRe2L by default) moves when one protocol knob moves
   one step either way from its default.
@@ -374,13 +375,14 @@ class PaperRef:
 @dataclass(frozen=True)
 class Claim:
     """One claim of a paper, as a notebook tests it: in `study`'s results, `a` − `b` of `metric` has
-    the sign `sign` (+1: a is better) in every cell of `by` (and of `vs`; see `compare`)."""
+    the sign `sign` (+1: a is better) in every cell of `by` (and of `vs`; see `compare`). Each study
+    declares the claims it tests (cda.studies' `study(..., claims=)`, which fills in `study`); this
+    module receives them as data."""
 
     id: str
     paper: str  # "CDA" or "CUDD"
     claim: str  # in words
     source: str  # where the paper states it
-    study: str  # the notebook whose results/<study>/<preset>.csv holds the runs
     a: Mapping[str, Any]
     b: Mapping[str, Any]
     by: tuple[str, ...] = ("ipc", "student")
@@ -390,69 +392,8 @@ class Claim:
     relative_to: Mapping[str, Any] | None = None
     where: Mapping[str, Any] = field(default_factory=dict)
     paper_ref: PaperRef | None = None  # None: the paper's number was not available (results/paper/README.md)
+    study: str = ""  # the study whose results/<study>/<preset>.csv holds the runs (set by its declaration)
 
-
-_CDA_T2 = "cda_table2_main_results.csv"
-_CUDD_MAIN = "cudd_main_results.csv"
-_IN1K_50 = {"dataset": "imagenet1k", "ipc": 50}
-
-CLAIMS: tuple[Claim, ...] = (
-    Claim("cda-beats-sre2l", "CDA", "CDA's crop curriculum trains better students than SRe2L at the same IPC "
-          "and student", "main table (Table 2 in the ICLR-2024 version); abstract", "cda_table2_main_results",
-          {"method": "cda"}, {"method": "sre2l"}, where={"labels": list(SOFT)},
-          paper_ref=PaperRef(_CDA_T2, {**_IN1K_50, "student": "resnet18", "method": "cda"},
-                             {**_IN1K_50, "student": "resnet18", "method": "sre2l"})),
-    Claim("cda-beats-sre2l-other-students", "CDA", "CDA beats SRe2L on students of other architectures than "
-          "the recovery model", "main table (ResNet-50/101 students of a ResNet-18 recovery)",
-          "cda_cross_architecture", {"method": "cda"}, {"method": "sre2l"},
-          paper_ref=PaperRef(_CDA_T2, {**_IN1K_50, "student": "resnet50", "method": "cda"},
-                             {**_IN1K_50, "student": "resnet50", "method": "sre2l"})),
-    Claim("cda-layout-early", "CDA", "CDA's images take their global layout within the first recovery steps: "
-          "the teacher recognizes its early snapshots more often than SRe2L's", "the official README's "
-          "SRe2L/CDA comparison figure (qualitative)", "cda_fig_synthesis_steps", {"method": "cda"},
-          {"method": "sre2l"}, by=("ipc", "step"), metric="teacher_top1_on_images"),
-    Claim("cosine-beats-linear", "CDA", "A cosine crop schedule beats a linear one", "scheduler ablation "
-          "(reported by summaries; its numbers were not available)", "cda_ablation_scheduler",
-          {"method": "cda", "schedule": "cosine"}, {"method": "cda", "schedule": "linear"}, by=("ipc", "milestone")),
-    Claim("easy-to-hard-beats-reverse", "CDA", "Easy to hard (whole views first) beats the reverse "
-          "curriculum (RCL)", "learning-paradigm ablation (numbers not available)", "cda_ablation_direction",
-          {"method": "cda", "reverse": False}, {"method": "cda", "reverse": True}, by=("ipc",)),
-    Claim("easy-to-hard-beats-constant", "CDA", "Easy to hard beats a constant crop range (CNL), for each "
-          "constant lower bound", "learning-paradigm ablation (numbers not available)", "cda_ablation_direction",
-          {"method": "cda", "reverse": False}, {"method": "sre2l"}, by=("ipc",), vs="end_scale"),
-    Claim("end-at-0.08", "CDA", "Ending the curriculum at RandomResizedCrop's default lower bound 0.08 (the "
-          "paper's choice) beats ending it higher", "the method's setting; questioned by the reviewers",
-          "cda_ablation_crop_lower_bound", {"method": "cda", "end_scale": 0.08}, {"method": "cda"},
-          by=("ipc",), vs="end_scale"),
-    Claim("cda-converges-faster", "CDA", "CDA converges faster: at each recovery budget its images train "
-          "better students than SRe2L's", "abstract (numbers not available)", "cda_recovery_budget",
-          {"method": "cda"}, {"method": "sre2l"}, by=("ipc", "student", "iterations")),
-    Claim("more-student-epochs", "CDA", "Post-training needs many epochs: the longest budget beats each "
-          "shorter one", "the papers' 300-epoch protocol", "cda_eval_budget",
-          {"varied": "epochs", "epochs": HIGHEST}, {"varied": "epochs"}, by=("ipc", "method"), vs="epochs"),
-    Claim("smaller-student-batches", "CDA", "Smaller post-training batches are crucial: the smallest batch "
-          "beats each larger one", "batch-size ablation (reported by summaries; numbers not available)",
-          "cda_eval_budget", {"varied": "batch_size", "batch_size": LOWEST}, {"varied": "batch_size"},
-          by=("ipc", "method"), vs="batch_size"),
-    Claim("cudd-beats-cda", "CUDD", "CUDD beats CDA at the same IPC and student", "main table (CIM Table 3's "
-          "transcription)", "cudd_main_results", {"method": "cudd"}, {"method": "cda"},
-          paper_ref=PaperRef(_CUDD_MAIN, {**_IN1K_50, "student": "resnet50", "method": "cudd"},
-                             {**_IN1K_50, "student": "resnet50", "method": "cda"})),
-    Claim("cudd-beats-sre2l", "CUDD", "CUDD beats SRe2L at the same IPC and student", "abstract; main table "
-          "(CIM Table 3's transcription)", "cudd_main_results", {"method": "cudd"}, {"method": "sre2l"},
-          paper_ref=PaperRef(_CUDD_MAIN, {**_IN1K_50, "student": "resnet50", "method": "cudd"},
-                             {**_IN1K_50, "student": "resnet50", "method": "sre2l"})),
-    Claim("cudd-components-help", "CUDD", "Each component of CUDD helps: the full method beats every variant "
-          "with one component off", "ablation tables (numbers not available)", "cudd_ablation",
-          {"method": "cudd", "variant": "CUDD (full)"}, {"method": "cudd"}, vs="variant"),
-    Claim("cudd-cross-architecture", "CUDD", "CUDD's adversarial term improves cross-architecture "
-          "generalization: CUDD beats SRe2L on every student", "abstract (numbers not available)",
-          "cudd_cross_architecture", {"method": "cudd"}, {"method": "sre2l"}),
-    Claim("cudd-robust-to-noise", "CUDD", "CUDD's students are more robust to noise: they lose less top-1 "
-          "than SRe2L's and CDA's as Gaussian noise grows", "abstract (noise model and numbers not available)",
-          "cudd_noise_robustness", {"method": "cudd"}, {"method": ["sre2l", "cda"]},
-          by=("ipc", "student", "sigma"), vs="method", relative_to={"sigma": 0.0}),
-)
 
 VERDICT_COLUMNS = ["id", "paper", "claim", "study", "cell", "paper_number", "paper_source", "a_mean", "b_mean",
                    "difference", "std", "ci_low", "ci_high", "n_seeds", "ours", "verdict", "results_commit"]
@@ -509,8 +450,8 @@ def papers_root(results_root: str | Path) -> Path:
     return root if (root / PAPER_DIR).is_dir() else paper_folder().parent
 
 
-def study_verdicts(study: str, df: pd.DataFrame | None, results_root: str | Path = "results",
-                   confidence: float = 0.95, claims: Sequence[Claim] = CLAIMS) -> list[dict]:
+def study_verdicts(study: str, df: pd.DataFrame | None, claims: Sequence[Claim], results_root: str | Path = "results",
+                   confidence: float = 0.95) -> list[dict]:
     """The verdict rows of every claim that `study` tests, on its results `df` (None: not run)."""
     papers = papers_root(results_root)
     return [r for c in claims if c.study == study for r in claim_rows(c, df, papers, confidence)]
@@ -526,23 +467,24 @@ def _commit(provenance_path: Path) -> str:
         return ""
 
 
-def verdict_table(results_root: str | Path = "results", preset: str = "cpu", claims: Sequence[Claim] = CLAIMS,
+def verdict_table(claims: Sequence[Claim], results_root: str | Path = "results", preset: str = "cpu",
                   confidence: float = 0.95, write: bool = True) -> pd.DataFrame:
     """One row per claim and cell: the claim, the paper's number (read from results/paper/; NaN where
     it was not available), ours (the paired difference a − b in points, with its interval and
-    number of seeds), the verdict, and the commit that computed the study's results. Reads
-    results/<study>/<preset>.csv for each claim's study (a study not run gives "not measured"); with `write`, saves results/verdicts/<preset>.csv and a
-    provenance .json beside it."""
+    number of seeds), the verdict, and the commit that computed the study's results, for each of
+    `claims` (every study's: cda.studies.all_claims()), in their order. Reads
+    results/<study>/<preset>.csv for each claim's study (a study not run gives "not measured"); with
+    `write`, saves results/verdicts/<preset>.csv and a provenance .json beside it."""
     from .results import read_results
 
     start = time.perf_counter()
     root = Path(results_root)
     rows, read = [], {}
-    for study in dict.fromkeys(c.study for c in claims):  # CLAIMS keeps each study's claims together
+    for study in dict.fromkeys(c.study for c in claims):  # a study's claims are declared together
         path = root / study / f"{preset}.csv"
         read[study] = read_results(path) if path.is_file() else None
         made_by = _commit(path.with_suffix(".json"))
-        rows += [{**r, "results_commit": made_by} for r in study_verdicts(study, read[study], root, confidence, claims)]
+        rows += [{**r, "results_commit": made_by} for r in study_verdicts(study, read[study], claims, root, confidence)]
     table = pd.DataFrame(rows).reindex(columns=VERDICT_COLUMNS)
     if write:
         from .cache import atomic_path, write_json

@@ -17,9 +17,9 @@ from cda.results import read_results
 def project(tmp_path, monkeypatch):
     """A project folder of our own ($CDA_ROOT), with committed-looking results in results/."""
     root = tmp_path / "project"
-    committed = root / "results" / "main" / "smoke"
+    committed = root / "results" / "cda_table2_main_results"  # the main table's one home
     committed.mkdir(parents=True)
-    (committed / "results.csv").write_text("committed\n")
+    (committed / "smoke.csv").write_text("committed\n")
     monkeypatch.setenv("CDA_ROOT", str(root))
     monkeypatch.delenv("CDA_CACHE_DIR", raising=False)
     return root.resolve()
@@ -147,7 +147,7 @@ def test_print_config_shows_where_a_run_writes(project, capsys):
         return Path(line.split(":", 1)[1].strip())
 
     assert out_dir() == project / "runs" / "results" / "main" / "smoke"
-    assert out_dir("--publish") == project / "results" / "main" / "smoke"
+    assert out_dir("--publish") == project / "results" / "cda_table2_main_results"
     custom = out_dir("--set", "ipcs=[1]")
     assert custom.parent == project / "runs" / "results" / "main" and custom.name.startswith("smoke-")
     assert out_dir("--set", "ipcs=[1]") == custom and out_dir("--set", "ipcs=[2]") != custom
@@ -166,10 +166,12 @@ def test_run_without_publish_leaves_results_alone(project):
     # the cache is the project's, shared by runs/ and results/
     assert (project / ".cache" / "cda").is_dir() and not (project / "runs" / ".cache").exists()
 
-    # --publish writes results/, beside (never over) the preset's own results
+    # --publish writes the main table's study in results/, beside (never over) the preset's own results
     assert main(["run", *cheap, "--publish"]) == 0
-    published = project / "results" / "main" / made[0].parent.name / "results.csv"
-    assert published.is_file() and (project / "results" / "main" / "smoke" / "results.csv").read_text() == "committed\n"
+    published = list((project / "results" / "cda_table2_main_results").glob("smoke-*.csv"))
+    assert len(published) == 1 and read_results(published[0]).equals(read_results(made[0]))
+    assert (project / "results" / "cda_table2_main_results" / "smoke.csv").read_text() == "committed\n"
+    assert not (project / "results" / "main").exists()
 
 
 def test_the_library_defaults_write_runs_too():

@@ -26,7 +26,7 @@ def test_two_runs_on_one_cache_both_finish_with_identical_results(tmp_path):
     procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err
     tables = [_table(out) for out, _ in outs]
     assert tables[0] == tables[1]

@@ -9,16 +9,16 @@ from PIL import Image
 
 from cda.cli import main
 from cda.config import ConfigError, DataConfig, apply_overrides, preset
-from cda.tuning import TuneConfig
 from cda.contracts import DataError, check_image_set, check_teacher, open_image, tree_classes
 from cda.data import DatasetNotFoundError, info_for, load_split, with_image_size
+from cda.tuning import TuneConfig
 
 
 def make_tree(root, classes=("a", "b", "c"), val=None, n=2, size=12, sizes=None):
     """An ImageFolder tree of random RGB PNGs: train/<class>/k.png and val/<class>/k.png."""
     rng = np.random.default_rng(0)
     for sub, names in (("train", classes), ("val", classes if val is None else val)):
-        for i, c in enumerate(names):
+        for _i, c in enumerate(names):
             (root / sub / c).mkdir(parents=True, exist_ok=True)
             for k in range(n):
                 side = (sizes or {}).get(c, size)

@@ -9,8 +9,8 @@ import torch
 from cda.cli import main
 from cda.config import AugConfig, EvalConfig, RecoverConfig
 from cda.data import dataset_info
-from cda.student import train_student
 from cda.recover import real_subset, recover
+from cda.student import train_student
 from cda.training import resolve_device
 
 INFO = dataset_info("fashion_mnist")

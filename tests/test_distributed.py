@@ -10,8 +10,9 @@ import torch
 from cda.config import parse_override, preset
 from cda.data import dataset_info
 from cda.distributed import shard
-from cda.recover import Distilled, _groups, recover, shard_steps
 from cda.methods import recover_for
+from cda.recover import Distilled, _groups, recover, shard_steps
+
 
 def _torchrun(args: list[str], timeout: int = 180) -> subprocess.CompletedProcess:
     """`torchrun --standalone --nproc_per_node=2 ARGS` with this checkout importable; must succeed."""
@@ -99,10 +100,10 @@ def test_torchrun_student_and_squeeze_training_equal_single_process(tiny_teacher
     sees its part of the same global batches (odd sizes included) and gradients are averaged by size.
     The models use instance norm, whose statistics do not depend on how a batch is split."""
     from cda.config import AugConfig, EvalConfig, SqueezeConfig
-    from cda.student import train_student
     from cda.models import create_model
     from cda.recover import real_subset
     from cda.squeeze import train_classifier
+    from cda.student import train_student
 
     script, out = tmp_path / "ddp.py", tmp_path / "ddp.pt"
     script.write_text(DDP_SCRIPT)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as TF
+from conftest import TINY
 from PIL import Image
 from torch.utils.data import BatchSampler, RandomSampler
 from torchvision.transforms import InterpolationMode, RandomResizedCrop
@@ -22,12 +23,10 @@ import cda
 from cda.cache import ArtifactError
 from cda.config import AugConfig, EvalConfig, SqueezeConfig
 from cda.data import dataset_info
-from cda.student import evaluate, train_student
 from cda.official_formats import FKDLabels, LayoutError, load_image_folder
 from cda.recover import Distilled, real_subset
 from cda.relabel import batch_inputs
-
-from conftest import TINY
+from cda.student import evaluate, train_student
 
 INFO = dataset_info("fashion_mnist")
 SMALL = EvalConfig(arch="convnet3_w8", aug=AugConfig(epochs=6, batch_size=16, crop_scale=(0.5, 1.0)))
@@ -140,7 +139,7 @@ def test_official_fkd_labels_replay_the_official_views(official, tiny_teacher, t
     for e in range(2):
         batches = fkd.epoch(e)
         assert [len(p.indices) for p, _ in batches] == [8, 8, 4]
-        for b, (plan, logits) in enumerate(batches):
+        for b, (plan, _logits) in enumerate(batches):
             torch.testing.assert_close(batch_inputs(images, plan, INFO), whole[e, b], atol=1e-5, rtol=0)
             boxes.append(plan.mix.box)
     assert any(y1 != x1 for y1, _, x1, _ in boxes)  # rows and columns differ, so a transposition would show

@@ -3,6 +3,7 @@
 The preset runs with more teacher and student epochs than its own (seconds more), so that the
 students are above chance and their accuracy can move.
 
+Every run computes afresh, in a cache of its own: a warm cache would hand it artifacts made by older code.
 A change that moves the teacher, the recovery losses or the students by more than float noise
 fails here, even where every other test still passes. When a change is meant to move them, bump
 the stage's version in cda.cache.CODE_VERSIONS and rewrite the expectations:
@@ -38,8 +39,12 @@ def measure(cache_dir: str) -> dict:
     return out
 
 
-def test_smoke_numbers_match_the_stored_expectations(tmp_path):
-    got = measure(os.environ.get("CDA_CACHE_DIR") or str(tmp_path))
+@pytest.mark.slow
+def test_smoke_numbers_match_the_stored_expectations(tmp_path, monkeypatch):
+    # A cache of its own, never $CDA_CACHE_DIR's: artifacts made by older code would be loaded and
+    # pass after exactly the kind of change this test exists to catch.
+    monkeypatch.delenv("CDA_CACHE_DIR", raising=False)
+    got = measure(str(tmp_path / "cache"))
     if os.environ.get("CDA_UPDATE_EXPECTATIONS"):
         STORED.write_text(json.dumps(got, indent=1) + "\n")
         pytest.skip(f"expectations rewritten: {STORED}")

@@ -7,10 +7,10 @@ import torch.nn.functional as F
 
 from cda.config import AugConfig, ConfigError, EvalConfig, RelabelConfig
 from cda.data import dataset_info
-from cda.student import train_student
 from cda.labels_compact import bytes_per_view, compress, decompress, from_rows, to_rows
 from cda.recover import real_subset
 from cda.relabel import _pack, epoch_plan, relabel
+from cda.student import train_student
 
 INFO = dataset_info("fashion_mnist")
 AUG = AugConfig(epochs=2, batch_size=16, crop_scale=(0.3, 1.0), mix="cutmix")

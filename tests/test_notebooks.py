@@ -13,7 +13,6 @@ import torch
 from cda import studies
 from cda.notebooks import notebook_paths, redraw_all
 from cda.results import COLUMNS, read_results
-from cda.verdicts import CLAIMS
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebook_paths(ROOT)
@@ -181,7 +180,7 @@ def test_saved_mode_shows_the_committed_results_and_computes_nothing():
         assert result.figures and all(p.is_file() for p in result.figures)
         assert len(s.tables()) > 0 and not hasattr(s, "ws")
         # the verdicts of the claims this study tests, as the verdict table has them
-        claims = [c for c in CLAIMS if c.study == name]
+        claims = studies.get(name).claims
         shown = str(s.verdicts())
         for c in claims:
             assert c.claim in shown, (name, c.id)
@@ -266,3 +265,15 @@ def test_the_reproduction_cost_counts_each_shared_artifact_once(tmp_path):
     assert cost["seconds"] == 125.0 and cost["artifacts"] == 4 and cost["untimed"] == 1
     assert cost["by_kind"] == {"distilled": 20.0, "evaluation": 5.0, "teacher": 100.0}
     assert cost["studies"] == ["cda_ablation_scheduler", "cda_ablation_direction"]
+
+
+def test_every_study_declares_the_axes_it_varies_and_its_notebook_shows_them():
+    """A study's grid names columns of its committed cpu results that do vary there, and its
+    notebook's introduction names them."""
+    for name, st in studies.STUDIES.items():
+        assert st.grid, f"{name} declares no grid"
+        df = read_results(ROOT / "results" / name / "cpu.csv")
+        assert set(st.grid) <= set(df.columns), (name, st.grid)
+        assert any(df[axis].nunique() > 1 for axis in st.grid), (name, st.grid)
+        intro = "".join(json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"][0]["source"])
+        assert "**Variants compared.** " + " × ".join(f"`{a}`" for a in st.grid) in intro, name

@@ -1,4 +1,5 @@
-"""The papers' numbers quoted in README.md are rendered from results/paper/*.csv, never typed."""
+"""The papers' numbers quoted in README.md and the site's pages are rendered from results/paper/*.csv,
+never typed."""
 import shutil
 import subprocess
 import sys
@@ -13,10 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_readme_quotes_the_paper_numbers_as_rendered_from_results_paper():
-    readme = (ROOT / "README.md").read_text()
-    names = [m.group("name") for m in paper_numbers.MARKER.finditer(readme)]
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]  # README and the site's pages
+    texts = [p.read_text() for p in pages]
+    names = [m.group("name") for t in texts for m in paper_numbers.MARKER.finditer(t)]
     assert set(names) == set(paper_numbers.SNIPPETS), "every snippet is quoted, and only known ones"
-    assert paper_numbers.render(readme) == readme, "README.md is stale: run scripts/readme_numbers.py"
+    for page, text in zip(pages, texts):
+        assert paper_numbers.render(text) == text, f"{page} is stale: run scripts/readme_numbers.py"
     check = subprocess.run([sys.executable, str(ROOT / "scripts" / "readme_numbers.py"), "--check"],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout

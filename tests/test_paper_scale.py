@@ -39,7 +39,7 @@ def test_paper_preset_runs_every_method_on_a_224px_standin(tmp_path):
     made = {json.loads((f / "meta.json").read_text())["method"]: f for f in (cache / "distilled").iterdir()
             if (f / "done.json").is_file()}
     assert set(made) == {"sre2l", "cda", "cudd"}
-    for method, folder in made.items():
+    for _method, folder in made.items():
         d = Distilled.load(folder)
         assert d.images.shape == (8, 3, 224, 224) and d.images.dtype == torch.uint8
         assert torch.equal(d.labels, torch.arange(4).repeat_interleave(2))

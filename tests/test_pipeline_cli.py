@@ -79,3 +79,14 @@ def test_cli_refuses_to_reuse_an_output_of_another_config(tmp_path, capsys):
     assert (tmp_path / "d" / "distilled.pt").read_bytes() == first  # nothing lost
     assert main(["recover", *common, "--teacher", teacher, "--method", "sre2l", "--ipc", "2", "--out", out,
                  "--overwrite"]) == 0
+
+
+def test_the_main_table_is_published_once():
+    """The main table's one home is its study's (`cda run --publish` writes it): no results/main/ copy."""
+    from pathlib import Path
+
+    from cda.studies import MAIN_TABLE
+
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "results" / MAIN_TABLE / "cpu.csv").is_file()
+    assert not (root / "results" / "main").exists(), "results/main/ duplicates the main table's study results"

@@ -4,8 +4,8 @@ from dataclasses import replace
 import pytest
 
 from cda.config import PRESETS, RunConfig, from_dict, preset, to_dict
-from cda.studies.cudd import CUDD_ABLATIONS
 from cda.methods import recover_for
+from cda.studies.cudd import CUDD_ABLATIONS
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

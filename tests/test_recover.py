@@ -55,7 +55,7 @@ def test_bn_loss_equals_direct_computation():
     for g in range(3):
         feats, total = x[4 * g:4 * g + 4], 0.0
         h = feats
-        for i, layer in enumerate(model.features):
+        for _i, layer in enumerate(model.features):
             if isinstance(layer, torch.nn.BatchNorm2d):
                 bn = bns.index(layer)
                 mean = h.mean(dim=(0, 2, 3))
@@ -95,7 +95,7 @@ def test_bn_batches_of_several_groups_pool_their_statistics():
     total = 0.0
     for rows in ([0, 1, 2, 3], [4, 5, 6, 7], [8, 9]):
         h = ref[rows]
-        for i, layer in enumerate(model.features):
+        for _i, layer in enumerate(model.features):
             if isinstance(layer, torch.nn.BatchNorm2d):
                 mean, var = h.mean(dim=(0, 2, 3)), h.var(dim=(0, 2, 3), unbiased=False)
                 w = 10.0 if layer is model.features[1] else 1.0

@@ -5,9 +5,9 @@ import torch
 from cda.augment import ViewParams, apply_views, sample_crop_boxes
 from cda.config import AugConfig, EvalConfig, RelabelConfig
 from cda.data import dataset_info
-from cda.student import evaluate, soft_label_loss, train_student
 from cda.recover import real_subset
 from cda.relabel import batch_inputs, epoch_plan, relabel
+from cda.student import evaluate, soft_label_loss, train_student
 
 INFO = dataset_info("fashion_mnist")
 AUG = AugConfig(epochs=3, batch_size=16, crop_scale=(0.3, 1.0), mix="cutmix")

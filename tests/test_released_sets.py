@@ -5,6 +5,7 @@ import argparse
 
 import pytest
 import torch
+from test_evaluator import write_official_fkd, write_official_tree
 
 from cda.checkpoint import CheckpointError
 from cda.cli import main
@@ -13,8 +14,6 @@ from cda.models import create_model
 from cda.official_formats import LayoutError
 from cda.recover import real_subset
 from cda.released import load_teacher
-
-from test_evaluator import write_official_fkd, write_official_tree
 
 INFO = dataset_info("fashion_mnist")
 # the smoke preset's data (Fashion-MNIST, 20 test images per class), students of 2 epochs at batch 8

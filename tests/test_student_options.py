@@ -7,9 +7,9 @@ import torch
 
 from cda.config import AugConfig, ConfigError, DataConfig, EvalConfig, config_hash
 from cda.data import load_split
-from cda.student import evaluate, mse_gt_loss, train_student
 from cda.models import create_model
 from cda.recover import real_subset
+from cda.student import evaluate, mse_gt_loss, train_student
 from cda.student_validation import Validation
 from cda.training import test_accuracy as accuracy_of
 

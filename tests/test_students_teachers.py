@@ -6,9 +6,9 @@ import torch
 
 from cda.config import AugConfig, EvalConfig, RecoverConfig
 from cda.data import DATASETS
-from cda.student import train_student
 from cda.models import bn_layers, create_model
 from cda.recover import Distilled, recover
+from cda.student import train_student
 
 RECOVER = RecoverConfig(ipc=1, iterations=2, classes_per_group=10, jitter=1)
 AUG = AugConfig(epochs=2, batch_size=10)

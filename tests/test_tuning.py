@@ -5,9 +5,8 @@ import pandas as pd
 import pytest
 
 from cda.config import ConfigError, EvalConfig, preset, with_field
-from cda.tuning import CUDD_GRID, TUNE_STAGES, TuneConfig
 from cda.pipeline import Workspace
-from cda.tuning import _parse, _stage, _winner, best_mean, sensitivity, tune
+from cda.tuning import CUDD_GRID, TUNE_STAGES, TuneConfig, _parse, _stage, _winner, best_mean, sensitivity, tune
 
 
 def _rows(points):
@@ -54,7 +53,7 @@ def test_tune_runs_the_grid_and_records_the_winners(tmp_path):
     df = pd.read_csv(tmp_path / "tuning.csv")
     # every point, method and seed: 2 temperatures x 3 methods x 2 seeds, then 2 values x 2 methods x 2 seeds;
     # where a knob moved, the preset and the tuned combination side by side
-    moved_p, moved_r = out["protocol"]["temperature"] != 20.0, out["recovery"]["bn_groups"] != 1
+    moved_p, _moved_r = out["protocol"]["temperature"] != 20.0, out["recovery"]["bn_groups"] != 1
     combined = df[df.knob == "combined"]
     assert len(df[df.stage == "protocol"]) == 12 + 12 * (len(combined[combined.stage == "protocol"]) > 0)
     assert len(df[df.stage == "recovery"]) == 8 + 8 * (len(combined[combined.stage == "recovery"]) > 0)

@@ -9,8 +9,22 @@ import pandas as pd
 import pytest
 
 from cda.results import COLUMNS
-from cda.verdicts import (CLAIMS, HIGHEST, LOWEST, PaperRef, by_claim, compare, field_metrics, knob_sensitivity,
-                          paired_difference, select, summarize, t_quantile, verdict, verdict_table)
+from cda.studies import all_claims
+from cda.verdicts import (
+    HIGHEST,
+    LOWEST,
+    PaperRef,
+    by_claim,
+    compare,
+    field_metrics,
+    knob_sensitivity,
+    paired_difference,
+    select,
+    summarize,
+    t_quantile,
+    verdict,
+    verdict_table,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +157,7 @@ def test_field_metrics_are_dd_rankings_ior_and_hlr_on_fractions():
 
 
 def test_claims_read_the_papers_numbers_from_results_paper(tmp_path):
-    refs = [c for c in CLAIMS if c.paper_ref]
+    refs = [c for c in all_claims() if c.paper_ref]
     assert refs, "at least the main tables' claims carry the paper's number"
     for claim in refs:
         paper = pd.read_csv(ROOT / "results" / "paper" / claim.paper_ref.file)
@@ -165,9 +179,9 @@ def test_claims_read_the_papers_numbers_from_results_paper(tmp_path):
 def test_committed_results_give_verdicts_only_with_seeds():
     """Every claim finds its runs in the committed cpu results (the selectors fit the studies' columns);
     a cell with one seed may not say holds or does not hold, and the main table's cells have five."""
-    table = verdict_table(ROOT / "results", "cpu", write=False)
+    table = verdict_table(all_claims(), ROOT / "results", "cpu", write=False)
     measured = table.groupby("id")["n_seeds"].max()
-    assert set(measured.index) == {c.id for c in CLAIMS}
+    assert set(measured.index) == {c.id for c in all_claims()}
     assert (measured >= 1).all(), f"claims without runs: {list(measured[measured < 1].index)}"
     assert set(table[table.n_seeds > 1].verdict) <= {"holds", "does not hold", "inconclusive"}
     # rebuilt at the cpu preset's seeds: five in the main tables, three in the others
@@ -188,7 +202,7 @@ def test_verdict_table_with_seeds_gives_verdicts_and_writes_them(tmp_path):
     (tmp_path / "cda_table2_main_results").mkdir()
     _rows(main).to_csv(tmp_path / "cda_table2_main_results" / "x.csv", index=False)
     shutil.copytree(ROOT / "results" / "paper", tmp_path / "paper")
-    table = verdict_table(tmp_path, "x")
+    table = verdict_table(all_claims(), tmp_path, "x")
     rows = table[table.id == "cda-beats-sre2l"].set_index("cell")
     assert rows.loc["ipc=10, student=convnet3", "verdict"] == "holds"
     assert rows.loc["ipc=50, student=convnet3", "verdict"] == "does not hold"
@@ -224,7 +238,7 @@ def test_knob_sensitivity_reports_how_the_difference_moves():
 def test_figures_draw_in_a_local_style(tmp_path):
     import matplotlib
 
-    from cda.plots_verdicts import knob_figure, save_figure, verdict_figure
+    from cda.interval_figures import knob_figure, save_figure, verdict_figure
 
     before = dict(matplotlib.rcParams)
     cells = {(m, s, ("epochs", e), ("ipc", i)): 60.0 + s + (e / 100 if m == "cda" else 0) + 0.1 * (s % 2)
@@ -236,8 +250,30 @@ def test_figures_draw_in_a_local_style(tmp_path):
     assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "200", "400"]
     paths = save_figure(fig, tmp_path / "knob")
     assert all(p.stat().st_size > 0 for p in paths)
-    verdicts = verdict_table(ROOT / "results", "cpu", write=False)
+    verdicts = verdict_table(all_claims(), ROOT / "results", "cpu", write=False)
     fig = verdict_figure(verdicts)
     assert len(fig.axes[0].get_yticklabels()) == (verdicts.n_seeds > 0).sum()
     save_figure(fig, tmp_path / "verdicts")
     assert dict(matplotlib.rcParams) == before
+
+
+def test_claims_are_declared_by_their_studies_and_rebuild_the_committed_table():
+    """Each study declares its claims (cda.studies' `claims=`); cda.verdicts receives them as data and
+    never imports the studies; the committed verdict table rebuilds byte for byte from saved results."""
+    import subprocess
+    import sys
+
+    from cda import studies
+
+    code = "import sys, cda.verdicts; print('cda.studies' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    claims = all_claims()
+    assert len({c.id for c in claims}) == len(claims) > 0
+    assert all(c in studies.get(c.study).claims for c in claims)
+    table = verdict_table(claims, ROOT / "results", "cpu", write=False)
+    committed = (ROOT / "results" / "verdicts" / "cpu.csv").read_text()
+    assert table.to_csv(index=False, float_format="%.4g") == committed
+    with pytest.raises(ValueError, match="declared twice"):
+        studies.study("toy_claims", "a toy", draw=lambda df, im: {}, tables=lambda df, root: [],
+                      claims=(claims[0],))(lambda ctx: [])
+    assert "toy_claims" not in studies.STUDIES

@@ -1,9 +1,10 @@
 """Distillation methods as one table: each entry says how its set is made and which options it takes.
 
-A method is registered once (`register`); the run config's `methods`, the pipeline, the result
-tables and the studies read this table, so adding a method (RDED, EDC, ...) is one new module in
-this package plus its tests. Entries are listed in the order they are registered, which is the
-order of the rows of every table.
+A method is registered once (`register`); the run config's `methods`, the pipeline, the plan, the
+tuning, the result tables, the studies and the figures read this table and nothing else about it (no
+code tests a method's name), so adding a method (RDED, EDC, ...) is one new module in this package
+plus its tests. Entries are listed in the order they are registered, which is the order of the rows
+of every table.
 """
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pkgutil
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from torch import nn
+if TYPE_CHECKING:  # the registry itself needs no torch: each method imports what it runs
+    from torch import nn
 
 from ..runtime import Speeds
 
@@ -23,7 +25,7 @@ from ..runtime import Speeds
 class Inputs:
     """What a method may use to make its set."""
 
-    teacher: nn.Module
+    teacher: "nn.Module | None"
     train: Any  # cda.data split of the training set
     device: str = "cpu"
     progress: bool = True
@@ -38,6 +40,18 @@ class Inputs:
 
 
 @dataclass(frozen=True)
+class Synthesis:
+    """The work of synthesizing one set, as the plan and the GPU-cost estimate count it
+    (cda.plan, cda.gpu_cost): images x `recover.iterations` image-iterations of the teacher, and,
+    where students are trained and run during synthesis (CUDD's curriculum students), their
+    recipe and their image-epochs per class in all."""
+
+    recover: Any  # cda.config.RecoverConfig
+    student: Any = None  # cda.config.EvalConfig, or None
+    student_image_epochs_per_class: int = 0
+
+
+@dataclass(frozen=True)
 class Method:
     """One distillation method.
 
@@ -45,7 +59,12 @@ class Method:
     config sections; it is hashed into the cache key. `make(inputs, options)` returns a
     `cda.recover.Distilled`. `cached`: whether the set is stored in the cache (random real images
     are cheaper to draw again than to load). `snapshots`: whether `make` can record images at
-    given iterations.
+    given iterations. `synthesis(options)`: the work of one set (None: real images are picked, no
+    synthesis). `from_noise`: the options are a RecoverConfig and the set is recovered from noise
+    slot by slot, so finished slots are shared between IPCs (the cache's slots/). `options_type`:
+    the class of its options (tuning moves a method's options with the grid of that class).
+    `baseline`: the reference the others are measured against (IOR, the protocol's tuning).
+    `color`: its colour in every figure (a matplotlib colour; "": the next free one).
     """
 
     name: str
@@ -55,6 +74,11 @@ class Method:
     cached: bool = True
     snapshots: bool = False
     description: str = ""
+    synthesis: Callable[[Any], Synthesis] | None = None
+    from_noise: bool = False
+    options_type: type | None = None
+    baseline: bool = False
+    color: str = ""
 
 
 def clear_progress(folder: Path) -> None:
@@ -99,6 +123,24 @@ def get(name: str) -> Method:
         raise KeyError(f"unknown method {name!r}; choose one of {list(REGISTRY)} (or register one: "
                        f"see cda/methods/__init__.py)")
     return REGISTRY[name]
+
+
+def color(name: str) -> str:
+    """A method's colour in the figures; "" for a name nobody registered (the caller picks one)."""
+    _load()
+    return REGISTRY[name].color if name in REGISTRY else ""
+
+
+def baseline() -> str:
+    """The name of the baseline method (random real images)."""
+    _load()
+    return next(m.name for m in REGISTRY.values() if m.baseline)
+
+
+def synthesis(name: str, options: Any) -> Synthesis | None:
+    """The synthesis work of a method's set made with `options`; None for real images picked."""
+    m = get(name)
+    return None if m.synthesis is None else m.synthesis(options)
 
 
 def label(name: str) -> str:

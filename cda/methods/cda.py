@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..config import RecoverConfig
-from . import Method, register
+from . import Method, Synthesis, register
 from .sre2l import recover_from_noise
 
 
@@ -13,4 +13,5 @@ def options(run, ipc: int) -> RecoverConfig:
 
 
 METHOD = register(Method(name="cda", label="CDA", options=options, make=recover_from_noise, snapshots=True,
-                         description="SRe2L with the crop curriculum run.curriculum"))
+                         description="SRe2L with the crop curriculum run.curriculum", synthesis=Synthesis,
+                         from_noise=True, options_type=RecoverConfig, color="C2"))

@@ -3,7 +3,7 @@ an adversarial term against that student and an L2 term to the initial image (cd
 from __future__ import annotations
 
 from ..config import CuddConfig
-from . import Inputs, Method, register
+from . import Inputs, Method, Synthesis, register
 
 
 def _make(inputs: Inputs, cfg: CuddConfig):
@@ -13,5 +13,12 @@ def _make(inputs: Inputs, cfg: CuddConfig):
                         progress_dir=inputs.folder, speeds=inputs.speeds)
 
 
+def _synthesis(c: CuddConfig) -> Synthesis:
+    """The stages together hold the IPC; a curriculum student trains on the images of every stage but
+    the last, and runs in each recovery step (the adversarial term)."""
+    return Synthesis(c.recover, c.student, c.student_epochs * sum(c.stages[:-1]))
+
+
 METHOD = register(Method(name="cudd", label="CUDD", options=lambda run, ipc: run.cudd_for(ipc), make=_make,
-                         description="staged synthesis from real images (run.cudd)"))
+                         description="staged synthesis from real images (run.cudd)", synthesis=_synthesis,
+                         options_type=CuddConfig, color="C3"))

@@ -35,4 +35,5 @@ def _make(inputs: Inputs, o: NearestMeanOptions):
 
 
 METHOD = register(Method(name="nearest_mean", label="Nearest to mean", options=lambda run, ipc: NearestMeanOptions(ipc),
-                         make=_make, description="the real images closest to their class mean"))
+                         make=_make, description="the real images closest to their class mean",
+                         options_type=NearestMeanOptions, color="C4"))

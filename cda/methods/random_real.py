@@ -22,4 +22,5 @@ def _make(inputs: Inputs, o: RandomRealOptions):
 METHOD = register(Method(
     name="random", label="Random real", cached=False,
     options=lambda run, ipc: RandomRealOptions(ipc, run.recover.seed), make=_make,
-    description="IPC random real training images per class"))
+    description="IPC random real training images per class", options_type=RandomRealOptions, baseline=True,
+    color="C0"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..config import CurriculumConfig, RecoverConfig
-from . import Inputs, Method, register
+from . import Inputs, Method, Synthesis, register
 
 
 def recover_from_noise(inputs: Inputs, cfg: RecoverConfig):
@@ -26,4 +26,5 @@ def options(run, ipc: int) -> RecoverConfig:
 
 
 METHOD = register(Method(name="sre2l", label="SRe2L", options=options, make=recover_from_noise, snapshots=True,
-                         description="BN-statistics matching + CE from noise (run.recover)"))
+                         description="BN-statistics matching + CE from noise (run.recover)", synthesis=Synthesis,
+                         from_noise=True, options_type=RecoverConfig, color="C1"))

@@ -1,5 +1,6 @@
-"""What every study shares: the registry, where results go, the Context a study computes with, and
-the helpers its tables and figures use (including the main table's rows, which `cda run` builds too).
+"""What every study shares: the registry, where results go, and the helpers its tables and figures
+use. The Context a study computes with, and the main table's rows, are cda.cells' (`cda run` uses
+them too).
 """
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from .. import methods, plots
-from ..config import CuddConfig, EvalConfig, RecoverConfig, RunConfig, config_hash
+from .. import methods, plots, results
+from ..cells import Cell, Context, Pending, main_table_rows, set_label  # noqa: F401  (re-exported)
 from ..paths import figures_dir, project_root, read_paper, results_path, run_tag  # noqa: F401 (re-exported)
-from ..pipeline import Workspace
+from ..verdicts import Claim
+
 
 class _Names(dict):
     """Display names, from the method registry (cda.methods); the reference rows' too."""
@@ -42,6 +44,22 @@ Tables = list[tuple[str, pd.DataFrame]]
 
 
 @dataclass(frozen=True)
+class Notebook:
+    """A study's notebook text; scripts/build_notebooks.py builds the notebook from it. `claim`: the
+    paper's claim and how the notebook tests it (a function where it quotes results/paper, read when
+    the notebook is built); `params`: the study parameters the notebook sets, (name, value, comment);
+    `reading`: how to read the result."""
+
+    title: str
+    claim: str | Callable[[], str]
+    reading: str
+    params: tuple[tuple[str, Any, str], ...] | list = ()
+
+    def text(self) -> str:
+        return self.claim() if callable(self.claim) else self.claim
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     title: str
@@ -49,6 +67,9 @@ class Study:
     draw: Callable[[pd.DataFrame, dict], dict[str, Any]]  # (results, saved images) -> {figure name: Figure}
     tables: Callable[[pd.DataFrame, Path | None], Tables]  # (results, root) -> [(caption, table)]
     main: bool = False  # a main table: every evaluation seed (the others: RunConfig.ablation_seeds)
+    notebook: Notebook | None = None  # its notebook's text (None: no notebook)
+    grid: tuple[str, ...] = ()  # the axes it varies: the results' columns that tell its variants apart
+    claims: tuple[Claim, ...] = ()  # the papers' claims its results test (cda.verdicts judges them)
 
     def parameters(self) -> dict[str, Any]:
         """The study's parameters and their defaults."""
@@ -57,205 +78,38 @@ class Study:
 
 
 STUDIES: dict[str, Study] = {}
+MAIN_TABLE = "cda_table2_main_results"  # the main table's one home: `cda run --publish` writes this study
 
 
-def study(name: str, title: str, *, draw: Callable, tables: Callable, main: bool = False):
-    """Register the decorated compute function as the study `name`, with its figures and tables;
-    `main`: a main table, whose cells run every evaluation seed."""
+def study(name: str, title: str, *, grid: tuple[str, ...] = (), draw: Callable, tables: Callable,
+          main: bool = False, notebook: Notebook | None = None, claims: tuple[Claim, ...] = ()):
+    """Register the decorated compute function as the study `name`: the axes it varies (`grid`,
+    columns of its results), the papers' claims its results test (`claims`), its figures, tables and
+    notebook text; `main`: a main table, whose cells run every evaluation seed."""
     def register(compute):
         if name in STUDIES:
             raise ValueError(f"study {name!r} is registered twice")
-        STUDIES[name] = Study(name, title, compute, draw, tables, main)
+        taken = {c.id for c in all_claims()}
+        for c in claims:
+            if c.id in taken:
+                raise ValueError(f"study {name!r}: claim id {c.id!r} is declared twice; give it another id")
+            if c.study not in ("", name):
+                raise ValueError(f"study {name!r}: claim {c.id!r} names study {c.study!r}; leave `study` unset")
+        STUDIES[name] = Study(name, title, compute, draw, tables, main, notebook, tuple(grid),
+                              tuple(replace(c, study=name) for c in claims))
         return compute
     return register
+
+
+def all_claims() -> list[Claim]:
+    """Every registered study's claims, study by study in the registry's order (the verdict table's)."""
+    return [c for st in STUDIES.values() for c in st.claims]
 
 
 def get(name: str) -> Study:
     if name not in STUDIES:
         raise KeyError(f"unknown study {name!r}; choose one of {sorted(STUDIES)}")
     return STUDIES[name]
-
-
-# ---------------------------------------------------------------------------------------------
-# What a study computes with.
-
-@dataclass(frozen=True)
-class Cell:
-    """One student run a study asks for: a student trained on one distilled set, one seed."""
-
-    method: str
-    ipc: int
-    eval: EvalConfig
-    made_by: RecoverConfig | CuddConfig | None  # None: the run's own config for the method
-    label: str  # the set, for people: "CDA, IPC 10 (cosine, milestone 0.5)"
-
-
-class Context:
-    """A study's access to the cached workspace.
-
-    A study's compute function runs twice: once planning (`planning=True`: every set it needs is
-    built or loaded, each student run is only recorded in `planned`), then for real (each student
-    is trained or loaded; the sets come from the cache). So the steps of a study can run one by one
-    and the second pass repeats no work.
-    """
-
-    def __init__(self, ws: Workspace, preset: str | None = None, planning: bool = False,
-                 on_set: Callable[[str, Any], None] | None = None, bar=None, main: bool = True):
-        self.ws, self.preset, self.planning = ws, preset, planning
-        n = ws.cfg.ablation_seeds
-        # the seeds of this study's cells: all of them in a main table, the first n in the others
-        self.seeds = ws.cfg.eval_seeds if main or not n else ws.cfg.eval_seeds[:n]
-        self.images: dict[str, Any] = {}  # image tensors saved beside the CSV for the grid figures
-        self.planned: list[Cell] = []
-        self.wants_full_data = False
-        self._sets: dict[str, str] = {}  # sets handed out so far: key -> label
-        self._on_set, self._bar = on_set, bar
-
-    @property
-    def cfg(self) -> RunConfig:
-        return self.ws.cfg
-
-    def log(self, message: str) -> None:
-        self.ws.log(message)
-
-    def ablation_ipc(self) -> int:
-        """The IPC of the ablations: 10 where the preset has it, else its nearest smaller IPC."""
-        small = [i for i in self.cfg.ipcs if i <= 10]
-        return max(small) if small else min(self.cfg.ipcs)
-
-    def default_students(self) -> tuple[str, ...]:
-        """Student architectures for cross-architecture tables: the papers' ResNets on ImageNet-scale
-        data; on small images, the preset's ConvNet, a ResNet-18 and a small ViT (add "mobilenet_v2"
-        through the `students` parameter: on 2 CPU cores it costs minutes per cell)."""
-        if self.cfg.students:  # the preset's own (the papers' tables)
-            return tuple(dict.fromkeys((self.cfg.eval.arch, *self.cfg.students)))
-        if self.cfg.data.name in ("imagenet1k", "imagenet21k", "tiny_imagenet"):
-            return tuple(dict.fromkeys((self.cfg.eval.arch, "resnet18", "resnet50", "resnet101")))
-        return tuple(dict.fromkeys((self.cfg.eval.arch, "resnet18", "vit_p4_d4_w128")))
-
-    def class_names(self) -> list[str]:
-        info = self.ws.info
-        return list(info.classes or [str(i) for i in range(info.num_classes)])
-
-    def made_by(self, method: str, ipc: int, options=None) -> RecoverConfig | CuddConfig | None:
-        """The config that synthesizes a method's set (None for random real images)."""
-        if method == "random":
-            return None
-        return options or methods.options_for(self.cfg, method, ipc)
-
-    def distilled(self, method: str, ipc: int, options=None, snapshot_at: tuple[int, ...] = (),
-                  label: str | None = None):
-        """A distilled set from the workspace; the first time a pass asks for one, it is named in the
-        log (before it is built) and handed to `on_set` (the notebook shows its images)."""
-        key = config_hash(method, ipc, self.made_by(method, ipc, options), list(snapshot_at))
-        first = key not in self._sets
-        label = label or set_label(method, ipc, {})
-        if first and self.planning:
-            self.log(f"set: {label}")
-        d = self.ws.distilled(method, ipc, options, snapshot_at=snapshot_at)
-        if first:
-            self._sets[key] = label
-            if self._on_set is not None:
-                self._on_set(label, d)
-        return d
-
-    def cells(self, method: str, ipc: int, eval_cfg: EvalConfig | None = None, options=None,
-              **tags) -> list[dict]:
-        """Long-format rows of one evaluated cell, over the preset's evaluation seeds."""
-        rows = []
-        for seed in self.seeds:
-            # seed_scope "student": only the student's seed moves; "all": its views, the set's noise too
-            e, opts = self.cfg.for_seed(seed, eval_cfg, self._options(method, ipc, options))
-            if self.planning:
-                self._plan(method, ipc, e, opts, tags)
-                continue
-            metrics = self.ws.evaluation(method, ipc, e, opts)
-            self._done(method, ipc, e, tags, f"top-1 {metrics['top1']:.1f}%")
-            rows += self._rows(method, ipc, e, metrics, tags, seed)
-        return rows
-
-    def _options(self, method: str, ipc: int, options):
-        """The set's options as given, or (only where every seed draws its own set) the run's."""
-        if options is not None or self.cfg.seed_scope == "student":
-            return options
-        return methods.options_for(self.cfg, method, ipc)
-
-    def noisy_cells(self, method: str, ipc: int, sigmas: tuple[float, ...], eval_cfg: EvalConfig | None = None,
-                    options=None) -> list[dict]:
-        """Rows of students tested on the test set with Gaussian pixel noise of each std in `sigmas`."""
-        rows = []
-        for seed in self.seeds:
-            e, opts = self.cfg.for_seed(seed, eval_cfg, self._options(method, ipc, options))
-            if self.planning:
-                self._plan(method, ipc, e, opts, {})
-                continue
-            results = self.ws.robustness(method, ipc, sigmas, e, opts)
-            self._done(method, ipc, e, {}, ", ".join(f"top-1 {m['top1']:.1f}% at noise {s:g}"
-                                                     for s, m in results.items()))
-            for sigma, metrics in results.items():
-                rows += self._rows(method, ipc, e, metrics, {"sigma": sigma}, seed)
-        return rows
-
-    def _plan(self, method: str, ipc: int, e: EvalConfig, options, tags: dict) -> None:
-        """Planning: build (or load) the student's set now; record the student for later."""
-        label = set_label(method, ipc, tags)
-        self.distilled(method, ipc, options, label=label)
-        self.planned.append(Cell(method, ipc, e, options, label))
-
-    def _done(self, method: str, ipc: int, e: EvalConfig, tags: dict, what: str) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
-        self.log(f"student {e.arch} on {set_label(method, ipc, tags)}, seed {e.seed}: {what}")
-
-    def _rows(self, method, ipc, e: EvalConfig, metrics: dict, tags: dict, seed: int | None = None) -> list[dict]:
-        """Long-format rows; `seed` is the run's evaluation seed (under seed_scope "all" the student's
-        own seed is derived from it)."""
-        base = dict(dataset=self.ws.info.name, method=method, ipc=ipc, teacher=self.cfg.squeeze.arch,
-                    student=e.arch, labels=e.labels, seed=e.seed if seed is None else seed, **tags)
-        return [dict(base, metric=k, value=v) for k, v in metrics.items()]
-
-    def reference_rows(self) -> list[dict]:
-        """The teacher's and the full-data student's accuracies (ipc empty)."""
-        _, meta = self.ws.teacher()
-        if self.planning:
-            self.wants_full_data = self.cfg.full_data
-            return []
-        rows = self._rows("teacher", None, replace(self.cfg.eval, arch=self.cfg.squeeze.arch, labels="hard",
-                                                   seed=self.cfg.squeeze.seed), meta["metrics"], {})
-        if self.cfg.full_data:
-            e = replace(self.cfg.eval, labels="hard", seed=self.cfg.squeeze.seed + 1)
-            metrics = self.ws.full_data()
-            self._done("full", None, e, {}, f"top-1 {metrics['top1']:.1f}%")
-            rows += self._rows("full", None, e, metrics, {})
-        return rows
-
-
-def set_label(method: str, ipc: int | None, tags: dict) -> str:
-    """A distilled set for people: the method, the IPC and the study's variant, if any."""
-    name = NAMES.get(method, method)
-    if ipc is None:
-        return f"{name} (all training images)"
-    detail = tags.get("variant") or (f"{tags['iterations']} recovery iterations" if "iterations" in tags else "")
-    return f"{name}, IPC {ipc}" + (f" ({detail})" if detail else "")
-
-
-def main_table_rows(ctx: Context, ipcs, methods, students, extra_student_max_ipc: int | None = None,
-                    hard_labels: bool = False) -> list[dict]:
-    """The main table (CDA's Table 2, and `cda run`): every method at every IPC with the first
-    student, the other students at the IPCs up to `extra_student_max_ipc`, then the teacher's and
-    the full-data student's rows. `hard_labels`: the first student also trains on each set with its
-    class labels alone (labels "hard"), for DD-Ranking's HLR (cda.verdicts.field_metrics)."""
-    rows = []
-    for i, arch in enumerate(students):
-        for ipc in ipcs:
-            if i > 0 and extra_student_max_ipc is not None and ipc > extra_student_max_ipc:
-                continue
-            for method in methods:
-                e = replace(ctx.cfg.eval_for(method), arch=arch)  # each method's own student recipe
-                rows += ctx.cells(method, ipc, e)
-                if hard_labels and i == 0 and e.labels != "hard":
-                    rows += ctx.cells(method, ipc, replace(e, labels="hard"))
-    return rows + ctx.reference_rows()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,6 +149,11 @@ def grid_figure(images: dict):
 
 # ---------------------------------------------------------------------------------------------
 # Tables.
+
+def accuracy_table(df: pd.DataFrame, metric: str = "top1") -> pd.DataFrame:
+    """cda.results.accuracy_table with the methods in the registry's (table) order."""
+    return results.accuracy_table(df, metric, methods.list_methods())
+
 
 def top1(df: pd.DataFrame, index, columns=None, metric: str = "top1") -> pd.DataFrame:
     """Mean top-1 over seeds as a pivot table (rows `index`, columns `columns`)."""

@@ -27,15 +27,27 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
-from .. import plots
-from ..config import ConfigError, RunConfig, config_hash, from_dict, preset as make_preset, to_dict
-from ..pipeline import Workspace
+from .. import methods, plots
 from ..cache import publishing, read_json
+from ..config import ConfigError, RunConfig, config_hash, from_dict, to_dict
+from ..config import preset as make_preset
 from ..paths import cache_dir
+from ..pipeline import Workspace
 from ..results import read_results, write_results
 from ..training import resolve_device
-from ._core import (GRID_CLASSES, NAMES, Context, Study, figures_dir, get, markdown, project_root, readable,
-                    results_path, run_tag, set_label)
+from ._core import (
+    GRID_CLASSES,
+    Context,
+    Study,
+    figures_dir,
+    get,
+    markdown,
+    project_root,
+    readable,
+    results_path,
+    run_tag,
+    set_label,
+)
 
 
 @dataclass(repr=False)
@@ -74,6 +86,12 @@ class TableList(list):
 
     def _repr_markdown_(self) -> str:
         return "\n\n".join(f"**{caption}**\n\n{markdown(table)}" for caption, table in self)
+
+
+def _synthesized(d) -> bool:
+    """Whether a distilled set was synthesized (not real images picked), by its method's entry."""
+    name = d.meta.get("method")
+    return name in methods.list_methods() and methods.get(name).synthesis is not None
 
 
 def _in_notebook() -> bool:
@@ -116,10 +134,10 @@ def custom_params(st: Study, params: dict) -> dict:
 
 def open_study(name: str | Study, preset: str = "cpu", overrides: dict | None = None,
                root: str | os.PathLike | None = None, progress: bool = True, log: Callable[[str], None] = print,
-               saved: bool = False, **params) -> "LiveStudy | SavedStudy":
+               saved: bool = False, **params) -> "OpenStudy":
     """A study, ready to run step by step (`saved=True`: its saved results, computing nothing)."""
     st = name if isinstance(name, Study) else get(name)
-    return (SavedStudy if saved else LiveStudy)(st, preset, overrides or {}, root, params, progress, log)
+    return OpenStudy(st, preset, overrides or {}, root, params, progress, log, saved=saved)
 
 
 def run(name: str | Study, preset: str = "cpu", overrides: dict | None = None,
@@ -163,12 +181,14 @@ def tables(name: str, df: pd.DataFrame, root: str | os.PathLike | None = None) -
     return TableList(get(name).tables(df, root))
 
 
-class _Steps:
-    """What a live and a saved study share: the names, the paths, the config, the tables and figures."""
+class OpenStudy:
+    """A study opened step by step (the notebooks' cells). Its rows have one of two sources: computed
+    by the executor (cda.cells.Context, through the cached workspace), or, with `saved=True`, read
+    from the saved results/<study>/<preset>.csv and its provenance, computing nothing. The steps,
+    tables, verdicts and figures are the same for both; each step says where its numbers come from."""
 
-    saved = False
-
-    def __init__(self, st: Study, preset: str, overrides: dict, root, params: dict, progress: bool, log):
+    def __init__(self, st: Study, preset: str, overrides: dict, root, params: dict, progress: bool, log,
+                 saved: bool = False):
         self.study, self.name, self.preset, self.overrides = st, st.name, preset, overrides
         self.root_given = root is not None and Path(root).resolve() != project_root().resolve()
         self.root = Path(root or project_root())
@@ -178,14 +198,56 @@ class _Steps:
         # a run away from the defaults writes beside the default results, never over them
         self.tag = run_tag(preset, overrides, self.custom)
         self.csv = results_path(self.name, self.tag, self.root)
+        self.saved = saved
         self.result: StudyResult | None = None
         self.teacher_metrics: dict | None = None  # after teacher()
         self._shown: set[str] = set()  # figures a step already showed
+        self.sets: dict[str, Any] = {}  # label -> distilled set, after distill() (computed)
+        self.label_table: pd.DataFrame | None = None  # after labels() (computed)
+        self.rows: list[dict] | None = None  # after students() (computed)
+        self.images: dict[str, Any] = {}
+        self._ws: Workspace | None = None
+        self._plan: Context | None = None  # after distill(): the one Context the study computed with
+        self._pending: list = []  # the study's rows, students still Pending, after distill()
+        self._seconds = 0.0  # time spent in the steps (not waiting between notebook cells)
+        if saved:
+            self._read_saved()
+        else:
+            cfg = make_preset(preset, **overrides)
+            resolve_device(cfg.device)  # a clear error now, not after the data has loaded
+            self.cfg = replace(cfg, cache_dir=cache_dir(cfg.cache_dir, self.root))  # the one rule (cda.paths)
+
+    def _read_saved(self) -> None:
+        """The saved source: the results, their provenance and the config they were computed with."""
+        if not self.csv.is_file():
+            raise FileNotFoundError(f"no saved results at {self.csv}; run the study (saved=False) to compute them")
+        self.df = read_results(self.csv)
+        prov_file = self.csv.with_suffix(".json")
+        self.prov = read_json(prov_file, what="provenance") if prov_file.is_file() else {}
+        try:
+            self.cfg = from_dict(RunConfig, self.prov["config"]["run"])
+        except (KeyError, TypeError, ConfigError):  # provenance of an older config layout: the preset's settings
+            self.cfg = make_preset(self.preset, **self.overrides)
+        commit = str(self.prov.get("git_commit", "unknown"))
+        self.source = (f"loaded from {self._where(self.csv)} (computed by commit {commit[:7]}{'+dirty' * commit.endswith('+dirty')}, "
+                       f"written {str(self.prov.get('written', '?'))[:10]}); nothing is recomputed")
+        self.short = f"saved in {self._where(self.csv)}"
 
     def _where(self, path: Path) -> str:
         """A path for people, relative to the output root (the same text on every machine)."""
         rel = path.relative_to(self.root).as_posix()
         return rel if not self.root_given else f"<output_root>/{rel}"
+
+    @property
+    def ws(self) -> Workspace:
+        if self.saved:  # saved results never open the workspace (hasattr(s, "ws") is False)
+            raise AttributeError(f"{self.name}: saved results open no workspace; open the study with saved=False")
+        if self._ws is None:
+            if self.cfg.device.startswith("cuda") or self.cfg.data.name != "fashion_mnist":
+                self.log(f"{self.name}: preset {self.preset!r} on {self.cfg.data.name}, device {self.cfg.device}")
+            self._ws = Workspace(self.cfg, self.progress, self.log)
+            self.cfg = self._ws.cfg  # with speed="auto", the settings chosen for this machine
+        return self._ws
 
     @property
     def config(self) -> Text:
@@ -210,21 +272,227 @@ class _Steps:
                  f"device      {cfg.device}",
                  f"results     {self._where(self.csv)} (+ .json provenance)",
                  f"figures     {self._where(figures_dir(self.tag, self.root))}/{self.name}_*.png and .pdf"]
+        if self.saved:
+            lines.append(f"source      {self.source}")
         return Text("\n".join(lines))
+
+    @contextmanager
+    def _timed(self):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._seconds += time.perf_counter() - start
+
+    def teacher(self) -> None:
+        """The teacher and its test accuracy (`teacher_metrics`): trained or loaded; saved: from these
+        results or from another study's that used the same teacher."""
+        if self.saved:
+            rows, where = self._teacher_rows()
+            if rows is None:
+                self.log(f"teacher {self.cfg.squeeze.arch}: its accuracy is in no saved results at preset {self.tag!r}")
+                return
+            m = self.teacher_metrics = dict(zip(rows.metric, rows.value))
+            self.log(f"teacher {self.cfg.squeeze.arch} on {rows.dataset.iloc[0]}: top-1 {m['top1']:.1f}%, "
+                     f"top-5 {m.get('top5', float('nan')):.1f}% on the test set (trained in "
+                     f"{m.get('train_seconds', 0):.0f} s); {where}")
+            return
+        with self._timed():
+            _, meta = self.ws.teacher()
+        m = self.teacher_metrics = meta["metrics"]
+        self.log(f"teacher {self.cfg.squeeze.arch} on {self.ws.info.name}: top-1 {m['top1']:.1f}%, "
+                 f"top-5 {m['top5']:.1f}% on the test set (trained in {m.get('train_seconds', 0):.0f} s)")
+
+    def _teacher_rows(self) -> tuple[pd.DataFrame | None, str]:
+        own = self.df[self.df.method == "teacher"]
+        if len(own):
+            return own, self.short
+        keys = {k for k in self.prov.get("artifacts", {}) if k.startswith("teacher/")}
+        for csv in sorted((self.root / "results").glob(f"*/{self.tag}.csv")):
+            other = csv.with_suffix(".json")
+            if csv == self.csv or not other.is_file():
+                continue
+            shared = keys & set(read_json(other, what="provenance").get("artifacts", {}))
+            if shared:
+                df = read_results(csv)
+                rows = df[df.method == "teacher"]
+                if len(rows):
+                    return rows, (f"from {self._where(csv)}, which used the same teacher "
+                                  f"({', '.join(sorted(shared))})")
+        return None, ""
+
+    def distill(self) -> None:
+        """Build or load every distilled set the study needs (in a notebook, showing each one's images);
+        saved: the sets these results used, with their synthesis times, and the saved image grids."""
+        if self.saved:
+            return self._saved_sets()
+        if self._plan is not None:
+            return
+        with self._timed():
+            ctx = Context(self.ws, self.preset, deferred=True, on_set=self._set_ready, main=self.study.main)
+            self._pending = self.study.compute(ctx, **self.params)  # the students left Pending
+        self._plan = ctx
+        self.log(f"{len(self.sets)} distilled sets ready; {len(ctx.planned)} student runs to go"
+                 + (" and the full-data student" if ctx.wants_full_data else ""))
+
+    def _saved_sets(self) -> None:
+        self.log(f"the distilled sets these results used ({self.short}):")
+        sec = self.df[self.df.metric == "recover_seconds"]
+        if len(sec):
+            tag_cols = [c for c in ("variant", "iterations") if c in sec.columns]
+            sets = sec.assign(set=[set_label(r.method, None if pd.isna(r.ipc) else int(r.ipc),
+                                             {c: getattr(r, c) for c in tag_cols if not pd.isna(getattr(r, c))})
+                                   for r in sec.itertuples()])
+            table = sets.groupby("set", sort=False)["value"].first().round(0).to_frame("synthesis (s)")
+            self._show_table(table)
+        else:
+            n = sum(k.startswith("distilled/") for k in self.prov.get("artifacts", {}))
+            self.log(f"{n} distilled sets (see the provenance {self._where(self.csv.with_suffix('.json'))})")
+        if _in_notebook():
+            for name, fig in self._drawn(lambda name: "grid" in name or "images" in name).items():
+                _show_png(plots.png_bytes(fig))
+                self._shown.add(name)
+
+    def _set_ready(self, label: str, d) -> None:
+        self.sets[label] = d
+        seconds = d.meta.get("seconds")
+        self.log(f"  {len(d.labels)} images" + (f", synthesized in {seconds:.0f} s" if seconds else ""))
+        if _in_notebook():
+            classes = list(self.ws.info.classes or [str(i) for i in range(self.ws.info.num_classes)])
+            ipc = int(torch.bincount(d.labels.cpu()).max())
+            fig = plots.distilled_grid({label: (d.images, d.labels)}, classes[:GRID_CLASSES], per_class=min(ipc, 4))
+            _show_png(plots.png_bytes(fig, dpi=80))
+
+    def labels(self) -> None:
+        """The students' labels: stored soft labels are built here (with `labels="stored"`); online
+        soft labels come from the teacher during training. Shows the teacher's softmax on the first
+        image of each class of one synthesized set (`label_table`). Saved: which labels the students had."""
+        if self.saved:
+            how = {"online": "soft labels from the teacher, computed online on every augmented batch the students saw",
+                   "stored": "soft labels stored once per augmented view (in the cache, not in the results)",
+                   "hard": "hard class labels"}[self.cfg.eval.labels]
+            return self.log(f"labels: {how}")
+        self.distill()
+        e = self.cfg.eval
+        with self._timed():
+            stored = {}
+            for c in self._plan.planned:
+                if c.eval.labels == "stored":
+                    stored.setdefault((c.label, config_hash(c.eval.aug)), c)
+            for c in stored.values():  # under the key the students read them by
+                self.ws.labels(c.method, c.ipc, c.eval, c.made_by)
+            how = {"online": "soft labels from the teacher, computed online on every augmented batch the students see",
+                   "stored": f"soft labels stored once per augmented view ({len(stored)} label sets ready)",
+                   "hard": "hard class labels"}[e.labels]
+            self.log(f"labels: {how}")
+            label, d = next(((k, v) for k, v in self.sets.items() if _synthesized(v)),
+                            next(iter(self.sets.items()), (None, None)))
+            if d is None:
+                return
+            table = self.label_table = self._soft_labels(d)
+        self.log(f"the teacher's softmax on the first image of each class of {label} (whole image, T=1):")
+        if _in_notebook():
+            _show_markdown(markdown(table))
+        else:
+            self.log(markdown(table))
+
+    def _soft_labels(self, d) -> pd.DataFrame:
+        teacher, _ = self.ws.teacher()
+        classes = list(self.ws.info.classes or [str(i) for i in range(self.ws.info.num_classes)])
+        keep = torch.cat([torch.nonzero(d.labels == k).flatten()[:1] for k in range(min(len(classes), GRID_CLASSES))])
+        dev = next(teacher.parameters()).device
+        with torch.no_grad():
+            probs = torch.softmax(teacher.eval()(self.ws.info.normalize(d.images[keep].to(dev))).float(), 1).cpu()
+        top = probs.topk(min(3, probs.shape[1]), dim=1)
+        rows = []
+        for i, k in enumerate(d.labels[keep].tolist()):
+            rows.append({"class": classes[k], "p(class)": round(float(probs[i, k]), 3),
+                         "teacher's top classes": ", ".join(f"{classes[j]} {p:.2f}" for p, j in
+                                                            zip(top.values[i].tolist(), top.indices[i].tolist()))})
+        return pd.DataFrame(rows).set_index("class")
+
+    def students(self) -> None:
+        """Train or load every student the study needs (a progress bar over them, and one per
+        student); the study's rows are then in `rows`. Saved: how many students these results hold,
+        and what they cost."""
+        if self.saved:
+            return self._saved_students()
+        from tqdm.auto import tqdm
+
+        self.distill()
+        plan = self._plan
+        total = len(plan.planned) + plan.wants_full_data
+        with self._timed(), tqdm(total=total, desc=f"{self.name}: students", disable=not self.progress or not total,
+                                 leave=True) as bar:
+            plan.bar = bar
+            self.rows = plan.resolve(self._pending)
+            plan.bar = None
+        self.images = plan.images
+
+    def _saved_students(self) -> None:
+        students = self.df[self.df.ipc.notna() & self.df.student.notna()]  # an empty student reads as NaN
+        top = students[students.metric == "top1"]
+        seconds = students[students.metric == "seconds"].value.sum()
+        n = len(top.drop(columns=["metric", "value", "sigma"], errors="ignore").drop_duplicates())
+        if len(top):
+            self.log(f"{n} students (top-1 from {top.value.min():.1f}% to {top.value.max():.1f}%)"
+                     + (f", {seconds:.0f} s of training when they were computed" if seconds else "")
+                     + f"; {self.short}")
+        else:
+            self.log(f"no students in this study; {self.short}")
+
+    def finish(self) -> StudyResult:
+        """Write results/<study>/<preset>.csv with its provenance JSON (and the grid images), then draw
+        the figures from them; runs whatever step is still missing first. Saved: nothing to write, the
+        saved results and figures (figures redrawn only where missing)."""
+        if self.saved:
+            figures = self._figure_files() or redraw(self.study, self.tag, self.root)
+            self.result = StudyResult(self.name, self.preset, self.df, self.csv, figures, self.cfg)
+            self.log(f"{self.name} ({self.tag}): {len(self.df)} rows, {len(figures) // 2} figures; {self.source}")
+            return self.result
+        if self.rows is None:
+            self.students()
+        with self._timed():
+            provenance_config = {"preset": self.preset, "overrides": self.overrides, "params": self.params,
+                                 "run": to_dict(self.cfg)}
+            # wall_seconds is the time spent in the steps, short when the artifacts come from the cache;
+            # build_seconds is what those artifacts cost when they were built (each once; the teacher is
+            # shared by every study).
+            with publishing(self.csv):
+                df = write_results(self.rows, self.csv, provenance_config, self._seconds, self.cfg.device,
+                                   extra=self.ws.cache.cost())
+                if self.images:
+                    from ..cache import save_torch
+                    save_torch(self.images, self.csv.with_suffix(".images.pt"))
+                figures = redraw(self.study, self.tag, self.root)
+        self.result = StudyResult(self.name, self.preset, df, self.csv, figures, self.cfg)
+        self.log(f"{self.name} ({self.tag}): {len(df)} rows in {self.csv}, {len(figures) // 2} figures, "
+                 f"{self._seconds:.0f} s")
+        return self.result
+
+    def _figure_files(self) -> list[Path]:
+        folder = figures_dir(self.tag, self.root)
+        return sorted(p for p in folder.glob(f"{self.name}_*") if p.suffix in (".png", ".pdf"))
+
+    def _show_table(self, table: pd.DataFrame) -> None:
+        if _in_notebook():
+            _show_markdown(markdown(table))
+        else:
+            self.log(markdown(table))
 
     def tables(self) -> TableList:
         """The study's tables, from its results."""
         return TableList(self.study.tables(self._result().df, self.root))
 
     def verdicts(self) -> TableList | Text:
-        """The verdict on each paper claim this study tests (cda.verdicts.CLAIMS), from its results:
+        """The verdict on each paper claim this study tests (its declaration's `claims`), from its results:
         per cell, the paper's number where it was available, ours (a − b paired by seed, with its
         95% interval and the number of seeds) and holds / does not hold / inconclusive."""
         from ..verdicts import study_verdicts
 
-        table = pd.DataFrame(study_verdicts(self.name, self._result().df, self.root / "results"))
+        table = pd.DataFrame(study_verdicts(self.name, self._result().df, self.study.claims, self.root / "results"))
         if table.empty:
-            return Text("No claim of the papers is judged on this study's numbers (cda.verdicts.CLAIMS); "
+            return Text("No claim of the papers is judged on this study's numbers (its declaration's `claims`); "
                         "it is shown for what it lets you see.")
         out = []
         for claim, g in table.groupby("claim", sort=False):
@@ -254,268 +522,5 @@ class _Steps:
         """The study's figures (those whose names `which` accepts), drawn from its saved results."""
         return {k: fig for k, fig in _draw(self.study, self.csv).items() if which(k)}
 
-    def finish(self) -> StudyResult:
-        raise NotImplementedError
-
     def _result(self) -> StudyResult:
         return self.result or self.finish()
-
-
-# ---------------------------------------------------------------------------------------------
-# Computing.
-
-class LiveStudy(_Steps):
-    """A study computed step by step through the cached workspace."""
-
-    def __init__(self, st: Study, preset: str, overrides: dict, root, params: dict, progress: bool, log):
-        super().__init__(st, preset, overrides, root, params, progress, log)
-        cfg = make_preset(preset, **overrides)
-        resolve_device(cfg.device)  # a clear error now, not after the data has loaded
-        self.cfg = replace(cfg, cache_dir=cache_dir(cfg.cache_dir, self.root))  # the one rule (cda.paths)
-        self._ws: Workspace | None = None
-        self._plan: Context | None = None
-        self._seconds = 0.0  # time spent in the steps (not waiting between notebook cells)
-        self.sets: dict[str, Any] = {}  # label -> distilled set, after distill()
-        self.label_table: pd.DataFrame | None = None  # after labels()
-        self.rows: list[dict] | None = None  # after students()
-        self.images: dict[str, Any] = {}
-
-    @property
-    def ws(self) -> Workspace:
-        if self._ws is None:
-            if self.cfg.device.startswith("cuda") or self.cfg.data.name != "fashion_mnist":
-                self.log(f"{self.name}: preset {self.preset!r} on {self.cfg.data.name}, device {self.cfg.device}")
-            self._ws = Workspace(self.cfg, self.progress, self.log)
-            self.cfg = self._ws.cfg  # with speed="auto", the settings chosen for this machine
-        return self._ws
-
-    @contextmanager
-    def _timed(self):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self._seconds += time.perf_counter() - start
-
-    def teacher(self) -> None:
-        """Train or load the teacher; log its test accuracy (`teacher_metrics`)."""
-        with self._timed():
-            _, meta = self.ws.teacher()
-        m = self.teacher_metrics = meta["metrics"]
-        self.log(f"teacher {self.cfg.squeeze.arch} on {self.ws.info.name}: top-1 {m['top1']:.1f}%, "
-                 f"top-5 {m['top5']:.1f}% on the test set (trained in {m.get('train_seconds', 0):.0f} s)")
-
-    def distill(self) -> None:
-        """Build or load every distilled set the study needs; in a notebook, show each one's images."""
-        if self._plan is not None:
-            return
-        with self._timed():
-            ctx = Context(self.ws, self.preset, planning=True, on_set=self._set_ready, main=self.study.main)
-            self.study.compute(ctx, **self.params)
-        self._plan = ctx
-        self.log(f"{len(self.sets)} distilled sets ready; {len(ctx.planned)} student runs to go"
-                 + (" and the full-data student" if ctx.wants_full_data else ""))
-
-    def _set_ready(self, label: str, d) -> None:
-        self.sets[label] = d
-        seconds = d.meta.get("seconds")
-        self.log(f"  {len(d.labels)} images" + (f", synthesized in {seconds:.0f} s" if seconds else ""))
-        if _in_notebook():
-            classes = list(self.ws.info.classes or [str(i) for i in range(self.ws.info.num_classes)])
-            ipc = int(torch.bincount(d.labels.cpu()).max())
-            fig = plots.distilled_grid({label: (d.images, d.labels)}, classes[:GRID_CLASSES], per_class=min(ipc, 4))
-            _show_png(plots.png_bytes(fig, dpi=80))
-
-    def labels(self) -> None:
-        """The students' labels: stored soft labels are built here (with `labels="stored"`); online
-        soft labels come from the teacher during training. Shows the teacher's softmax on the first
-        image of each class of one synthesized set (`label_table`)."""
-        self.distill()
-        e = self.cfg.eval
-        with self._timed():
-            stored = {}
-            for c in self._plan.planned:
-                if c.eval.labels == "stored":
-                    stored.setdefault((c.label, config_hash(c.eval.aug)), c)
-            for c in stored.values():  # under the key the students read them by
-                self.ws.labels(c.method, c.ipc, c.eval, c.made_by)
-            how = {"online": "soft labels from the teacher, computed online on every augmented batch the students see",
-                   "stored": f"soft labels stored once per augmented view ({len(stored)} label sets ready)",
-                   "hard": "hard class labels"}[e.labels]
-            self.log(f"labels: {how}")
-            label, d = next(((k, v) for k, v in self.sets.items() if not k.startswith(NAMES["random"])),
-                            next(iter(self.sets.items()), (None, None)))
-            if d is None:
-                return
-            table = self.label_table = self._soft_labels(d)
-        self.log(f"the teacher's softmax on the first image of each class of {label} (whole image, T=1):")
-        if _in_notebook():
-            _show_markdown(markdown(table))
-        else:
-            self.log(markdown(table))
-
-    def _soft_labels(self, d) -> pd.DataFrame:
-        teacher, _ = self.ws.teacher()
-        classes = list(self.ws.info.classes or [str(i) for i in range(self.ws.info.num_classes)])
-        keep = torch.cat([torch.nonzero(d.labels == k).flatten()[:1] for k in range(min(len(classes), GRID_CLASSES))])
-        dev = next(teacher.parameters()).device
-        with torch.no_grad():
-            probs = torch.softmax(teacher.eval()(self.ws.info.normalize(d.images[keep].to(dev))).float(), 1).cpu()
-        top = probs.topk(min(3, probs.shape[1]), dim=1)
-        rows = []
-        for i, k in enumerate(d.labels[keep].tolist()):
-            rows.append({"class": classes[k], "p(class)": round(float(probs[i, k]), 3),
-                         "teacher's top classes": ", ".join(f"{classes[j]} {p:.2f}" for p, j in
-                                                            zip(top.values[i].tolist(), top.indices[i].tolist()))})
-        return pd.DataFrame(rows).set_index("class")
-
-    def students(self) -> None:
-        """Train or load every student the study needs (a progress bar over them, and one per
-        student); the study's rows are then in `rows`."""
-        from tqdm.auto import tqdm
-
-        self.distill()
-        plan = self._plan
-        total = len(plan.planned) + plan.wants_full_data
-        with self._timed(), tqdm(total=total, desc=f"{self.name}: students", disable=not self.progress or not total,
-                                 leave=True) as bar:
-            ctx = Context(self.ws, self.preset, bar=bar, main=self.study.main)
-            self.rows = self.study.compute(ctx, **self.params)
-        self.images = ctx.images
-
-    def finish(self) -> StudyResult:
-        """Write results/<study>/<preset>.csv with its provenance JSON (and the grid images), then draw
-        the figures from them; runs whatever step is still missing first."""
-        if self.rows is None:
-            self.students()
-        with self._timed():
-            provenance_config = {"preset": self.preset, "overrides": self.overrides, "params": self.params,
-                                 "run": to_dict(self.cfg)}
-            # wall_seconds is the time spent in the steps, short when the artifacts come from the cache;
-            # build_seconds is what those artifacts cost when they were built (each once; the teacher is
-            # shared by every study).
-            with publishing(self.csv):
-                df = write_results(self.rows, self.csv, provenance_config, self._seconds, self.cfg.device,
-                                   extra=self.ws.cache.cost())
-                if self.images:
-                    from ..cache import save_torch
-                    save_torch(self.images, self.csv.with_suffix(".images.pt"))
-                figures = redraw(self.study, self.tag, self.root)
-        self.result = StudyResult(self.name, self.preset, df, self.csv, figures, self.cfg)
-        self.log(f"{self.name} ({self.tag}): {len(df)} rows in {self.csv}, {len(figures) // 2} figures, "
-                 f"{self._seconds:.0f} s")
-        return self.result
-
-
-# ---------------------------------------------------------------------------------------------
-# Showing saved results.
-
-class SavedStudy(_Steps):
-    """A study's saved results/<study>/<preset>.csv, provenance and figures, shown in the same
-    steps as a live study; nothing is computed."""
-
-    saved = True
-
-    def __init__(self, st: Study, preset: str, overrides: dict, root, params: dict, progress: bool, log):
-        super().__init__(st, preset, overrides, root, params, progress, log)
-        if not self.csv.is_file():
-            raise FileNotFoundError(f"no saved results at {self.csv}; run the study (saved=False) to compute them")
-        self.df = read_results(self.csv)
-        prov_file = self.csv.with_suffix(".json")
-        self.prov = read_json(prov_file, what="provenance") if prov_file.is_file() else {}
-        try:
-            self.cfg = from_dict(RunConfig, self.prov["config"]["run"])
-        except (KeyError, TypeError, ConfigError):  # provenance of an older config layout: the preset's settings
-            self.cfg = make_preset(preset, **overrides)
-        commit = str(self.prov.get("git_commit", "unknown"))
-        self.source = (f"loaded from {self._where(self.csv)} (computed by commit {commit[:7]}{'+dirty' * commit.endswith('+dirty')}, "
-                       f"written {str(self.prov.get('written', '?'))[:10]}); nothing is recomputed")
-        self.short = f"saved in {self._where(self.csv)}"
-
-    @property
-    def config(self) -> Text:
-        return Text(f"{super().config}\nsource      {self.source}")
-
-    def teacher(self) -> None:
-        """The teacher's accuracy, from these results or from another study's that used the same teacher."""
-        rows, where = self._teacher_rows()
-        if rows is None:
-            self.log(f"teacher {self.cfg.squeeze.arch}: its accuracy is in no saved results at preset {self.tag!r}")
-            return
-        m = self.teacher_metrics = dict(zip(rows.metric, rows.value))
-        self.log(f"teacher {self.cfg.squeeze.arch} on {rows.dataset.iloc[0]}: top-1 {m['top1']:.1f}%, "
-                 f"top-5 {m.get('top5', float('nan')):.1f}% on the test set (trained in "
-                 f"{m.get('train_seconds', 0):.0f} s); {where}")
-
-    def _teacher_rows(self) -> tuple[pd.DataFrame | None, str]:
-        own = self.df[self.df.method == "teacher"]
-        if len(own):
-            return own, self.short
-        keys = {k for k in self.prov.get("artifacts", {}) if k.startswith("teacher/")}
-        for csv in sorted((self.root / "results").glob(f"*/{self.tag}.csv")):
-            other = csv.with_suffix(".json")
-            if csv == self.csv or not other.is_file():
-                continue
-            shared = keys & set(read_json(other, what="provenance").get("artifacts", {}))
-            if shared:
-                df = read_results(csv)
-                rows = df[df.method == "teacher"]
-                if len(rows):
-                    return rows, (f"from {self._where(csv)}, which used the same teacher "
-                                  f"({', '.join(sorted(shared))})")
-        return None, ""
-
-    def distill(self) -> None:
-        """The distilled sets these results used, with their synthesis times, and the saved image grids."""
-        self.log(f"the distilled sets these results used ({self.short}):")
-        sec = self.df[self.df.metric == "recover_seconds"]
-        if len(sec):
-            tag_cols = [c for c in ("variant", "iterations") if c in sec.columns]
-            sets = sec.assign(set=[set_label(r.method, None if pd.isna(r.ipc) else int(r.ipc),
-                                             {c: getattr(r, c) for c in tag_cols if not pd.isna(getattr(r, c))})
-                                   for r in sec.itertuples()])
-            table = sets.groupby("set", sort=False)["value"].first().round(0).to_frame("synthesis (s)")
-            self._show_table(table)
-        else:
-            n = sum(k.startswith("distilled/") for k in self.prov.get("artifacts", {}))
-            self.log(f"{n} distilled sets (see the provenance {self._where(self.csv.with_suffix('.json'))})")
-        if _in_notebook():
-            for name, fig in self._drawn(lambda name: "grid" in name or "images" in name).items():
-                _show_png(plots.png_bytes(fig))
-                self._shown.add(name)
-
-    def labels(self) -> None:
-        how = {"online": "soft labels from the teacher, computed online on every augmented batch the students saw",
-               "stored": "soft labels stored once per augmented view (in the cache, not in the results)",
-               "hard": "hard class labels"}[self.cfg.eval.labels]
-        self.log(f"labels: {how}")
-
-    def students(self) -> None:
-        """How many students these results hold, and what they cost."""
-        students = self.df[self.df.ipc.notna() & self.df.student.notna()]  # an empty student reads as NaN
-        top = students[students.metric == "top1"]
-        seconds = students[students.metric == "seconds"].value.sum()
-        n = len(top.drop(columns=["metric", "value", "sigma"], errors="ignore").drop_duplicates())
-        if len(top):
-            self.log(f"{n} students (top-1 from {top.value.min():.1f}% to {top.value.max():.1f}%)"
-                     + (f", {seconds:.0f} s of training when they were computed" if seconds else "")
-                     + f"; {self.short}")
-        else:
-            self.log(f"no students in this study; {self.short}")
-
-    def finish(self) -> StudyResult:
-        """Nothing to write: the saved results and figures (figures redrawn only where missing)."""
-        figures = self._figure_files() or redraw(self.study, self.tag, self.root)
-        self.result = StudyResult(self.name, self.preset, self.df, self.csv, figures, self.cfg)
-        self.log(f"{self.name} ({self.tag}): {len(self.df)} rows, {len(figures) // 2} figures; {self.source}")
-        return self.result
-
-    def _figure_files(self) -> list[Path]:
-        folder = figures_dir(self.tag, self.root)
-        return sorted(p for p in folder.glob(f"{self.name}_*") if p.suffix in (".png", ".pdf"))
-
-    def _show_table(self, table: pd.DataFrame) -> None:
-        if _in_notebook():
-            _show_markdown(markdown(table))
-        else:
-            self.log(markdown(table))

@@ -1,12 +1,20 @@
-"""cda.verdict_stats against hand computations and worked examples."""
+"""cda.paired_stats against hand computations and worked examples."""
 import itertools
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from cda.verdict_stats import (bootstrap_difference, bootstrap_samples, claim_statistics, holm, paired_p_value,
-                               percentile_interval, poi_interval, probability_of_improvement)
+from cda.paired_stats import (
+    bootstrap_difference,
+    bootstrap_samples,
+    claim_statistics,
+    holm,
+    paired_p_value,
+    percentile_interval,
+    poi_interval,
+    probability_of_improvement,
+)
 
 
 def test_holm_worked_example():

@@ -6,12 +6,11 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from .plots import new_figure, save_figure  # noqa: F401  (save_figure: re-exported to save these figures)
+from .plots import method_color, new_figure, save_figure  # noqa: F401  (save_figure: re-exported)
 
 STYLE = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
          "font.size": 9, "legend.fontsize": 8, "legend.frameon": False}
 VERDICT_COLORS = {"holds": "C2", "does not hold": "C3"}  # inconclusive: grey
-METHOD_COLORS = {"random": "C0", "sre2l": "C1", "cda": "C2", "cudd": "C3"}  # the same in every panel
 
 
 def _errors(df: pd.DataFrame, y: str, low: str, high: str) -> np.ndarray:
@@ -106,7 +105,7 @@ def tuning_figure(summary: pd.DataFrame, winners: dict[tuple[str, str], str] | N
             for i, (method, m) in enumerate(g.groupby("method", sort=False)):
                 x = [order.index(v) for v in m.value_text]
                 ax.errorbar(x, m["mean"], yerr=m["std"].fillna(0), marker="o", capsize=2,
-                            color=METHOD_COLORS.get(method, f"C{4 + i}"), label=method)
+                            color=method_color(method, i), label=method)  # the same in every panel
             if winners and (stage, knob) in winners and winners[(stage, knob)] in order:
                 w = order.index(winners[(stage, knob)])
                 ax.axvspan(w - 0.3, w + 0.3, color="gold", alpha=0.3, lw=0)
