@@ -20,9 +20,7 @@ FAST = {"channels_last": True, "amp_cpu": True, "compile": True}
 def _options(cfg, method, ipc):
     from cda import methods
 
-    if hasattr(methods, "options_for"):
-        return methods.options_for(cfg, method, ipc)
-    return cfg.method_config(method, ipc)
+    return methods.options_for(cfg, method, ipc)
 
 
 def _resolve(cfg):

@@ -66,7 +66,7 @@ def test_every_method_goes_through_plan_run_evaluate_tables_and_figures(every_me
         plan = make_plan(replace(cfg, methods=(name,)), measure=False)
         synthesizes = methods.get(name).synthesis is not None
         assert (plan.work["recovery image-iterations"] > 0) == synthesizes, name
-        assert isinstance(cfg.method_config(name, 1), methods.get(name).options_type), name
+        assert isinstance(methods.options_for(cfg, name, 1), methods.get(name).options_type), name
 
     # the run: one student per method, its table row and its figure line in the entry's label and colour
     assert main(["run", *common]) == 0
