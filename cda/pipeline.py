@@ -195,9 +195,10 @@ class Workspace:
         def make(folder: Path):
             d, teacher, stored = self._student_inputs(method, ipc, rcfg, source, e)
             self.log(f"evaluate: {e.arch} on {method} IPC {ipc} ({e.labels} labels, seed {e.seed})")
+            val = self.tested_on(replace(e, split="val")) if e.val_every else None  # best and last (EvalConfig.val_every)
             metrics = evaluate(d, self.tested_on(e), e, teacher, stored, self.cfg.device, self.progress,
                                desc=f"student {method} ipc{ipc}", progress_dir=folder,
-                               speed=self.runtime.speeds.student)
+                               speed=self.runtime.speeds.student, val_split=val)
             metrics["recover_seconds"] = d.meta.get("seconds", 0.0)
             write_json(metrics, folder / "metrics.json")
 

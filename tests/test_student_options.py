@@ -125,3 +125,16 @@ def test_a_resumed_run_validates_as_an_uninterrupted_one(tiny_teacher, tiny_data
                       checkpoint_every=2)
         train_student(d, train.info, cfg, tiny_teacher[0], progress=False, progress_dir=tmp_path / "plain",
                       validation=Validation(val_split, every=1))
+
+
+@pytest.mark.slow
+def test_the_workspace_validates_a_student_when_asked(tmp_path):
+    """EvalConfig.val_every through the pipeline: the cached metrics hold the best and the last student."""
+    from cda.config import preset
+    from cda.pipeline import Workspace
+
+    cfg = preset("smoke", cache_dir=str(tmp_path / "cache"), methods=["random"], ipcs=[1],
+                 **{"data.validation": 20, "eval.val_every": 2, "eval.aug.epochs": 4, "squeeze.epochs": 1})
+    m = Workspace(cfg, progress=False, log=lambda _: None).evaluation("random", 1)
+    assert [e for e, _ in m["val_curve"]] == [2, 4] and m["top1"] == m["last_top1"]
+    assert m["best_epoch"] in (2, 4) and 0 <= m["best_top1"] <= 100
