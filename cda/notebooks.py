@@ -27,11 +27,10 @@ def output_root(publish: bool = False, root: str | os.PathLike | None = None) ->
 def notebook_root(root: str | os.PathLike | None = None, publish: bool = False, saved: bool = False) -> Path:
     """Where a notebook's study writes (its `output_root`, `publish` and `saved` parameters): the rule of
     `output_root`, except that `saved=True` alone reads the committed results (it computes nothing).
-    Without `root` the project's cache is shared, as on the command line, so runs/ reuses its artifacts."""
-    if root is None:
-        os.environ.setdefault("CDA_CACHE_DIR", str(project_root() / ".cache" / "cda"))
-        if saved and not publish:
-            return project_root()
+    The cache follows the one rule of cda.paths.cache_dir: under runs/ the project's cache is shared,
+    as on the command line, so runs/ reuses its artifacts."""
+    if root is None and saved and not publish:
+        return project_root()
     return output_root(publish, root)
 
 

@@ -62,5 +62,6 @@ def test_a_toy_study_runs_tabulates_draws_and_has_its_notebook(toy_study, tmp_pa
     text = {c["id"]: "".join(c["source"]) for c in nb["cells"]}
     assert text["intro"].startswith("# Toy: two real-image baselines\n\n**Claim.** Images near their class mean")
     assert "ipc = None  # images per class" in text["parameters"]
-    assert f'studies.open("{NAME}", preset, overrides, root=output_root, saved=saved, ipc=ipc)' in text["open"]
+    opened = f'studies.open("{NAME}", preset, overrides, root=notebook_root(output_root, publish, saved), saved=saved, ipc=ipc)'
+    assert opened in text["open"]
     assert text["reading"].startswith("**Reading the result.** A toy")
