@@ -570,10 +570,6 @@ SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": stu
 
 def render(text: str, folder: str | os.PathLike | None = None) -> str:
     """`text` with every `<!-- ours:NAME -->...<!-- /ours -->` span filled from the results files."""
-    def fill(m: re.Match) -> str:
-        name = m.group("name")
-        if name not in SNIPPETS:
-            raise KeyError(f"unknown result snippet {name!r}; known: {sorted(SNIPPETS)}")
-        return f"<!-- ours:{name} -->{SNIPPETS[name](folder)}<!-- /ours -->"
+    from .paper_numbers import fill_markers
 
-    return MARKER.sub(fill, text)
+    return fill_markers(text, MARKER, "ours", SNIPPETS, "result", folder)

@@ -81,12 +81,18 @@ SNIPPETS: dict[str, Callable[..., str]] = {"cda_gain": cda_gain, "cudd_gain": cu
                                            "fmnist_best_hard": fmnist_best_hard, "departures": departures}
 
 
-def render(text: str, folder: str | os.PathLike | None = None) -> str:
-    """`text` with every `<!-- paper:NAME -->...<!-- /paper -->` span filled from the CSVs."""
+def fill_markers(text: str, marker: re.Pattern, tag: str, snippets: dict, what: str,
+                 folder: str | os.PathLike | None = None) -> str:
+    """`text` with every `<!-- TAG:NAME -->...<!-- /TAG -->` span that `marker` finds filled by `snippets`."""
     def fill(m: re.Match) -> str:
         name = m.group("name")
-        if name not in SNIPPETS:
-            raise KeyError(f"unknown paper-number snippet {name!r}; known: {sorted(SNIPPETS)}")
-        return f"<!-- paper:{name} -->{SNIPPETS[name](folder)}<!-- /paper -->"
+        if name not in snippets:
+            raise KeyError(f"unknown {what} snippet {name!r}; known: {sorted(snippets)}")
+        return f"<!-- {tag}:{name} -->{snippets[name](folder)}<!-- /{tag} -->"
 
-    return MARKER.sub(fill, text)
+    return marker.sub(fill, text)
+
+
+def render(text: str, folder: str | os.PathLike | None = None) -> str:
+    """`text` with every `<!-- paper:NAME -->...<!-- /paper -->` span filled from the CSVs."""
+    return fill_markers(text, MARKER, "paper", SNIPPETS, "paper-number", folder)
