@@ -36,6 +36,8 @@ def _overrides(args) -> dict:
         data = yaml.safe_load(Path(args.config).read_text()) or {}
         overrides.update(_flatten(data))
     overrides.update(parse_override(s) for s in args.set)
+    if getattr(args, "protocol", None):
+        overrides["protocol"] = args.protocol
     if args.device:
         overrides["device"] = args.device
     if args.data_root:
@@ -48,7 +50,7 @@ def _overrides(args) -> dict:
 def _load_config(args) -> RunConfig:
     from .methods import check_run
 
-    cfg = apply_overrides(preset(args.preset), _overrides(args))
+    cfg = preset(args.preset, **_overrides(args))
     check_run(cfg)  # method names are the registry's to check
     return cfg
 
@@ -80,6 +82,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N")
     p.add_argument("--data-root", help="the dataset's folder")
     p.add_argument("--dataset", help="dataset name (fashion_mnist, digits, cifar10, imagenet1k, ...)")
+    p.add_argument("--protocol", help="train the students under a fixed protocol (cda.config.protocols, e.g. kd) "
+                                      "instead of the preset's tuned recipe; results go to <preset>-<protocol>")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
 
@@ -215,7 +219,7 @@ def _paper_companion(args, root: Path) -> int:
     from .paths import run_tag
 
     overrides = _overrides(args)
-    apply_overrides(preset(args.preset), overrides)  # a bad field is a clear error before anything runs
+    preset(args.preset, **overrides)  # a bad field is a clear error before anything runs
     if args.command == "study":
         if args.name == "list":
             for name, st in studies.STUDIES.items():

@@ -44,8 +44,11 @@ def cache_dir(configured: str, root: str | os.PathLike | None = None) -> str:
 
 def run_tag(preset: str, overrides: dict | None = None, custom: dict | None = None) -> str:
     """The name of a run's results: the preset's, or <preset>-<hash> for a run with overrides or
-    custom study parameters (it writes beside the default results, never over them)."""
-    return f"{preset}-{config_hash(overrides or {}, custom or {})[:8]}" if (overrides or custom) else preset
+    custom study parameters (it writes beside the default results, never over them); under a fixed
+    student protocol (override "protocol", cda.config.protocols), <preset>-<protocol>[-<hash>]."""
+    rest = {k: v for k, v in (overrides or {}).items() if k != "protocol"}
+    base = f"{preset}-{overrides['protocol']}" if (overrides or {}).get("protocol") else preset
+    return f"{base}-{config_hash(rest, custom or {})[:8]}" if (rest or custom) else base
 
 
 def results_path(study: str, preset: str, root: str | os.PathLike | None = None) -> Path:

@@ -16,10 +16,17 @@ from .schema import AugConfig, CuddConfig, DataConfig, EvalConfig, RecoverConfig
 
 
 def preset(name: str, **overrides: Any) -> RunConfig:
-    """A named RunConfig; `overrides` are dotted fields, e.g. {"recover.iterations": 10}."""
+    """A named RunConfig; `overrides` are dotted fields, e.g. {"recover.iterations": 10}, and
+    `protocol` a fixed student protocol (cda.config.protocols) applied before them."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return apply_overrides(PRESETS[name](), overrides)
+    protocol = overrides.pop("protocol", None)
+    cfg = PRESETS[name]()
+    if protocol is not None:
+        from .protocols import get_protocol
+
+        cfg = get_protocol(protocol).apply(cfg)
+    return apply_overrides(cfg, overrides)
 
 
 def _smoke() -> RunConfig:
