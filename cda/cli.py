@@ -282,7 +282,7 @@ def _verdicts(args, root: Path) -> int:
     from .notebooks import build_cost
     from .paths import figures_dir, run_tag
     from .studies import all_claims
-    from .verdicts import by_claim, verdict_table
+    from .verdicts import by_claim, protocol_verdicts, verdict_table
 
     tag = run_tag(args.preset, _overrides(args))
     table = verdict_table(all_claims(), root / "results", tag)
@@ -293,6 +293,10 @@ def _verdicts(args, root: Path) -> int:
     print(shown.to_markdown(index=False))
     print("\nper claim, its cells' verdicts:\n")
     print(by_claim(table).drop(columns=["claim", "study"]).to_markdown(index=False))
+    both = protocol_verdicts(all_claims(), root / "results", tag)
+    if both is not None:  # some study was also built under a fixed student protocol (--protocol)
+        print(f"\nunder each student protocol ({root / 'results' / 'verdicts' / (tag + '-protocols.csv')}):\n")
+        print(both.drop(columns=["paper", "claim", "study"]).to_markdown(index=False))
     cost = build_cost(tag, root=root)
     if cost["studies"]:
         print(f"\ncomputing the {len(cost['studies'])} studies' results from an empty cache: "

@@ -77,11 +77,12 @@ def paired_difference(a: Sequence[float], b: Sequence[float], confidence: float 
     return out
 
 
-def verdict(claim_sign: int, ci: tuple[float, float] | Mapping, n: int | None = None) -> str:
-    """Holds if the interval excludes 0 on the claimed side (claim_sign +1: a − b > 0, −1: a − b < 0),
-    does not hold if it excludes 0 on the other side, inconclusive otherwise (an interval touching 0
-    included). `ci` is (low, high) or a `paired_difference` result (whose `n` is then used); with one
-    seed the interval is undefined and the verdict says so; with none, "not measured"."""
+def verdict(claim_sign: int, ci: tuple[float, float] | Mapping, n: int | None = None, margin: float = 0.0) -> str:
+    """Holds if the interval excludes `margin` (0 by default) on the claimed side (claim_sign +1:
+    a − b > margin, −1: a − b < margin), does not hold if it excludes it on the other side,
+    inconclusive otherwise (an interval touching it included). `ci` is (low, high) or a
+    `paired_difference` result (whose `n` is then used); with one seed the interval is undefined and
+    the verdict says so; with none, "not measured"."""
     if isinstance(ci, Mapping):
         n = ci.get("n", n) if n is None else n
         ci = (ci["ci_low"], ci["ci_high"])
@@ -94,6 +95,7 @@ def verdict(claim_sign: int, ci: tuple[float, float] | Mapping, n: int | None = 
         return ONE_SEED if n in (None, 1) else INCONCLUSIVE
     if low > high:
         raise ValueError(f"verdict: the interval ({low}, {high}) has its ends swapped")
+    low, high = low - margin, high - margin
     if claim_sign * low > 0 and claim_sign * high > 0:
         return HOLDS
     if claim_sign * low < 0 and claim_sign * high < 0:
@@ -189,7 +191,8 @@ def _per_seed(rows: pd.DataFrame, where: str) -> pd.Series:
 
 def compare(df: pd.DataFrame, a: Mapping, b: Mapping, by: Sequence[str] = ("ipc", "student"),
             metric: str = "top1", vs: str | None = None, relative_to: Mapping | None = None,
-            where: Mapping | None = None, confidence: float = 0.95) -> list[dict]:
+            where: Mapping | None = None, confidence: float = 0.95,
+            b_level: Sequence[str] | None = None) -> list[dict]:
     """Paired differences a − b of `metric`, one per cell.
 
     Rows matching `where` and `metric` are split into the a side (matching `a`) and the b side
@@ -202,9 +205,15 @@ def compare(df: pd.DataFrame, a: Mapping, b: Mapping, by: Sequence[str] = ("ipc"
     (robustness is how much accuracy falls with noise, not where it starts). Cells at the reference
     itself are skipped.
 
+    `b_level` (columns, e.g. ("student",)) makes the b side a reference level instead of paired runs:
+    for each cell of the a side, the mean of every b row that agrees with the cell on these columns
+    (e.g. the full-data rows of the same student, which have no IPC and may have fewer seeds), and
+    a's seeds each compared with it (`b_runs` says how many b rows it averages). The interval then
+    holds a's spread only: the level's own spread over its runs is not in it.
+
     Returns per cell: the `by` (and `vs`) values, `a_mean`, `b_mean` (the mean over the paired seeds
-    of each side), `seeds` (the paired seeds), `per_seed` (a − b by seed) and `paired_difference`'s
-    fields.
+    of each side), `seeds` (the paired seeds), `per_seed` (a − b by seed), `a_values` and `b_values`
+    (each side by seed; b's the level repeated under `b_level`) and `paired_difference`'s fields.
     """
     sub = df[df.metric == metric] if "metric" in df.columns else df
     sub = select(sub, where or {})
@@ -215,6 +224,8 @@ def compare(df: pd.DataFrame, a: Mapping, b: Mapping, by: Sequence[str] = ("ipc"
     side_a = select(sub, a)
     side_b = select(sub, b)
     side_b = side_b[~side_b.index.isin(side_a.index)]
+    if b_level is not None:
+        return _against_level(side_a, side_b, by, list(b_level), confidence)
     ref = dict(relative_to or {})
     out = []
     cells_b = side_b.groupby(by + ([vs] if vs else []), dropna=False, sort=True)
@@ -238,7 +249,32 @@ def compare(df: pd.DataFrame, a: Mapping, b: Mapping, by: Sequence[str] = ("ipc"
             continue
         d = paired_difference(va[seeds].to_numpy(), vb[seeds].to_numpy(), confidence)
         out.append({**cell, "a_mean": float(va[seeds].mean()), "b_mean": float(vb[seeds].mean()),
-                    "seeds": seeds, "per_seed": va[seeds] - vb[seeds], **d})
+                    "seeds": seeds, "per_seed": va[seeds] - vb[seeds], "a_values": va[seeds],
+                    "b_values": vb[seeds], **d})
+    return out
+
+
+def _against_level(side_a: pd.DataFrame, side_b: pd.DataFrame, by: list[str], level_by: list[str],
+                   confidence: float) -> list[dict]:
+    """`compare` with `b_level`: each a cell against the mean of the b rows that share its `level_by`."""
+    for column in level_by:
+        if column not in by:
+            raise ValueError(f"compare: b_level column {column!r} must be one of the cell columns {by}")
+    out = []
+    for values, rows_a in side_a.groupby(by, dropna=False, sort=True):
+        values = values if isinstance(values, tuple) else (values,)
+        cell = dict(zip(by, (_key(v) for v in values)))
+        rows_b = side_b
+        for column in level_by:
+            rows_b = rows_b[_match(rows_b[column], cell[column])]
+        va = _per_seed(rows_a, f"cell {cell}, side a").dropna().sort_index()
+        if not len(rows_b) or not len(va):
+            continue
+        level = float(rows_b["value"].astype(float).mean())
+        vb = pd.Series(level, index=va.index)
+        d = paired_difference(va.to_numpy(), vb.to_numpy(), confidence)
+        out.append({**cell, "a_mean": float(va.mean()), "b_mean": level, "b_runs": len(rows_b),
+                    "seeds": sorted(va.index), "per_seed": va - vb, "a_values": va, "b_values": vb, **d})
     return out
 
 
@@ -347,26 +383,30 @@ PAPER_DIR = "paper"  # results/paper/: the papers' numbers, each row naming its 
 
 @dataclass(frozen=True)
 class PaperRef:
-    """Where a claim's number is in results/paper/: the a and b rows of one CSV (each selector must
-    match exactly one row); the paper's number is a's `top1` minus b's."""
+    """Where a claim's number is in results/paper/: the a and b rows of one CSV, or b's in `b_file`
+    when another source gives it (each selector must match exactly one row); the paper's number is
+    a's `top1` minus b's."""
 
     file: str
     a: Mapping[str, Any]
     b: Mapping[str, Any]
+    b_file: str | None = None  # None: b's row is in `file` too
 
     def describe(self) -> str:
         common = {k: v for k, v in self.a.items() if self.b.get(k) == v}
         where = ", ".join(f"{k}={v}" for k, v in common.items())
         diff = lambda sel: "/".join(str(v) for k, v in sel.items() if k not in common)
+        if self.b_file:
+            return f"{self.file}: {where}: {diff(self.a)} − {self.b_file}: {diff(self.b)}"
         return f"{self.file}: {where}: {diff(self.a)} − {diff(self.b)}"
 
     def number(self, results_root: str | Path = "results") -> float:
-        df = pd.read_csv(Path(results_root) / PAPER_DIR / self.file)
         values = []
-        for sel in (self.a, self.b):
+        for file, sel in ((self.file, self.a), (self.b_file or self.file, self.b)):
+            df = pd.read_csv(Path(results_root) / PAPER_DIR / file)
             rows = select(df, sel)
             if len(rows) != 1:
-                raise ValueError(f"{self.file}: {dict(sel)} matches {len(rows)} rows, not one; "
+                raise ValueError(f"{file}: {dict(sel)} matches {len(rows)} rows, not one; "
                                  f"fix the claim's paper_ref")
             values.append(float(rows["top1"].iloc[0]))
         return values[0] - values[1]
@@ -374,10 +414,13 @@ class PaperRef:
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of a paper, as a notebook tests it: in `study`'s results, `a` − `b` of `metric` has
-    the sign `sign` (+1: a is better) in every cell of `by` (and of `vs`; see `compare`). Each study
-    declares the claims it tests (cda.studies' `study(..., claims=)`, which fills in `study`); this
-    module receives them as data."""
+    """One claim of a paper, as a notebook tests it: in `study`'s results, `a` − `b` of `metric` minus
+    `margin` has the sign `sign` (+1: a is better) in every cell of `by` (and of `vs`; see `compare`).
+    `margin` (points, 0 by default) states claims of a size, e.g. a gap to full data below 15 points:
+    a − b > −15. `b_level` makes b a reference level (`compare`'s b_level: the mean of b's rows that
+    share these columns with the cell, e.g. the full-data rows of the same student); the interval
+    then holds a's spread over seeds only. Each study declares the claims it tests (cda.studies'
+    `study(..., claims=)`, which fills in `study`); this module receives them as data."""
 
     id: str
     paper: str  # "CDA" or "CUDD"
@@ -392,11 +435,50 @@ class Claim:
     relative_to: Mapping[str, Any] | None = None
     where: Mapping[str, Any] = field(default_factory=dict)
     paper_ref: PaperRef | None = None  # None: the paper's number was not available (results/paper/README.md)
+    margin: float = 0.0
+    b_level: tuple[str, ...] | None = None
     study: str = ""  # the study whose results/<study>/<preset>.csv holds the runs (set by its declaration)
 
 
 VERDICT_COLUMNS = ["id", "paper", "claim", "study", "cell", "paper_number", "paper_source", "a_mean", "b_mean",
-                   "difference", "std", "ci_low", "ci_high", "n_seeds", "ours", "verdict", "results_commit"]
+                   "difference", "std", "ci_low", "ci_high", "n_seeds", "ours", "verdict", "results_commit",
+                   "boot_low", "boot_high", "poi", "poi_low", "poi_high", "p_value", "p_holm", "verdict_holm"]
+BOOTSTRAP_REPS, BOOTSTRAP_SEED = 2000, 0  # every cell's bootstrap draws from this seed: the table is deterministic
+
+
+def cell_statistics(cells: Sequence[Mapping], sign: int, margin: float = 0.0, confidence: float = 0.95) -> list[dict]:
+    """The statistics beside each cell's t-interval (cda.paired_stats, as rliable computes them), for the
+    cells of one claim (`compare`'s output): `boot_low`, `boot_high`, the stratified bootstrap
+    percentile interval of the cell's mean difference (its seeds resampled, jointly on both sides);
+    `poi` = P(a − margin > b) over all pairs of a's and b's runs (ties a half) with its bootstrap
+    interval `poi_low`, `poi_high`; `p_value`, the two-sided paired t-test of a − b against `margin`;
+    `p_holm`, its Holm adjustment across the claim's cells (cells with one seed are left out of the
+    family); and `verdict_holm`: holds where p_holm < 1 − confidence with the mean on the claimed side,
+    does not hold where it is below with the mean on the other side, inconclusive otherwise."""
+    from .paired_stats import bootstrap_difference, holm, paired_p_value, poi_interval
+
+    alpha = 1 - confidence
+    out = []
+    for c in cells:
+        a = np.asarray(c["a_values"], dtype=float) - margin
+        b = np.asarray(c["b_values"], dtype=float)
+        boot = bootstrap_difference([(a, b)], BOOTSTRAP_REPS, confidence, BOOTSTRAP_SEED)
+        poi = poi_interval([(a, b)], BOOTSTRAP_REPS, confidence, BOOTSTRAP_SEED)
+        out.append({"boot_low": boot["ci_low"] + margin, "boot_high": boot["ci_high"] + margin, "poi": poi["poi"],
+                    "poi_low": poi["ci_low"], "poi_high": poi["ci_high"], "p_value": paired_p_value(a, b),
+                    "p_holm": math.nan})
+    tested = [i for i, r in enumerate(out) if not math.isnan(r["p_value"])]
+    if tested:
+        for i, p in zip(tested, holm([out[i]["p_value"] for i in tested])):
+            out[i]["p_holm"] = float(p)
+    for c, r in zip(cells, out):
+        if math.isnan(r["p_holm"]):
+            r["verdict_holm"] = verdict(sign, c, margin=margin)  # one seed: says so
+        elif r["p_holm"] >= alpha or c["mean"] == margin:
+            r["verdict_holm"] = INCONCLUSIVE
+        else:
+            r["verdict_holm"] = HOLDS if sign * (c["mean"] - margin) > 0 else FAILS
+    return out
 
 
 def _cell_text(row: Mapping, claim: Claim) -> str:
@@ -405,6 +487,10 @@ def _cell_text(row: Mapping, claim: Claim) -> str:
         parts.append(f"vs {claim.vs}={_short(row[claim.vs])}")
     if claim.relative_to:
         parts.append("change from " + ", ".join(f"{k}={v}" for k, v in claim.relative_to.items()))
+    if claim.b_level:
+        parts.append(f"b: mean of {row['b_runs']} run{'s' if row['b_runs'] != 1 else ''}")
+    if claim.margin:
+        parts.append(f"margin {claim.margin:+g}")
     return ", ".join(parts)
 
 
@@ -420,18 +506,21 @@ def claim_rows(claim: Claim, df: pd.DataFrame | None, results_root: str | Path =
             "paper_source": claim.paper_ref.describe() if claim.paper_ref
             else "not available (results/paper/README.md)"}
     cells = [] if df is None else compare(df, claim.a, claim.b, by=claim.by, metric=claim.metric, vs=claim.vs,
-                                          relative_to=claim.relative_to, where=claim.where, confidence=confidence)
+                                          relative_to=claim.relative_to, where=claim.where, confidence=confidence,
+                                          b_level=claim.b_level)
     if not cells:
-        return [{**base, "cell": "", "n_seeds": 0, "verdict": NOT_MEASURED}]
+        return [{**base, "cell": "", "n_seeds": 0, "verdict": NOT_MEASURED, "verdict_holm": NOT_MEASURED}]
+    extra = cell_statistics(cells, claim.sign, claim.margin, confidence)
     return [{**base, "cell": _cell_text(c, claim), "a_mean": c["a_mean"], "b_mean": c["b_mean"],
              "difference": c["mean"], "std": c["std"], "ci_low": c["ci_low"], "ci_high": c["ci_high"],
              "n_seeds": c["n"], "ours": _fmt_diff(c, 4 if claim.metric in FRACTIONS else 2),
-             "verdict": verdict(claim.sign, c)} for c in cells]
+             "verdict": verdict(claim.sign, c, margin=claim.margin), **x} for c, x in zip(cells, extra)]
 
 
 def by_claim(table: pd.DataFrame) -> pd.DataFrame:
     """A `verdict_table` in one row per claim: how many of its cells hold, do not hold or are
-    inconclusive, the fewest seeds behind a cell, and the paper's number."""
+    inconclusive, the same two counts after Holm's adjustment across the claim's cells
+    (`holds_holm`, `does_not_hold_holm`), the fewest seeds behind a cell, and the paper's number."""
     out = []
     for (cid, claim), g in table.groupby(["id", "claim"], sort=False):
         counts = g["verdict"].value_counts()
@@ -440,8 +529,14 @@ def by_claim(table: pd.DataFrame) -> pd.DataFrame:
                     "paper_number": g["paper_number"].iloc[0], "cells": len(measured),
                     "holds": int(counts.get(HOLDS, 0)), "does_not_hold": int(counts.get(FAILS, 0)),
                     "inconclusive": int(sum(v for k, v in counts.items() if k.startswith(INCONCLUSIVE))),
-                    "min_seeds": int(measured["n_seeds"].min()) if len(measured) else 0})
+                    "min_seeds": int(measured["n_seeds"].min()) if len(measured) else 0,
+                    **_holm_counts(g)})
     return pd.DataFrame(out)
+
+
+def _holm_counts(g: pd.DataFrame) -> dict:
+    holm = g["verdict_holm"] if "verdict_holm" in g.columns else pd.Series(dtype=object)  # older tables: none
+    return {"holds_holm": int((holm == HOLDS).sum()), "does_not_hold_holm": int((holm == FAILS).sum())}
 
 
 def papers_root(results_root: str | Path) -> Path:
@@ -497,6 +592,68 @@ def verdict_table(claims: Sequence[Claim], results_root: str | Path = "results",
                  "confidence": confidence}
         write_json(provenance({"preset": preset, "claims": [c.id for c in claims]}, time.perf_counter() - start,
                               "cpu", extra), path.with_suffix(".json"))
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# The same claims under a second student protocol (cda.config.protocols)
+
+PROTOCOL_DEPENDENT, AGREES, ONE_PROTOCOL = "protocol-dependent", "agrees", "one protocol measured"
+
+
+def protocol_table(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Verdict tables of the same claims under several student protocols ({protocol: verdict_table},
+    the tuned one first), side by side: one row per claim and cell with, per protocol p, `ours_<p>`,
+    `verdict_<p>` and `verdict_holm_<p>`; `across_protocols` says "protocol-dependent" where the
+    verdicts of the protocols that measured the cell differ, "agrees" where they are the same, and
+    "one protocol measured" otherwise; `claim_across_protocols` is "protocol-dependent" on every row of
+    a claim with any such cell."""
+    if len(tables) < 2:
+        raise ValueError(f"protocol_table: give at least two protocols' verdict tables, got {list(tables)}")
+    keys = ["id", "paper", "claim", "study", "cell"]
+    merged = None
+    for name, t in tables.items():
+        part = t[keys + ["ours", "verdict", "verdict_holm"]].rename(
+            columns={c: f"{c}_{name}" for c in ("ours", "verdict", "verdict_holm")})
+        merged = part if merged is None else merged.merge(part, on=keys, how="outer", sort=False)
+    merged = merged[~((merged["cell"].fillna("") == "") & merged.duplicated("id", keep=False))]  # "not measured"
+    verdicts = merged[[f"verdict_{n}" for n in tables]]
+
+    def across(row) -> str:
+        measured = {v for v in row if isinstance(v, str) and v != NOT_MEASURED}
+        n = sum(isinstance(v, str) and v != NOT_MEASURED for v in row)
+        return ONE_PROTOCOL if n < 2 else AGREES if len(measured) == 1 else PROTOCOL_DEPENDENT
+
+    merged["across_protocols"] = [across(r) for r in verdicts.itertuples(index=False)]
+    dependent = set(merged.loc[merged["across_protocols"] == PROTOCOL_DEPENDENT, "id"])
+    merged["claim_across_protocols"] = [PROTOCOL_DEPENDENT if i in dependent else "" for i in merged["id"]]
+    order = {cid: k for k, cid in enumerate(dict.fromkeys(next(iter(tables.values()))["id"]))}
+    return merged.sort_values("id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
+def protocol_verdicts(claims: Sequence[Claim], results_root: str | Path = "results", preset: str = "cpu",
+                      confidence: float = 0.95, write: bool = True) -> pd.DataFrame | None:
+    """The verdicts at `preset` under its tuned students and under every fixed protocol whose results
+    exist (results/<study>/<preset>-<protocol>.csv for any claim's study), side by side
+    (`protocol_table`); with `write`, each protocol's verdict table as results/verdicts/<preset>-<protocol>.csv
+    and the side-by-side table as results/verdicts/<preset>-protocols.csv. None when no study was built
+    under a protocol."""
+    from .config.protocols import PROTOCOLS, TUNED
+
+    root = Path(results_root)
+    studies = dict.fromkeys(c.study for c in claims)
+    built = [p for p in PROTOCOLS if any((root / s / f"{preset}-{p}.csv").is_file() for s in studies)]
+    if not built:
+        return None
+    tables = {TUNED: verdict_table(claims, root, preset, confidence, write=False)}
+    for p in built:
+        tables[p] = verdict_table(claims, root, f"{preset}-{p}", confidence, write=write)
+    table = protocol_table(tables)
+    if write:
+        from .cache import atomic_path
+
+        with atomic_path(root / "verdicts" / f"{preset}-protocols.csv") as tmp:
+            table.to_csv(tmp, index=False)
     return table
 
 
