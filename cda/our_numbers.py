@@ -101,19 +101,22 @@ def _verdicts(folder, preset: str = PRESET) -> pd.DataFrame:
 
 
 def verdicts(folder: str | os.PathLike | None = None) -> str:
-    """One row per claim: the range of our paired differences and how many cells hold."""
+    """One row per claim: the range of our paired differences, how many cells hold, and how many hold
+    after Holm's adjustment across the claim's cells."""
     from .verdicts import by_claim
 
     table = _verdicts(folder)
-    lines = ["| paper | claim (study) | ours: a − b per cell (points) | holds / does not hold / inconclusive | seeds |",
-             "|:---|:---|:---|:---|---:|"]
+    lines = ["| paper | claim (study) | ours: a − b per cell (points) | holds / does not hold / inconclusive | "
+             "after Holm: holds / does not hold | seeds |",
+             "|:---|:---|:---|:---|:---|---:|"]
     for r in by_claim(table).itertuples():
         diffs = table[(table.id == r.id) & table.n_seeds.fillna(0).gt(0)].difference
         span = (_minus(diffs.min(), "+.1f") if len(diffs) and round(diffs.min(), 1) == round(diffs.max(), 1)
                 else f"{_minus(diffs.min(), '+.1f')} to {_minus(diffs.max(), '+.1f')}")
         cells = f"{r.cells} cell{'s' if r.cells != 1 else ''}"
         lines.append(f"| {r.paper} | {r.claim} (`{r.study}`) | {span} ({cells}) | "
-                     f"{r.holds} / {r.does_not_hold} / {r.inconclusive} | {r.min_seeds} |")
+                     f"{r.holds} / {r.does_not_hold} / {r.inconclusive} | {r.holds_holm} / {r.does_not_hold_holm} | "
+                     f"{r.min_seeds} |")
     return "\n" + "\n".join(lines) + "\n"
 
 
@@ -467,9 +470,19 @@ def digits_decided(folder=None, preset: str = "digits") -> str:
     """The cells whose verdict is not inconclusive, each with its paired interval (the rest are)."""
     t = _verdicts(folder, preset)
     t = t[t.n_seeds.fillna(0).gt(0) & (t.verdict != "inconclusive")]
-    label = {claim: name for name, (claim, _, _) in _PAIRS.items() if claim}
+    label = {claim: name for name, (claim, _, _) in _PAIRS.items() if claim} | {"cda-gap-to-full-data": "CDA − full data"}
+    margin = lambda cell: f" against a margin of {_minus(float(cell.split('margin ')[1]), 'g')}" if "margin " in cell else ""
     cells = [f"{label.get(r.id, r.id)} at {r.cell.split(',')[0].replace('ipc=', 'IPC ')}, {_interval(r, '+.2f')} "
-             f"({r.verdict})" for r in t.itertuples()]
+             f"({r.verdict}{margin(r.cell)})" for r in t.itertuples()]
+    return "; ".join(cells) if cells else "none"
+
+
+def holm_moved(folder=None, preset: str = PRESET) -> str:
+    """The cells whose verdict changes under Holm's adjustment across their claim's cells, with both p-values."""
+    t = _verdicts(folder, preset)
+    t = t[t.n_seeds.fillna(0).gt(0) & (t.verdict != t.verdict_holm)]
+    cells = [f"{r.id} ({r.cell}): p {r.p_value:.3f}, {r.p_holm:.3f} after Holm; {r.verdict} → {r.verdict_holm}"
+             for r in t.itertuples()]
     return "; ".join(cells) if cells else "none"
 
 
@@ -565,7 +578,9 @@ SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": stu
                                            # the presets page
                                            "digits_protocol_rounds": digits_protocol_rounds,
                                            # the verdicts page
-                                           "digits_decided": digits_decided}
+                                           "digits_decided": digits_decided,
+                                           # the verdicts page: what Holm's adjustment moves
+                                           "holm_moved": holm_moved, "digits_holm_moved": partial(holm_moved, preset="digits")}
 
 
 def render(text: str, folder: str | os.PathLike | None = None) -> str:

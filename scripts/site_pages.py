@@ -59,8 +59,9 @@ def _verdict_rows(name: str, root: Path) -> str:
     rows = table[table.study == name]
     if rows.empty:
         return "No claim of the papers is judged on this study's results."
-    out = rows[["claim", "cell", "paper_number", "ours", "verdict"]].rename(
-        columns={"paper_number": "paper (points)", "ours": "ours: a − b, 95% interval"})
+    out = rows[["claim", "cell", "paper_number", "ours", "verdict", "verdict_holm"]].rename(
+        columns={"paper_number": "paper (points)", "ours": "ours: a − b, 95% interval",
+                 "verdict_holm": "after Holm"})
     out["paper (points)"] = out["paper (points)"].map(lambda v: "" if pd.isna(v) else f"{v:g}")
     return (f"From `results/verdicts/{PRESET}.csv` (protocol: [the verdicts page](../../verdicts.md)).\n\n"
             + out.to_markdown(index=False))
