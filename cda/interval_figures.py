@@ -71,10 +71,15 @@ def verdict_figure(table: pd.DataFrame, title: str | None = None):
         ax.scatter(rows.loc[known, "paper_number"], y[known.to_numpy()], marker="x", color="black", zorder=3,
                    label="paper")
         ax.axvline(0, color="black", lw=0.8)
+        # a claim of a size (cda.verdicts.Claim.margin, named in the cell) is judged against its margin, not 0
+        margins = [(yi, float(c.split("margin ")[1])) for yi, c in zip(y, rows["cell"].fillna("")) if "margin " in c]
+        if margins:
+            ax.scatter([m for _, m in margins], [yi for yi, _ in margins], marker="|", s=80, color="black",
+                       zorder=3, label="claim's margin")
         ax.set_yticks(y)
         ax.set_yticklabels([f"{i} ({c})" if c else i for i, c in zip(rows["id"], rows["cell"])], fontsize=6)
         ax.set_xlabel("a − b (points); bars: 95% CI over seeds")
-        if known.any():
+        if known.any() or margins:
             ax.legend(loc="lower right")
         if title:
             ax.set_title(title)

@@ -6,11 +6,21 @@ and metric, `seed` naming the run; see RunConfig.seeded for what a seed varies):
 - `summarize`: mean ± std over seeds per cell, and for pairs of methods the paired difference (the
   same seed on both sides) with its t-based confidence interval (`paired_difference`);
 - `field_metrics`: DD-Ranking's IOR and HLR for every set, as fractions (cda.evaluator);
-- `verdict`: holds / does not hold / inconclusive from the sign of a confidence interval;
+- `verdict`: holds / does not hold / inconclusive from the sign of a confidence interval (relative
+  to a claim's margin, 0 by default);
 - `Claim`, `verdict_table`: a claim of the two papers that a notebook tests (each study declares its
   own, cda.studies; they come here as data), the paper's number (read from results/paper/, never
   typed here), ours with its interval, and the verdict;
-  `study_verdicts` gives one study's rows (a notebook's), `by_claim` one row per claim;
+  `study_verdicts` gives one study's rows (a notebook's), `by_claim` one row per claim. A claim may
+  state a size (`margin`: a − b > margin) and compare with a reference level rather than paired runs
+  (`b_level`, e.g. the full-data row of the same student);
+- `cell_statistics`: the verdict table's columns beside the t-interval (cda.paired_stats, as rliable
+  computes them): per cell `boot_low`, `boot_high` (stratified bootstrap interval of the mean
+  difference), `poi`, `poi_low`, `poi_high` (probability of improvement and its interval), `p_value`
+  (paired t-test), `p_holm` (Holm across the claim's cells) and `verdict_holm`; by_claim counts
+  `holds_holm` and `does_not_hold_holm`. The verdict itself stays the t-interval's;
+- `protocol_table`, `protocol_verdicts`: the verdicts under the tuned students and under a fixed second
+  protocol (cda.config.protocols) side by side, each cell marked "protocol-dependent" where they differ;
 - `knob_sensitivity`: how a difference (CDA − SRe2L by default) moves when one protocol knob moves
   one step either way from its default.
 

@@ -207,3 +207,13 @@ def test_protocol_verdicts_put_the_second_protocols_results_beside_the_tuned_one
     assert (tmp_path / "verdicts" / "x-kd.csv").is_file()
     written = pd.read_csv(tmp_path / "verdicts" / "x-protocols.csv")
     assert len(written) == len(table) and "across_protocols" in written.columns
+
+
+def test_the_verdict_figure_marks_a_claims_margin():
+    from cda.interval_figures import verdict_figure
+
+    table = verdict_table(all_claims(), ROOT / "results", "digits", write=False)
+    ax = verdict_figure(table).axes[0]
+    (marks,) = [c for c in ax.collections if c.get_label() == "claim's margin"]
+    assert [x for x, _ in marks.get_offsets()] == [-15.0]
+    assert "claim's margin" in [t.get_text() for t in ax.get_legend().get_texts()]
