@@ -80,7 +80,7 @@ def verdict_figure(table: pd.DataFrame, title: str | None = None):
         ax.set_yticklabels([f"{i} ({c})" if c else i for i, c in zip(rows["id"], rows["cell"])], fontsize=6)
         ax.set_xlabel("a − b (points); bars: 95% CI over seeds")
         if known.any() or margins:
-            ax.legend(loc="lower right")
+            ax.legend(loc="best", fontsize=6)
         if title:
             ax.set_title(title)
         fig.tight_layout()
