@@ -235,6 +235,8 @@ def compare(df: pd.DataFrame, a: Mapping, b: Mapping, by: Sequence[str] = ("ipc"
     side_b = select(sub, b)
     side_b = side_b[~side_b.index.isin(side_a.index)]
     if b_level is not None:
+        if vs or relative_to:
+            raise ValueError("compare: b_level compares levels of one cell; it takes no `vs` or `relative_to`")
         return _against_level(side_a, side_b, by, list(b_level), confidence)
     ref = dict(relative_to or {})
     out = []
@@ -615,8 +617,8 @@ def protocol_table(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Verdict tables of the same claims under several student protocols ({protocol: verdict_table},
     the tuned one first), side by side: one row per claim and cell with, per protocol p, `ours_<p>`,
     `verdict_<p>` and `verdict_holm_<p>`; `across_protocols` says "protocol-dependent" where the
-    verdicts of the protocols that measured the cell differ, "agrees" where they are the same, and
-    "one protocol measured" otherwise; `claim_across_protocols` is "protocol-dependent" on every row of
+    verdicts of the protocols that measured the cell differ, "agrees" where they are the same, "one
+    protocol measured" where only one did, and "not measured" where none did; `claim_across_protocols` is "protocol-dependent" on every row of
     a claim with any such cell."""
     if len(tables) < 2:
         raise ValueError(f"protocol_table: give at least two protocols' verdict tables, got {list(tables)}")
@@ -632,7 +634,7 @@ def protocol_table(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     def across(row) -> str:
         measured = {v for v in row if isinstance(v, str) and v != NOT_MEASURED}
         n = sum(isinstance(v, str) and v != NOT_MEASURED for v in row)
-        return ONE_PROTOCOL if n < 2 else AGREES if len(measured) == 1 else PROTOCOL_DEPENDENT
+        return NOT_MEASURED if n == 0 else ONE_PROTOCOL if n == 1 else AGREES if len(measured) == 1 else PROTOCOL_DEPENDENT
 
     merged["across_protocols"] = [across(r) for r in verdicts.itertuples(index=False)]
     dependent = set(merged.loc[merged["across_protocols"] == PROTOCOL_DEPENDENT, "id"])

@@ -144,6 +144,8 @@ def test_the_margin_claim_holds_and_fails_against_the_full_data_level():
     assert edge["verdict"] == edge["verdict_holm"] == "inconclusive"
     with pytest.raises(ValueError, match="b_level column 'teacher' must be one of the cell columns"):
         compare(rows, GAP.a, GAP.b, by=GAP.by, b_level=("teacher",))
+    with pytest.raises(ValueError, match="takes no `vs` or `relative_to`"):
+        compare(rows, GAP.a, GAP.b, by=GAP.by, b_level=GAP.b_level, relative_to={"ipc": 10})
 
 
 def test_the_gap_claim_reads_both_paper_rows_and_the_committed_results():
@@ -183,6 +185,7 @@ def test_protocol_table_marks_the_verdicts_that_move():
     assert t.loc[("x", "ipc=10"), "across_protocols"] == "protocol-dependent"
     assert t.loc[("y", "ipc=1"), "across_protocols"] == "one protocol measured"
     assert ("y", "") not in t.index  # the other protocol's "not measured" row gives no row of its own
+    assert t.loc[("z", ""), "across_protocols"] == "not measured"
     assert list(t.loc["x", "claim_across_protocols"]) == ["protocol-dependent"] * 2
     assert t.loc[("y", "ipc=1"), "claim_across_protocols"] == ""
     assert t.loc[("x", "ipc=10"), "verdict_kd"] == "does not hold"
