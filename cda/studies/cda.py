@@ -106,8 +106,10 @@ def _main_tables(df: pd.DataFrame, root) -> list:
                  "largest IPC", "abstract: a gap to full-data training below 15% absolute (papers.md 1.2)",
                  {"method": "cda", "labels": list(SOFT), "ipc": HIGHEST}, {"method": "full"}, margin=-15.0,
                  b_level=("student",),
-                 paper_ref=PaperRef(_CDA_T2, {**_IN1K_50, "student": "resnet18", "method": "cda"},
-                                    {"dataset": "imagenet1k", "student": "resnet18", "method": "full"},
+                 # ResNet-50 at IPC 50 (61.3 against torchvision's 76.13) is the pair the abstract's "below 15" fits;
+                 # ResNet-18's (53.5 against 69.76) is 16.3 points
+                 paper_ref=PaperRef(_CDA_T2, {**_IN1K_50, "student": "resnet50", "method": "cda"},
+                                    {"dataset": "imagenet1k", "student": "resnet50", "method": "full"},
                                     b_file="full_data_reference.csv")),
        ),
        draw=_draw_main, tables=_main_tables, main=True,
