@@ -1,7 +1,7 @@
 """CUDD's two official student losses side by side: the KL divergence to the teacher's soft labels
 (every table's) and `--loss-type mse_gt`, MSE between the student's and the teacher's logits plus
 0.1 x cross-entropy with the image's class (MIV-XJTU/CUDD@0bf778c training/train_FKD.py:273;
-cda.student.mse_gt_loss), on the CUDD, CDA and SRe2L sets. No paper states a claim about the
+cda.student.mse_gt_loss), on the CUDD sets (SRe2L's and CDA's through `methods`). No paper states a claim about the
 choice: this compares the official options.
 """
 from __future__ import annotations
@@ -65,15 +65,17 @@ plus 0.1 × the cross-entropy with the image's class (MIV-XJTU/CUDD@0bf778c `tra
 no temperature). Neither paper reports a number or a claim for `mse_gt` (its README only lists the
 option), so this notebook judges no claim of the papers: it compares the official options.
 
-**How this notebook tests it.** The CUDD, CDA and SRe2L sets at CUDD's ablation IPC train the same
-student recipe twice, with each loss, over the study's seeds (both losses of a seed train on the same set from
-the same seed); the KL students are those of `cudd_main_results`, taken from the cache.""",
-           params=[("ipc", None, "images per class (None: the preset's smallest IPC of 10 or more)")],
+**How this notebook tests it.** The CUDD sets at CUDD's ablation IPC train the same student recipe
+twice, with each loss, over the study's seeds (both losses of a seed train on the same set from the same
+seed); the KL students are those of `cudd_main_results`, taken from the cache. `methods` adds other
+sets, e.g. `["sre2l", "cda", "cudd"]` (left out of the committed results to keep their cost down).""",
+           params=[("ipc", None, "images per class (None: the preset's smallest IPC of 10 or more)"),
+                   ("methods", ["cudd"], "the sets (add \"sre2l\" and \"cda\" for comparison)")],
            reading="""**Reading the result.** The second table gives MSE − KL per set, paired by seed, with its
 interval. The losses see the teacher differently: the KL matches the teacher's softmax at the preset's
 temperature, the MSE its raw logits, whose scale the temperature does not touch; the cross-entropy term
 pulls the student to the image's own class, which a synthesized image's soft label may not favour."""))
-def student_loss(ctx: Context, ipc: int | None = None, methods=("sre2l", "cda", "cudd"),
+def student_loss(ctx: Context, ipc: int | None = None, methods=("cudd",),
                  losses=tuple(LOSSES)) -> list[dict]:
     ipc = ipc or cudd_ipcs(ctx)[0]
     unknown = [lo for lo in losses if lo not in LOSSES]
