@@ -70,6 +70,9 @@ class Study:
     notebook: Notebook | None = None  # its notebook's text (None: no notebook)
     grid: tuple[str, ...] = ()  # the axes it varies: the results' columns that tell its variants apart
     claims: tuple[Claim, ...] = ()  # the papers' claims its results test (cda.verdicts judges them)
+    # what the study needs of the run's config beyond the preset and overrides (a validation split):
+    # RunConfig -> RunConfig, applied when the study is opened; None: the config as given
+    config: Callable[[Any], Any] | None = None
 
     def parameters(self) -> dict[str, Any]:
         """The study's parameters and their defaults."""
@@ -82,10 +85,12 @@ MAIN_TABLE = "cda_table2_main_results"  # the main table's one home: `cda run --
 
 
 def study(name: str, title: str, *, grid: tuple[str, ...] = (), draw: Callable, tables: Callable,
-          main: bool = False, notebook: Notebook | None = None, claims: tuple[Claim, ...] = ()):
+          main: bool = False, notebook: Notebook | None = None, claims: tuple[Claim, ...] = (),
+          config: Callable[[Any], Any] | None = None):
     """Register the decorated compute function as the study `name`: the axes it varies (`grid`,
     columns of its results), the papers' claims its results test (`claims`), its figures, tables and
-    notebook text; `main`: a main table, whose cells run every evaluation seed."""
+    notebook text; `main`: a main table, whose cells run every evaluation seed; `config`: what it
+    needs of the run's config (Study.config)."""
     def register(compute):
         if name in STUDIES:
             raise ValueError(f"study {name!r} is registered twice")
@@ -96,7 +101,7 @@ def study(name: str, title: str, *, grid: tuple[str, ...] = (), draw: Callable, 
             if c.study not in ("", name):
                 raise ValueError(f"study {name!r}: claim {c.id!r} names study {c.study!r}; leave `study` unset")
         STUDIES[name] = Study(name, title, compute, draw, tables, main, notebook, tuple(grid),
-                              tuple(replace(c, study=name) for c in claims))
+                              tuple(replace(c, study=name) for c in claims), config)
         return compute
     return register
 

@@ -213,7 +213,7 @@ class OpenStudy:
         if saved:
             self._read_saved()
         else:
-            cfg = make_preset(preset, **overrides)
+            cfg = self._preset_config()
             resolve_device(cfg.device)  # a clear error now, not after the data has loaded
             self.cfg = replace(cfg, cache_dir=cache_dir(cfg.cache_dir, self.root))  # the one rule (cda.paths)
 
@@ -227,11 +227,16 @@ class OpenStudy:
         try:
             self.cfg = from_dict(RunConfig, self.prov["config"]["run"])
         except (KeyError, TypeError, ConfigError):  # provenance of an older config layout: the preset's settings
-            self.cfg = make_preset(self.preset, **self.overrides)
+            self.cfg = self._preset_config()
         commit = str(self.prov.get("git_commit", "unknown"))
         self.source = (f"loaded from {self._where(self.csv)} (computed by commit {commit[:7]}{'+dirty' * commit.endswith('+dirty')}, "
                        f"written {str(self.prov.get('written', '?'))[:10]}); nothing is recomputed")
         self.short = f"saved in {self._where(self.csv)}"
+
+    def _preset_config(self) -> RunConfig:
+        """The preset with the overrides, and what the study needs of it (Study.config)."""
+        cfg = make_preset(self.preset, **self.overrides)
+        return self.study.config(cfg) if self.study.config else cfg
 
     def _where(self, path: Path) -> str:
         """A path for people, relative to the output root (the same text on every machine)."""
