@@ -9,13 +9,29 @@ from torch import nn
 
 from .. import plots
 from ..models import create_model
+from ..paths import project_root, results_path
+from ..results import read_results
 from ..verdicts import Claim
 from ._core import Context, Notebook, readable, study, top1
 
-# Transformer and MLP students cost several ConvNet students each on 2 CPU cores (cda_cross_architecture's
-# cpu results, IPC 10: ConvNet 16 s, ViT 80 s per student), so at the cpu preset they run one seed and
-# their cells' verdicts are inconclusive; every other preset runs the study's seeds.
+# Transformer and MLP students cost several ConvNet students each on 2 CPU cores (the notebooks quote the
+# measured seconds), so at the cpu preset they run one seed and their cells' verdicts are inconclusive;
+# every other preset runs the study's seeds.
 SLOW_SEEDS = {"cpu": 1}
+
+
+def student_seconds(students) -> str:
+    """What one student of each of `students` took at the cpu preset (median seconds over the committed
+    cpu runs at IPC 10 of this study, cda_transformer_students and cda_cross_architecture): read, not typed."""
+    frames = [read_results(p) for name in ("cda_students_without_bn", "cda_transformer_students", "cda_cross_architecture")
+              if (p := results_path(name, "cpu", project_root(__file__))).is_file()]
+    if not frames:
+        return "no cpu results are committed yet"
+    df = pd.concat(frames)
+    sub = df[(df.metric == "seconds") & (df.ipc == 10) & df.student.isin(students)]
+    median = sub.groupby("student", sort=False).value.median()
+    known = [f"`{s}` {median[s]:.0f} s" for s in students if s in median.index]
+    return ", ".join(known) if known else "not measured yet"
 
 
 def norm_of(arch: str, info) -> str:
@@ -116,7 +132,7 @@ def student_tables(df: pd.DataFrame, root) -> list:
        draw=draw_students, tables=student_tables,
        notebook=Notebook(
            title="CDA Table 20: students without BatchNorm",
-           claim="""**Claim.** SRe2L and CDA recover images by matching the teacher's BatchNorm statistics; the
+           claim=lambda: """**Claim.** SRe2L and CDA recover images by matching the teacher's BatchNorm statistics; the
 maintainer answers the question whether such images also train students *without* BatchNorm with CDA's
 Table 20 (VILA-Lab/SRe2L issue #19). Its values were not found (`results/paper/README.md`), so the paper's
 column of the verdict reads "not available". The claim tested is that CDA beats SRe2L on those students.
@@ -127,9 +143,10 @@ over random real images (relabeled by the same teacher) should shrink on a stude
 sets as `cda_cross_architecture`) train the preset's BatchNorm ConvNet (the reference column), the same
 ConvNet with instance norm and with no norm, and a small ViT (patch 4, depth 4, width 128: LayerNorm), each
 with the soft labels of the same teacher. Each student column carries its normalization, read from the
-model. At the `cpu` preset the ViT runs one seed (about 80 s per student on 2 cores, five ConvNets'
-worth), so its cells are inconclusive; the ConvNets run the study's three seeds. On ImageNet the students are
-those the maintainer names, AlexNet and DeiT-Base.""",
+model. At the `cpu` preset the ViT runs one seed, so its cells are inconclusive, and the ConvNets the study's
+three: one student took """ + student_seconds(("convnet3", "convnet3_in", "convnet3_none", "vit_p4_d4_w128")) + """
+(median, measured on 2 shared cores at IPC 10). On ImageNet the students are those the maintainer names, AlexNet
+and DeiT-Base.""",
            params=[("ipc", None, "images per class (default: the ablations' IPC)"),
                    ("students", None, "students without BatchNorm (default: see above; the preset's ConvNet is added)"),
                    ("slow_seeds", None, "seeds of the non-ConvNet students (None: 1 at cpu, else all)")],

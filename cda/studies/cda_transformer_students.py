@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..verdicts import Claim
 from ._core import Context, Notebook, study
-from .cda_students_without_bn import draw_students, is_convnet, student_cells, student_tables
+from .cda_students_without_bn import draw_students, is_convnet, student_cells, student_seconds, student_tables
 
 # CUDD's timm students (its train_FKD.py), as named at 224 px: they cut images into 16-px patches.
 PAPER_STUDENTS = ("timm/deit_tiny_patch16_224", "timm/mixer_s16_224", "timm/resmlp_24_224")
@@ -36,7 +36,7 @@ def transformer_students(ctx: Context) -> tuple[str, ...]:
        draw=draw_students, tables=student_tables,
        notebook=Notebook(
            title="CDA Table 15 and CUDD's timm students: transformer and MLP students",
-           claim="""**Claim.** Sets recovered with a convolutional teacher also train transformer and MLP
+           claim=lambda: """**Claim.** Sets recovered with a convolutional teacher also train transformer and MLP
 students: CDA's Table 15 adds DeiT-Tiny to its cross-architecture results (a reviewer calls its accuracy
 "subpar"), and CUDD's code trains DeiT-Tiny, MLP-Mixer S/16 and ResMLP-24 students. Neither paper's values
 were found (`results/paper/README.md`), so the paper's column of the verdict reads "not available". The
@@ -49,9 +49,10 @@ Fashion-MNIST and 8-px digits are not multiples of (cda refuses such sizes rathe
 DeiT-Tiny (12 blocks of width 192) costs minutes per student on 2 cores. So on small images the families
 are scaled down: 4-px patches, 4 blocks of width 128 (`vit_p4_d4_w128`, DeiT's ViT; `mixer_p4_d4_w128`,
 Mixer-S/16's blocks; `resmlp_p4_d4_w128`, ResMLP-24's affine blocks with layer scale); at the `paper`
-preset they are the timm names themselves. At the `cpu` preset each of these students runs one seed
-(the ViT takes about 80 s per student on 2 cores at IPC 10, five ConvNets' worth: `cda_cross_architecture`'s
-cpu results), so their verdicts are inconclusive there; the digits preset runs the study's seeds.""",
+preset they are the timm names themselves. At the `cpu` preset each of these students runs one seed, so
+their verdicts are inconclusive there, and the ConvNet three; the digits preset runs the study's seeds. One
+student took """ + student_seconds(("convnet3", "vit_p4_d4_w128", "mixer_p4_d4_w128", "resmlp_p4_d4_w128")) + """
+(median, measured on 2 shared cores at IPC 10).""",
            params=[("ipc", None, "images per class (default: the ablations' IPC)"),
                    ("students", None, "transformer and MLP students (default: see above; the preset's ConvNet is added)"),
                    ("slow_seeds", None, "seeds of the non-ConvNet students (None: 1 at cpu, else all)")],
