@@ -15,9 +15,9 @@ from ..verdicts import Claim
 from ._core import Context, Notebook, readable, study, top1
 
 # Transformer and MLP students cost several ConvNet students each on 2 CPU cores (the notebooks quote the
-# measured seconds), so at the cpu preset they run one seed and their cells' verdicts are inconclusive;
-# every other preset runs the study's seeds.
-SLOW_SEEDS = {"cpu": 1}
+# measured seconds), so at the cpu and digits presets they run one seed and their cells' verdicts are
+# inconclusive; every other preset runs the study's seeds.
+SLOW_SEEDS = {"cpu": 1, "digits": 1}
 
 
 def student_seconds(students) -> str:
@@ -143,13 +143,13 @@ over random real images (relabeled by the same teacher) should shrink on a stude
 sets as `cda_cross_architecture`) train the preset's BatchNorm ConvNet (the reference column), the same
 ConvNet with instance norm and with no norm, and a small ViT (patch 4, depth 4, width 128: LayerNorm), each
 with the soft labels of the same teacher. Each student column carries its normalization, read from the
-model. At the `cpu` preset the ViT runs one seed, so its cells are inconclusive, and the ConvNets the study's
-three: one student took """ + student_seconds(("convnet3", "convnet3_in", "convnet3_none", "vit_p4_d4_w128")) + """
+model. At the `cpu` and `digits` presets the ViT runs one seed, so its cells are inconclusive, and the
+ConvNets the study's three: at `cpu` one student took """ + student_seconds(("convnet3", "convnet3_in", "convnet3_none", "vit_p4_d4_w128")) + """
 (median, measured on 2 shared cores at IPC 10). On ImageNet the students are those the maintainer names, AlexNet
 and DeiT-Base.""",
            params=[("ipc", None, "images per class (default: the ablations' IPC)"),
                    ("students", None, "students without BatchNorm (default: see above; the preset's ConvNet is added)"),
-                   ("slow_seeds", None, "seeds of the non-ConvNet students (None: 1 at cpu, else all)")],
+                   ("slow_seeds", None, "seeds of the non-ConvNet students (None: 1 at cpu and digits, else all)")],
            reading="""**Reading the result.** The second table is the one the claims rest on: the gain of each
 recovered set over random real images, student by student. Every student uses the recipe tuned for the
 BatchNorm ConvNet, which suits the others less well, so compare the sets within a column, not the columns'

@@ -49,13 +49,12 @@ Fashion-MNIST and 8-px digits are not multiples of (cda refuses such sizes rathe
 DeiT-Tiny (12 blocks of width 192) costs minutes per student on 2 cores. So on small images the families
 are scaled down: 4-px patches, 4 blocks of width 128 (`vit_p4_d4_w128`, DeiT's ViT; `mixer_p4_d4_w128`,
 Mixer-S/16's blocks; `resmlp_p4_d4_w128`, ResMLP-24's affine blocks with layer scale); at the `paper`
-preset they are the timm names themselves. At the `cpu` preset each of these students runs one seed, so
-their verdicts are inconclusive there, and the ConvNet three; the digits preset runs the study's seeds. One
-student took """ + student_seconds(("convnet3", "vit_p4_d4_w128", "mixer_p4_d4_w128", "resmlp_p4_d4_w128")) + """
+preset they are the timm names themselves. At the `cpu` and `digits` presets each of these students runs
+one seed, so their verdicts are inconclusive there, and the ConvNet three. At `cpu` one student took """ + student_seconds(("convnet3", "vit_p4_d4_w128", "mixer_p4_d4_w128", "resmlp_p4_d4_w128")) + """
 (median, measured on 2 shared cores at IPC 10).""",
            params=[("ipc", None, "images per class (default: the ablations' IPC)"),
                    ("students", None, "transformer and MLP students (default: see above; the preset's ConvNet is added)"),
-                   ("slow_seeds", None, "seeds of the non-ConvNet students (None: 1 at cpu, else all)")],
+                   ("slow_seeds", None, "seeds of the non-ConvNet students (None: 1 at cpu and digits, else all)")],
            reading="""**Reading the result.** Compare the sets within each student's column: every student uses
 the recipe tuned for the ConvNet, which suits transformers and MLPs poorly on a hundred images, so their
 levels say little about what these families can reach. The ViT's cells are the same cached runs as
