@@ -116,3 +116,10 @@ def test_both_studies_run_at_smoke_with_fewer_seeds_for_the_slow_students(tmp_pa
         "convnet3_w16": "convnet", "vit_p4_d1_w32": "transformer", "mixer_p4_d1_w32": "mlp", "resmlp_p4_d1_w32": "mlp"}
     # the ConvNet's and the ViT's cells come from the first study's cache: only Mixer and ResMLP train
     assert len(list((tmp_path / "cache" / "evaluation").glob("*/done.json"))) == built + 2 * 3
+
+
+def test_the_notebooks_quote_measured_seconds_per_student():
+    from cda.studies.cda_students_without_bn import student_seconds
+
+    text = student_seconds(("convnet3", "no_such_student"))
+    assert text.startswith("`convnet3` ") and text.endswith("`no_such_student` not measured yet")

@@ -26,12 +26,11 @@ def student_seconds(students) -> str:
     frames = [read_results(p) for name in ("cda_students_without_bn", "cda_transformer_students", "cda_cross_architecture")
               if (p := results_path(name, "cpu", project_root(__file__))).is_file()]
     if not frames:
-        return "no cpu results are committed yet"
+        return "not measured yet (no cpu results are committed)"
     df = pd.concat(frames)
     sub = df[(df.metric == "seconds") & (df.ipc == 10) & df.student.isin(students)]
     median = sub.groupby("student", sort=False).value.median()
-    known = [f"`{s}` {median[s]:.0f} s" for s in students if s in median.index]
-    return ", ".join(known) if known else "not measured yet"
+    return ", ".join(f"`{s}` {median[s]:.0f} s" if s in median.index else f"`{s}` not measured yet" for s in students)
 
 
 def norm_of(arch: str, info) -> str:
