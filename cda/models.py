@@ -7,6 +7,8 @@ builds them and a few open-ended families that are not enumerated member by memb
   width W, default 64 and BatchNorm; recovery needs BatchNorm). Listed: the members cda uses.
 - `vit_p{P}_d{D}_w{W}`: a small ViT (timm's VisionTransformer) with patch P, depth D and width W, for
   small images, where a 16-pixel patch would leave one token (e.g. `vit_p4_d4_w128` on 28x28).
+- `mixer_p{P}_d{D}_w{W}`, `resmlp_p{P}_d{D}_w{W}`: small MLP-Mixer and ResMLP (timm's MlpMixer with
+  Mixer-S/16's or ResMLP-24's blocks) for the same reason: CUDD's timm MLP students at small sizes.
 - any torchvision classification model (`torchvision.models.list_models()`: `resnet18`, `mobilenet_v2`,
   `densenet121`, ...); append `_modified` for the small-image variant the papers use on small inputs
   (3x3 stride-1 stem, no max-pool). Listed: the papers' students.
@@ -36,6 +38,7 @@ _CANONICAL: dict[str, bool] = {
     "convnet3": True, "convnet3_w8": True, "convnet3_w16": True, "convnet4": True,
     "convnet3_in": False, "convnet3_w8_in": False, "convnet3_none": False,
     "vit_p4_d4_w128": False,  # the small ViT of the cross-architecture studies at 28 px
+    "mixer_p4_d4_w128": False, "resmlp_p4_d4_w128": False,  # the MLP students at small sizes
     # torchvision: the papers' students (CDA's cross-architecture table; ResNet-18 is the teacher),
     # and their small-input variants.
     **{f"{base}{suffix}": True for base in ("resnet18", "resnet50", "resnet101", "mobilenet_v2", "densenet121",
@@ -45,7 +48,7 @@ _CANONICAL: dict[str, bool] = {
     "timm/resmlp_24_224": False,
 }
 
-PATTERNS = ("convnet{D}[_w{W}][_{bn|in|none}]", "vit_p{P}_d{D}_w{W}",
+PATTERNS = ("convnet{D}[_w{W}][_{bn|in|none}]", "vit_p{P}_d{D}_w{W}", "{mixer|resmlp}_p{P}_d{D}_w{W}",
             "<torchvision classification model>[_modified]", "timm/<timm model>")
 
 
@@ -97,6 +100,7 @@ def _unknown(name: str, why: str = "", candidates: list[str] | None = None) -> U
 
 _CONVNET = re.compile(r"^convnet(\d+)(?:_w(\d+))?(?:_(bn|in|none))?$")
 _VIT = re.compile(r"^vit_p(\d+)_d(\d+)_w(\d+)$")
+_MLP = re.compile(r"^(mixer|resmlp)_p(\d+)_d(\d+)_w(\d+)$")
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: int = 224,
@@ -113,6 +117,9 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, image_size: 
     match = _VIT.match(name)
     if match:
         return _small_vit(num_classes, in_channels, image_size, *(int(g) for g in match.groups()))
+    match = _MLP.match(name)
+    if match:
+        return _small_mlp(match[1], num_classes, in_channels, image_size, *(int(g) for g in match.groups()[1:]))
     if name.startswith("timm/"):
         return _timm_model(name[5:], num_classes, in_channels, image_size, pretrained)
     return _torchvision_model(name, num_classes, in_channels, pretrained)
@@ -240,6 +247,24 @@ def _small_vit(num_classes: int, in_channels: int, image_size: int, patch: int, 
     heads = max(1, width // 32)  # 32-dimensional heads, as in DeiT-Tiny (192 wide, 3 heads of 64) scaled down
     return VisionTransformer(img_size=image_size, patch_size=patch, in_chans=in_channels, num_classes=num_classes,
                              embed_dim=width, depth=depth, num_heads=heads)
+
+
+def _small_mlp(kind: str, num_classes: int, in_channels: int, image_size: int, patch: int, depth: int,
+               width: int) -> nn.Module:
+    """MLP-Mixer (Mixer-S/16's blocks) or ResMLP (ResMLP-24's: affine norms, layer scale 1e-5) at any
+    patch, depth and width."""
+    try:
+        from functools import partial
+
+        from timm.models.mlp_mixer import Affine, MlpMixer, ResBlock
+    except ImportError as err:
+        raise UnknownModelError(f"{kind}_p{patch}_d{depth}_w{width}: timm is not installed (pip install timm)") from err
+    if image_size % patch:
+        raise ValueError(f"{kind}_p{patch}: the patch size must divide the image size {image_size}")
+    blocks = dict(mlp_ratio=4, block_layer=partial(ResBlock, init_values=1e-5), norm_layer=Affine) \
+        if kind == "resmlp" else {}
+    return MlpMixer(num_classes=num_classes, img_size=image_size, in_chans=in_channels, patch_size=patch,
+                    num_blocks=depth, embed_dim=width, **blocks)
 
 
 def bn_layers(model: nn.Module) -> list[nn.BatchNorm2d]:

@@ -185,9 +185,12 @@ def test_committed_results_give_verdicts_only_with_seeds():
     assert set(measured.index) == {c.id for c in all_claims()}
     assert (measured >= 1).all(), f"claims without runs: {list(measured[measured < 1].index)}"
     assert set(table[table.n_seeds > 1].verdict) <= {"holds", "does not hold", "inconclusive"}
-    # rebuilt at the cpu preset's seeds: five in the main tables, three in the others
+    # rebuilt at the cpu preset's seeds: five in the main tables, three in the others, except the
+    # transformer and MLP students, which run one seed at cpu (cda.studies.cda_students_without_bn.SLOW_SEEDS)
     main_tables = table.study.isin(["cda_table2_main_results", "cudd_main_results"])
-    assert (table[main_tables].n_seeds >= 5).all() and (table.n_seeds >= 3).all()
+    one_seed = table.study.isin(["cda_students_without_bn", "cda_transformer_students"]) & (table.n_seeds == 1)
+    assert (table[main_tables].n_seeds >= 5).all() and (table[~one_seed].n_seeds >= 3).all()
+    assert table[one_seed].verdict.str.startswith("inconclusive").all()
     main = table[table.id == "cda-beats-sre2l"]
     assert {"ipc=1, student=convnet3", "ipc=10, student=convnet3"} <= set(main.cell)
     assert main.paper_source.str.startswith("cda_table2_main_results.csv").all()
