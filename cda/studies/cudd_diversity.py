@@ -75,7 +75,8 @@ the ablation seeds, measured in the teacher's penultimate features, class by cla
   that look real to the teacher): fidelity, shown beside the two diversity measures;
 - the teacher's top-1 on the set's images: how easy they are for it (the table only).
 
-The real reference is 50 random test images per class, which no set was drawn from.
+The real reference is up to 50 random test images per class, which no set was drawn from (the random-real
+set and CUDD's starting images come from the training split).
 
 **Why these measures.** The teacher is at hand for every method, and they measure diversity where the
 students' soft labels come from. LPIPS or Inception-feature metrics (FID, precision/recall in Inception
