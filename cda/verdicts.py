@@ -113,7 +113,7 @@ def verdict(claim_sign: int, ci: tuple[float, float] | Mapping, n: int | None = 
     return INCONCLUSIVE
 
 
-FRACTIONS = ("ior", "hlr", "lrs")  # metrics given as fractions, not percent
+FRACTIONS = ("ior", "hlr", "lrs", "spread", "coverage", "density")  # metrics given as fractions, not percent
 
 
 def _fmt_diff(d: Mapping, decimals: int = 2) -> str:
