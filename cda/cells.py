@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import methods
-from .config import EvalConfig, RunConfig, config_hash
+from .config import EvalConfig, RunConfig, SqueezeConfig, config_hash
 
 if TYPE_CHECKING:
     from .pipeline import Workspace
@@ -26,6 +26,7 @@ class Cell:
     eval: EvalConfig
     made_by: Any  # the set's options (cda.methods); None: the run's own for the method
     label: str  # the set, for people: "CDA, IPC 10 (cosine, milestone 0.5)"
+    ws: Any = None  # the workspace whose teacher recovers and relabels it (None: the study's)
 
 
 class Pending:
@@ -56,7 +57,39 @@ class Context:
         self.planned: list[Cell] = []
         self.wants_full_data = False
         self._sets: dict[str, str] = {}  # sets handed out so far: key -> label
+        self._root = self  # the study's Context; for_teacher's share its plan, images and progress bar
+        self._teachers: dict[SqueezeConfig, Context] = {}
         self._on_set, self.bar = on_set, bar
+
+    @property
+    def bar(self):
+        return self._root._bar
+
+    @bar.setter
+    def bar(self, bar) -> None:
+        self._root._bar = bar
+
+    def for_teacher(self, squeeze: SqueezeConfig) -> Context:
+        """This study's Context over another teacher (a study with several recovery models): its sets
+        are recovered, and its students relabeled, by `squeeze`'s teacher, in a workspace over the
+        same data, cache and log (cda.pipeline.Workspace.for_teacher); its cells join this study's
+        plan, so the step-by-step notebook runs them with the others."""
+        root = self._root
+        if squeeze == root.cfg.squeeze:
+            return root
+        if squeeze not in root._teachers:
+            child = Context(root.ws.for_teacher(squeeze), root.preset, root.deferred, root._on_set)
+            child._root, child.seeds, child.images, child.planned = root, root.seeds, root.images, root.planned
+            root._teachers[squeeze] = child
+        return root._teachers[squeeze]
+
+    def _label(self, method: str, ipc: int | None, tags: dict) -> str:
+        """A set for people; another teacher's sets say whose they are."""
+        label = set_label(method, ipc, tags)
+        if self._root is self:
+            return label
+        s = self.cfg.squeeze
+        return f"{label}, recovered by {s.arch}" + ("" if s.pretrained else f" ({s.epochs} epochs)")
 
     @property
     def cfg(self) -> RunConfig:
@@ -94,7 +127,7 @@ class Context:
         log (before it is built) and handed to `on_set` (the notebook shows its images)."""
         key = config_hash(method, ipc, self.made_by(method, ipc, options), list(snapshot_at))
         first = key not in self._sets
-        label = label or set_label(method, ipc, {})
+        label = label or self._label(method, ipc, {})
         if first and self.deferred:
             self.log(f"set: {label}")
         d = self.ws.distilled(method, ipc, options, snapshot_at=snapshot_at)
@@ -137,9 +170,9 @@ class Context:
             if not self.deferred:
                 rows += one(e, opts, seed)
                 continue
-            label = set_label(method, ipc, tags)
+            label = self._label(method, ipc, tags)
             self.distilled(method, ipc, opts, label=label)
-            self.planned.append(Cell(method, ipc, e, opts, label))
+            self.planned.append(Cell(method, ipc, e, opts, label, self.ws))
             rows.append(Pending(lambda e=e, opts=opts, seed=seed: one(e, opts, seed)))
         return rows
 
@@ -156,7 +189,7 @@ class Context:
     def _done(self, method: str, ipc: int, e: EvalConfig, tags: dict, what: str) -> None:
         if self.bar is not None:
             self.bar.update(1)
-        self.log(f"student {e.arch} on {set_label(method, ipc, tags)}, seed {e.seed}: {what}")
+        self.log(f"student {e.arch} on {self._label(method, ipc, tags)}, seed {e.seed}: {what}")
 
     def _rows(self, method, ipc, e: EvalConfig, metrics: dict, tags: dict, seed: int | None = None) -> list[dict]:
         """Long-format rows; `seed` is the run's evaluation seed (under seed_scope "all" the student's
@@ -171,19 +204,20 @@ class Context:
         return dict(dataset=self.ws.info.name, method=method, ipc=ipc, teacher=self.cfg.squeeze.arch,
                     student=student, labels=labels, seed=seed, **tags)
 
-    def reference_rows(self) -> list:
-        """The teacher's and the full-data student's accuracies (ipc empty)."""
+    def reference_rows(self, full_data: bool = True, **tags) -> list:
+        """The teacher's and the full-data student's accuracies (ipc empty); the teacher's alone with
+        `full_data=False` or from another teacher's Context (for_teacher)."""
         _, meta = self.ws.teacher()
         rows = self._rows("teacher", None, replace(self.cfg.eval, arch=self.cfg.squeeze.arch, labels="hard",
-                                                   seed=self.cfg.squeeze.seed), meta["metrics"], {})
-        if not self.cfg.full_data:
+                                                   seed=self.cfg.squeeze.seed), meta["metrics"], tags)
+        if not (full_data and self.cfg.full_data) or self._root is not self:
             return rows
 
         def full() -> list[dict]:
             e = replace(self.cfg.eval, labels="hard", seed=self.cfg.squeeze.seed + 1)
             metrics = self.ws.full_data()
             self._done("full", None, e, {}, f"top-1 {metrics['top1']:.1f}%")
-            return self._rows("full", None, e, metrics, {})
+            return self._rows("full", None, e, metrics, tags)
 
         if not self.deferred:
             return rows + full()

@@ -113,6 +113,19 @@ class Workspace:
                 lambda folder: load_checkpoint(folder / "teacher.pt", self.info, self.cfg.device))
         return self._teachers[key]
 
+    def for_teacher(self, squeeze_cfg: SqueezeConfig) -> Workspace:
+        """A workspace like this one whose teacher is `squeeze_cfg` (a study with several recovery
+        models): the same data, cache folder and log; the splits already read are shared, and its
+        artifacts are counted in this one's cost ledger. Its own runtime stamps its keys (under
+        speed="auto", recovery's settings are chosen for its teacher)."""
+        other = Workspace(replace(self._given, squeeze=squeeze_cfg), self.progress, self.log)
+        other.cache.ledger = self.cache.ledger
+        for name in ("train", "test"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        other._val = self._val
+        return other
+
     def _distilled_configs(self, options: Any, snapshot_at: tuple[int, ...] = ()) -> tuple:
         """What a distilled set's cache key is made of: the data, the teacher, how the set is made."""
         return (self.cfg.data, self.cfg.squeeze, options, list(snapshot_at))

@@ -385,7 +385,7 @@ class OpenStudy:
                 if c.eval.labels == "stored":
                     stored.setdefault((c.label, config_hash(c.eval.aug)), c)
             for c in stored.values():  # under the key the students read them by
-                self.ws.labels(c.method, c.ipc, c.eval, c.made_by)
+                (c.ws or self.ws).labels(c.method, c.ipc, c.eval, c.made_by)  # by the cell's own teacher
             how = {"online": "soft labels from the teacher, computed online on every augmented batch the students see",
                    "stored": f"soft labels stored once per augmented view ({len(stored)} label sets ready)",
                    "hard": "hard class labels"}[e.labels]
