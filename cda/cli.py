@@ -104,7 +104,7 @@ def _outputs(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .tuning import TUNE_STAGES, TuneConfig  # `cda tune`'s defaults
+    from .tuning import DEFAULT_STAGES, TUNE_STAGES, TuneConfig  # `cda tune`'s defaults
 
     parser = argparse.ArgumentParser(prog="cda", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -172,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ipc", type=int, default=TuneConfig.ipc, help=f"the IPC of the sets tuned on (default {TuneConfig.ipc})")
     p.add_argument("--seeds", type=int, default=None,
                    help=f"seeds per grid point (seeds 0..n-1; default {len(TuneConfig.seeds)}, with --convergence 3)")
-    p.add_argument("--stages", nargs="+", choices=TUNE_STAGES, default=list(TUNE_STAGES),
-                   help="the stages to run (default all; a subset writes results/tuning/<preset>-<stages>.csv)")
+    p.add_argument("--stages", nargs="+", choices=TUNE_STAGES, default=list(DEFAULT_STAGES),
+                   help=f"the stages to run (default {' '.join(DEFAULT_STAGES)}; 'fast': one-cycle, EMA, label "
+                        f"smoothing, larger lr, batch size; another choice writes results/tuning/<preset>-<stages>.csv)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a TuneConfig field, e.g. 'protocol=[[temperature,[1.0,4.0]]]' (repeatable)")
     p.add_argument("--convergence", action="store_true",
@@ -252,17 +253,18 @@ def _tune(args, root: Path) -> int:
     overrides to pass to `cda run` (or to write into the preset)."""
     from . import interval_figures
     from .paths import cache_dir, figures_dir, results_path, run_tag
-    from .tuning import TUNE_STAGES, TuneConfig, best_mean, sensitivity, tune
+    from .tuning import DEFAULT_STAGES, FAST_GRID, TUNE_STAGES, TuneConfig, best_mean, sensitivity, tune
 
     overrides = _overrides(args)
     cfg = apply_overrides(preset(args.preset), overrides)
     params = {k: _tuples(v) for k, v in (parse_override(s) for s in args.param)}
     skipped = {stage: () for stage in TUNE_STAGES if stage not in args.stages}
+    asked = {"fast": FAST_GRID} if "fast" in args.stages else {}  # off unless asked for
     seeds = len(TuneConfig.seeds) if args.seeds is None else args.seeds
-    tc = TuneConfig(**{"ipc": args.ipc, "seeds": tuple(range(seeds)), **params, **skipped})
+    tc = TuneConfig(**{"ipc": args.ipc, "seeds": tuple(range(seeds)), **asked, **params, **skipped})
     # another IPC or a subset of the stages writes beside the full tuning, never over it
     tag = (run_tag(args.preset, overrides, params) + (f"-ipc{args.ipc}" if args.ipc != TuneConfig.ipc else "")
-           + ("-" + "-".join(args.stages) if skipped else ""))
+           + ("-" + "-".join(args.stages) if set(args.stages) != set(DEFAULT_STAGES) else ""))
     csv = results_path("tuning", tag, root)
     csv.parent.mkdir(parents=True, exist_ok=True)
     cfg = replace(cfg, cache_dir=cache_dir(cfg.cache_dir, root))
