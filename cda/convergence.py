@@ -172,3 +172,29 @@ def convergence_figure(table: pd.DataFrame, verdicts: dict[str, dict], title: st
         if title:
             ax.set_title(title, fontsize=9)
     return fig
+
+
+def table_markdown(provenance: dict) -> str:
+    """The convergence table of a run's provenance (results/tuning/<tag>-convergence.json) as markdown:
+    validation top-1 mean ± std per budget and variant, the converged budget in bold, then each
+    variant's verdict."""
+    c = provenance["convergence"]
+    table = pd.DataFrame(c["table"])
+    variants = list(dict.fromkeys(table.variant))
+    budgets = sorted(table.budget.unique())
+    seeds = int(table.n.min())
+    lines = [f"| validation top-1 (%), mean ± std, {seeds} seeds | " + " | ".join(f"{b} epochs" for b in budgets) + " |",
+             "|:---|" + "---:|" * len(budgets)]
+    for v in variants:
+        t = table[table.variant == v].set_index("budget")
+        cells = []
+        for b in budgets:
+            if b not in t.index:
+                cells.append("")
+                continue
+            text = f"{t.loc[b, 'mean']:.1f} ± {t.loc[b, 'std']:.1f}"
+            cells.append(f"**{text}**" if t.loc[b, "converged"] else text)
+        fields = ", ".join(f"{k} {x}" for k, x in c["variants"][v].items()) or "the preset's recipe"
+        lines.append(f"| {v} ({fields}) | " + " | ".join(cells) + " |")
+    notes = [f"- {v}: {c['verdicts'][v]['why']}" for v in variants]
+    return "\n".join(lines) + "\n\n" + "\n".join(notes)

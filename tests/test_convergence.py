@@ -56,3 +56,14 @@ def test_convergence_refuses_without_validation_or_with_too_few_seeds():
         convergence(cfg, "random", 1, (0, 1))
     with pytest.raises(ConfigError, match="doubling"):
         convergence(cfg, "random", 1, (0, 1, 2), budgets=(100, 300))
+
+
+def test_the_table_for_the_docs_bolds_the_converged_budget():
+    from cda.convergence import table_markdown
+
+    rows = [{"variant": PRESET, "budget": b, "seed": s, "value": m + d}
+            for b, m in ((100, 80.0), (200, 85.0), (400, 85.5)) for s, d in enumerate((-1, 0, 1))]
+    table, verdicts = summarize(pd.DataFrame(rows))
+    text = table_markdown({"convergence": {"table": table.to_dict("records"), "variants": {PRESET: {}},
+                                           "verdicts": verdicts}})
+    assert "| 80.0 ± 1.0 | **85.0 ± 1.0** | 85.5 ± 1.0 |" in text and "converged at 200 epochs" in text
