@@ -197,4 +197,4 @@ def table_markdown(provenance: dict) -> str:
         fields = ", ".join(f"{k} {x}" for k, x in c["variants"][v].items()) or "the preset's recipe"
         lines.append(f"| {v} ({fields}) | " + " | ".join(cells) + " |")
     notes = [f"- {v}: {c['verdicts'][v]['why']}" for v in variants]
-    return "\n".join(lines) + "\n\n" + "\n".join(notes)
+    return "\n" + "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"  # on lines of their own between the markers
