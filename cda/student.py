@@ -20,8 +20,18 @@ from .models import create_model
 from .relabel import StoredLabels, batch_inputs, epoch_plan, resident
 from .runtime import PLAIN, Speed
 from .student_validation import Validation
-from .training import (autocast, check_finite, cosine, cosine_lr, make_optimizer, onecycle_lr, resolve_device, seeded,
-                       set_lr, test_accuracy)
+from .training import (
+    autocast,
+    check_finite,
+    cosine,
+    cosine_lr,
+    make_optimizer,
+    onecycle_lr,
+    resolve_device,
+    seeded,
+    set_lr,
+    test_accuracy,
+)
 from .weight_ema import WeightEMA
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from cda.config import ConfigError, preset
-from cda.convergence import PRESET, convergence, convergence_figure, converged_budget, summarize
+from cda.convergence import PRESET, converged_budget, convergence, convergence_figure, summarize
 
 
 def _summary(means, stds, budgets=(100, 200, 400, 800, 1600)):
