@@ -108,7 +108,7 @@ def _outputs(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .tuning import TUNE_STAGES, TuneConfig  # `cda tune`'s defaults
+    from .tuning import DEFAULT_STAGES, TUNE_STAGES, TuneConfig  # `cda tune`'s defaults
 
     parser = argparse.ArgumentParser(prog="cda", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -174,12 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     _outputs(p)
     p.add_argument("--ipc", type=int, default=TuneConfig.ipc, help=f"the IPC of the sets tuned on (default {TuneConfig.ipc})")
-    p.add_argument("--seeds", type=int, default=len(TuneConfig.seeds),
-                   help=f"seeds per grid point (seeds 0..n-1; default {len(TuneConfig.seeds)})")
-    p.add_argument("--stages", nargs="+", choices=TUNE_STAGES, default=list(TUNE_STAGES),
-                   help="the stages to run (default all; a subset writes results/tuning/<preset>-<stages>.csv)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help=f"seeds per grid point (seeds 0..n-1; default {len(TuneConfig.seeds)}, with --convergence 3)")
+    p.add_argument("--stages", nargs="+", choices=TUNE_STAGES, default=list(DEFAULT_STAGES),
+                   help=f"the stages to run (default {' '.join(DEFAULT_STAGES)}; 'fast': one-cycle, EMA, label "
+                        f"smoothing, larger lr, batch size; another choice writes results/tuning/<preset>-<stages>.csv)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a TuneConfig field, e.g. 'protocol=[[temperature,[1.0,4.0]]]' (repeatable)")
+    p.add_argument("--convergence", action="store_true",
+                   help="instead of the grid: validation top-1 of the preset's students at doubling budgets, and the "
+                        "first budget whose doubling gains less than the seed std (results/tuning/<preset>-convergence)")
+    p.add_argument("--budgets", type=int, nargs="+", default=[100, 200, 400, 800, 1600],
+                   help="--convergence: the doubling epochs (default 100 200 400 800 1600)")
+    p.add_argument("--method", help="--convergence: the set's method (default the baseline, random real images)")
+    p.add_argument("--variant", nargs="+", action="append", default=[], metavar="NAME_OR_KEY=VALUE",
+                   help="--convergence: a second row set, NAME then eval fields, e.g. --variant fast "
+                        "schedule=onecycle ema_decay=0.999 (repeatable)")
 
     p = sub.add_parser("verdicts", help="the verdict on each paper claim from the saved results (computes nothing)")
     _common(p)
@@ -247,16 +257,18 @@ def _tune(args, root: Path) -> int:
     overrides to pass to `cda run` (or to write into the preset)."""
     from . import interval_figures
     from .paths import cache_dir, figures_dir, results_path, run_tag
-    from .tuning import TUNE_STAGES, TuneConfig, best_mean, sensitivity, tune
+    from .tuning import DEFAULT_STAGES, FAST_GRID, TUNE_STAGES, TuneConfig, best_mean, sensitivity, tune
 
     overrides = _overrides(args)
     cfg = apply_overrides(preset(args.preset), overrides)
     params = {k: _tuples(v) for k, v in (parse_override(s) for s in args.param)}
     skipped = {stage: () for stage in TUNE_STAGES if stage not in args.stages}
-    tc = TuneConfig(**{"ipc": args.ipc, "seeds": tuple(range(args.seeds)), **params, **skipped})
+    asked = {"fast": FAST_GRID} if "fast" in args.stages else {}  # off unless asked for
+    seeds = len(TuneConfig.seeds) if args.seeds is None else args.seeds
+    tc = TuneConfig(**{"ipc": args.ipc, "seeds": tuple(range(seeds)), **asked, **params, **skipped})
     # another IPC or a subset of the stages writes beside the full tuning, never over it
     tag = (run_tag(args.preset, overrides, params) + (f"-ipc{args.ipc}" if args.ipc != TuneConfig.ipc else "")
-           + ("-" + "-".join(args.stages) if skipped else ""))
+           + ("-" + "-".join(args.stages) if set(args.stages) != set(DEFAULT_STAGES) else ""))
     csv = results_path("tuning", tag, root)
     csv.parent.mkdir(parents=True, exist_ok=True)
     cfg = replace(cfg, cache_dir=cache_dir(cfg.cache_dir, root))
@@ -273,6 +285,40 @@ def _tune(args, root: Path) -> int:
     print(f"tuned settings: {sets or '(the preset as it is)'}")
     if out["at_edge"]:
         print(f"best at the grid's edge (accuracy may still rise beyond it): {', '.join(out['at_edge'])}")
+    return 0
+
+
+def _convergence(args, root: Path) -> int:
+    """`cda tune --convergence`: results/tuning/<tag>-convergence.{csv,json} and its figure."""
+    from . import methods
+    from .convergence import convergence, convergence_figure
+    from .paths import cache_dir, figures_dir, results_path, run_tag
+    from .plots import save_figure
+
+    overrides = _overrides(args)
+    cfg = apply_overrides(preset(args.preset), overrides)
+    variants = {}
+    for name, *fields in args.variant:
+        if "=" in name or not fields:
+            raise ConfigError(f"--variant {' '.join([name, *fields])}: give a name, then EvalConfig fields as KEY=VALUE")
+        variants[name] = {k: _tuples(v) for k, v in (parse_override(f) for f in fields)}
+    # the speed settings change the order of float sums only, never what is measured: same table name
+    named = {k: v for k, v in overrides.items() if k != "speed" and not k.startswith("speeds.")}
+    tag = run_tag(args.preset, named) + "-convergence"
+    csv = results_path("tuning", tag, root)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    cfg = replace(cfg, cache_dir=cache_dir(cfg.cache_dir, root))
+    method = args.method or methods.baseline()
+    out = convergence(cfg, method, args.ipc, tuple(range(3 if args.seeds is None else args.seeds)),
+                      tuple(args.budgets), variants, csv, progress=not args.no_progress)
+    fig = convergence_figure(out["table"], out["verdicts"],
+                             title=f"{tag}: {method} at IPC {args.ipc}, {len(set(out['rows'].seed))} seeds")
+    figs = figures_dir(tag, root)
+    save_figure(fig, figs / "convergence")
+    print(out["table"].to_markdown(index=False, floatfmt=".2f"))
+    for name, v in out["verdicts"].items():
+        print(f"{name}: {v['why']}")
+    print(f"\nresults: {csv}\nfigure: {figs}/convergence.png")
     return 0
 
 
@@ -340,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("study", "notebooks", "figures"):
             return _paper_companion(args, root)
         if args.command == "tune":
-            return _tune(args, root)
+            return _convergence(args, root) if args.convergence else _tune(args, root)
         if args.command == "verdicts":
             return _verdicts(args, root)
         try:

@@ -541,6 +541,15 @@ def main_table_time(folder=None) -> str:
             f"{prov['build_seconds'] / 60:.1f} min of recorded build time (`build_seconds`)")
 
 
+def convergence(preset: str, folder=None) -> str:
+    """Where a preset's protocol converges: results/tuning/<preset>-convergence.json (cda tune --convergence)."""
+    from .cache import read_json
+    from .convergence import table_markdown
+
+    root = Path(folder or results_folder()) / "tuning"
+    return table_markdown(read_json(root / f"{preset}-convergence.json", what="provenance"))
+
+
 def tuning_time(folder=None) -> str:
     from .cache import read_json
 
@@ -572,6 +581,7 @@ SNIPPETS: dict[str, Callable[..., str]] = {"headline": headline, "students": stu
                                            "tuning_chosen": tuning_chosen, "tuning_cudd": tuning_cudd,
                                            "longer_validation": longer_validation, "cda_own_recovery": cda_own_recovery,
                                            "longer_800_diffs": longer_800_diffs, "budget_table": budget_table,
+                                           "digits_convergence": partial(convergence, "digits"),
                                            # the speed page
                                            "bench_summary": bench_summary, "label_formats": label_formats,
                                            "student_bench_accuracy": student_bench_accuracy, "recovery_flops": recovery_flops,

@@ -20,16 +20,37 @@ from .models import create_model
 from .relabel import StoredLabels, batch_inputs, epoch_plan, resident
 from .runtime import PLAIN, Speed
 from .student_validation import Validation
-from .training import autocast, check_finite, cosine, cosine_lr, make_optimizer, resolve_device, seeded, set_lr, test_accuracy
+from .training import (
+    autocast,
+    check_finite,
+    cosine,
+    cosine_lr,
+    make_optimizer,
+    onecycle_lr,
+    resolve_device,
+    seeded,
+    set_lr,
+    test_accuracy,
+)
+from .weight_ema import WeightEMA
 
 
 def soft_label_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
-                    t2_scale: bool = False) -> torch.Tensor:
-    """KL(teacher || student) at temperature T, averaged over the batch (the official FKD loss)."""
+                    t2_scale: bool = False, smoothing: float = 0.0) -> torch.Tensor:
+    """KL(teacher || student) at temperature T, averaged over the batch (the official FKD loss). With
+    `smoothing` s > 0 the teacher's distribution at T is mixed with the uniform one first:
+    (1 - s) p + s / C (EvalConfig.label_smoothing)."""
     t = temperature
-    loss = F.kl_div(F.log_softmax(student_logits.float() / t, dim=1), F.softmax(teacher_logits.float() / t, dim=1),
-                    reduction="batchmean")
+    target = F.softmax(teacher_logits.float() / t, dim=1)
+    if smoothing:
+        target = smoothed(target, smoothing)
+    loss = F.kl_div(F.log_softmax(student_logits.float() / t, dim=1), target, reduction="batchmean")
     return loss * t * t if t2_scale else loss
+
+
+def smoothed(probs: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Label smoothing of a distribution over the last dimension: (1 - s) p + s / C."""
+    return (1 - smoothing) * probs + smoothing / probs.shape[-1]
 
 
 def mse_gt_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
@@ -93,6 +114,9 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
     optimizer = make_optimizer(student, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.momentum)
     images, labels = resident(distilled.images, dev), distilled.labels.to(dev)
     epochs = cfg.aug.epochs
+    steps = -(-len(images) // min(cfg.aug.batch_size, len(images)))  # optimizer steps per epoch (epoch_plan's)
+    ema = WeightEMA(student, cfg.ema_decay) if cfg.ema_decay else None
+    tested = ema.model if ema is not None else student  # what is validated and returned
     every = checkpoint_every or max(1, epochs // 20)
     path = Path(progress_dir) / PROGRESS_FILE if progress_dir is not None else None
     # hashing the images is only worth it when resuming is possible
@@ -106,6 +130,8 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
         student.load_state_dict(saved["student"])
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["torch_rng"])
+        if ema is not None:
+            ema.load(saved["ema"])
         if validation is not None:
             validation.load(saved.get("validation"), path)
         bar.update(saved["epoch"])
@@ -114,11 +140,13 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
     def one_epoch(epoch: int) -> None:
         if cfg.warmup_epochs:  # official Tiny-ImageNet students: linear warm-up, then cosine per epoch
             set_lr(optimizer, cosine_lr(epoch, epochs, cfg.lr, cfg.warmup_epochs))
-        else:
+        elif cfg.schedule == "cosine":
             set_lr(optimizer, cfg.lr * cosine(epoch, epochs))  # per-epoch cosine
         batches = (stored.epoch(epoch) if cfg.labels == "stored"
                    else [(p, None) for p in epoch_plan(cfg.aug, len(images), info.image_size, epoch)])
-        for plan, target in batches:
+        for i, (plan, target) in enumerate(batches):
+            if cfg.schedule == "onecycle":  # per optimizer step
+                set_lr(optimizer, onecycle_lr(epoch * steps + i, epochs * steps, cfg.lr))
             x = batch_inputs(images, plan, info, dev)
             n = len(x)
             mine = part(n, rank, world)  # all of it in one process
@@ -135,23 +163,28 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
             if cfg.labels == "hard":
                 y = labels[torch.as_tensor(plan.indices, device=dev)]
                 y2 = y[torch.as_tensor(plan.mix.perm, device=dev)] if plan.mix is not None else None
-                loss = F.cross_entropy(out.float(), y[mine])
+                loss = F.cross_entropy(out.float(), y[mine], label_smoothing=cfg.label_smoothing)
                 if plan.mix is not None:
-                    loss = plan.mix.lam * loss + (1 - plan.mix.lam) * F.cross_entropy(out.float(), y2[mine])
+                    loss = plan.mix.lam * loss + (1 - plan.mix.lam) * F.cross_entropy(
+                        out.float(), y2[mine], label_smoothing=cfg.label_smoothing)
             elif cfg.loss == "mse_gt":  # CE with each view's own class, not its CutMix partner's (official)
                 y = labels[torch.as_tensor(plan.indices, device=dev)][mine]
                 loss = mse_gt_loss(out, target.to(dev), y, cfg.ce_weight)
             else:
-                loss = soft_label_loss(out, target.to(dev), cfg.temperature, cfg.t2_scale)
+                loss = soft_label_loss(out, target.to(dev), cfg.temperature, cfg.t2_scale, cfg.label_smoothing)
             if world > 1:  # DDP averages gradients over ranks: weigh each part's mean by its size
                 loss = loss * (len(out) * world / n)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if ema is not None:
+                ema.update(student)
             last["loss"] = loss
         bar.update()
         if validation is not None:
-            validation.after_epoch(student, epoch + 1, epochs, dev)
+            validation.after_epoch(tested, epoch + 1, epochs, dev)
+            if ema is not None:
+                tested.eval()  # after_epoch sets train mode; the EMA copy's BatchNorm must not update itself
         if (epoch + 1) % 20 == 0 or epoch + 1 == epochs:
             check_finite(last["loss"], desc)
             bar.set_postfix(loss=f"{last['loss'].item():.4f}")
@@ -160,12 +193,13 @@ def _fit(distilled: Distilled, info: DatasetInfo, cfg: EvalConfig, teacher: nn.M
         check_finite(last["loss"], desc)  # never checkpoint a diverged student
         return {"epoch": done, "student": student.state_dict(), "optimizer": optimizer.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                **({"ema": ema.state()} if ema is not None else {}),
                 **({"validation": validation.state()} if validation is not None else {})}
 
     resume.run(epochs, one_epoch, state, restore)
     bar.close()
-    broadcast_buffers(student)
-    return student.eval()
+    broadcast_buffers(tested)
+    return tested.eval()
 
 
 def evaluate(distilled: Distilled, test_split, cfg: EvalConfig, teacher: nn.Module | None = None,

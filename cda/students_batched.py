@@ -65,6 +65,9 @@ def check_batchable(cfgs: Sequence[EvalConfig], speed: Speed = PLAIN) -> None:
                                        f"the others in another call")
     cfg = cfgs[0]
     refused = [(cfg.labels != "online", f"labels={cfg.labels!r} (only 'online')"),
+               (cfg.schedule != "cosine", f"schedule={cfg.schedule!r} (only 'cosine')"),
+               (cfg.ema_decay != 0, f"ema_decay={cfg.ema_decay} (only 0)"),
+               (cfg.label_smoothing != 0, f"label_smoothing={cfg.label_smoothing} (only 0)"),
                *((value, f"speed {knob}=True") for knob, value in speed.hashed().items())]
     for bad, what in refused:
         if bad:

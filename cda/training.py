@@ -73,6 +73,25 @@ def cosine_lr(step: int, total: int, base: float, warmup: int = 0) -> float:
     return base * cosine(min(1.0, progress), 1)
 
 
+def onecycle_lr(step: int, total: int, base: float, pct_start: float = 0.3, div_factor: float = 25.0,
+                final_div_factor: float = 1e4) -> float:
+    """The learning rate of torch's OneCycleLR (two phases, cosine annealing, its default factors) at
+    optimizer step `step` of `total`: from base / div_factor up to `base` over the first pct_start of
+    the steps, then down to base / (div_factor * final_div_factor) at the last step. Only the
+    learning rate cycles (torch's cycle_momentum=False): AdamW's betas stay as they are."""
+    start, end = base / div_factor, base / (div_factor * final_div_factor)
+    up = float(pct_start * total) - 1  # OneCycleLR's phase boundaries, in steps
+    last = total - 1
+    if step <= up and up > 0:
+        return end_of(start, base, step / up)
+    return end_of(base, end, (step - up) / (last - up))
+
+
+def end_of(start: float, end: float, fraction: float) -> float:
+    """Cosine annealing from `start` (fraction 0) to `end` (fraction 1), as OneCycleLR's _annealing_cos."""
+    return end + (start - end) / 2.0 * (math.cos(math.pi * fraction) + 1)
+
+
 def set_lr(optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

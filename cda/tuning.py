@@ -10,6 +10,10 @@ Three stages, one knob at a time around the preset's values:
    and CDA under the tuned protocol, with the same grid for both. The recovery settings are shared
    by the two methods (as in the papers), so the winner of a knob is the value with the best mean
    over both; each method's own best is recorded beside it;
+   1b. on request only (`--stages fast`; TuneConfig.fast is empty by default, so the committed tuning
+   keeps its meaning): what makes students converge in fewer epochs, around the tuned protocol at the
+   run's budget (pass a smaller one with --set eval.aug.epochs=...): one-cycle, a weight EMA, label
+   smoothing on the teacher's side, larger learning rates and the batch size (FAST_GRID);
 3. where "cudd" is among the methods, CUDD's own weights (CuddConfig: the adversarial term against
    the curriculum student and the L2 pull to the real initial image) under the tuned protocol and
    recovery, scored on CUDD alone.
@@ -54,7 +58,17 @@ RECOVERY_GRID: tuple[tuple[str, tuple], ...] = (
     ("jitter", (0, 2, 4)),
     ("bn_groups", (1, 10)),
 )
-TUNE_STAGES = ("protocol", "recovery", "cudd")  # the stages, in order, and their TuneConfig grids
+TUNE_STAGES = ("protocol", "recovery", "cudd", "fast")  # the stages and their TuneConfig grids
+DEFAULT_STAGES = ("protocol", "recovery", "cudd")  # what `cda tune` runs unless --stages says otherwise
+# Students that converge in fewer epochs (EvalConfig's options, off in every preset): chosen, like the
+# protocol, on the baseline; larger learning rates are what smoothing and the EMA should make stable.
+FAST_GRID: tuple[tuple[str, tuple], ...] = (
+    ("schedule", ("cosine", "onecycle")),
+    ("ema_decay", (0.0, 0.99, 0.999)),
+    ("label_smoothing", (0.0, 0.1, 0.3)),
+    ("lr", (0.002, 0.004, 0.008, 0.016)),
+    ("aug.batch_size", (16, 32, 64)),
+)
 CUDD_GRID: tuple[tuple[str, tuple], ...] = (
     ("adv", (0.3, 1.0, 3.0)),
     ("l2", (0.3, 1.0, 3.0)),
@@ -72,6 +86,7 @@ class TuneConfig:
     protocol: tuple[tuple[str, tuple], ...] = PROTOCOL_GRID
     recovery: tuple[tuple[str, tuple], ...] = RECOVERY_GRID
     cudd: tuple[tuple[str, tuple], ...] = CUDD_GRID
+    fast: tuple[tuple[str, tuple], ...] = ()  # FAST_GRID on request (--stages fast)
     methods: tuple[str, ...] = ("random", "sre2l", "cda", "cudd")
     # points of mean validation top-1: students of one cell differ by 1-3 points from seed to seed, so
     # a smaller gain over two seeds is noise, and chasing it tunes the protocol to the baseline's luck
@@ -81,7 +96,8 @@ class TuneConfig:
         if self.ipc <= 0 or not self.seeds:
             raise ConfigError(f"TuneConfig: ipc={self.ipc} must be positive and seeds={self.seeds} not empty")
         _check_seeds(self, "seeds")
-        for stage, cls in (("protocol", EvalConfig), ("recovery", RecoverConfig), ("cudd", CuddConfig)):
+        for stage, cls in (("protocol", EvalConfig), ("recovery", RecoverConfig), ("cudd", CuddConfig),
+                           ("fast", EvalConfig)):
             for knob, values in getattr(self, stage):
                 with_field(cls(), knob, values[0])  # an unknown field is an error now, not after an hour
 
@@ -138,6 +154,15 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
     at_edge = [f"protocol.{k}" for k in edge]
     tuned_e = _with(cfg.eval, protocol)
 
+    # 1b. faster convergence, around the tuned protocol (only where asked for)
+    fast = {}
+    if tc.fast:
+        fast, here, edge = _stage("fast", tc.fast, {m: tuned_e for m in cheap}, tuned_e, [methods.baseline()],
+                                  lambda knob, value, d, m, e: cells("fast", knob, value, d, m, e), tc.min_gain, log)
+        rows += here
+        at_edge += [f"fast.{k}" for k in edge]
+        tuned_e = _with(tuned_e, fast)
+
     # 2. recovery, under the tuned protocol, the same grid for SRe2L and CDA
     synthesized = [m for m in tuned_by("recover") if m in cheap]
     recovery, here, edge = _stage("recovery", tc.recovery, {m: methods.options_for(cfg, m, tc.ipc) for m in synthesized},
@@ -159,8 +184,9 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
         at_edge += [f"cudd.{k}" for k in edge]
 
     df = pd.DataFrame(rows)
-    chosen = {"protocol": protocol, "recovery": recovery, "cudd": cudd}
-    presets = {"protocol": ("eval", cfg.eval), "recovery": ("recover", cfg.recover), "cudd": ("cudd", cfg.cudd)}
+    chosen = {"protocol": protocol, "fast": fast, "recovery": recovery, "cudd": cudd}  # fast's overrides win
+    presets = {"protocol": ("eval", cfg.eval), "fast": ("eval", cfg.eval), "recovery": ("recover", cfg.recover),
+               "cudd": ("cudd", cfg.cudd)}
     moved = {stage: {k: v for k, v in chosen[stage].items() if v != get_field(presets[stage][1], k)} for stage in chosen}
     df["winner"] = [r.value_text == (("tuned" if moved[r.stage] else "preset") if r.knob == "combined"
                                      else _text(chosen[r.stage][r.knob])) for r in df.itertuples()]
@@ -170,14 +196,17 @@ def tune(cfg: RunConfig, tc: TuneConfig, out_csv: str | Path, progress: bool = T
                   extra={"tune": {"ipc": tc.ipc, "seeds": list(tc.seeds), "min_gain": tc.min_gain,
                                   "protocol_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.protocol],
                                   "recovery_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.recovery],
-                                  "cudd_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.cudd]},
+                                  "cudd_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.cudd],
+                                  **({"fast_grid": [[k, [_text(v) for v in vs]] for k, vs in tc.fast]}
+                                     if tc.fast else {})},
                          "winners": {"protocol": {k: _text(v) for k, v in protocol.items()},
                                      "recovery": {k: _text(v) for k, v in recovery.items()},
-                                     "cudd": {k: _text(v) for k, v in cudd.items()}},
+                                     "cudd": {k: _text(v) for k, v in cudd.items()},
+                                     **({"fast": {k: _text(v) for k, v in fast.items()}} if tc.fast else {})},
                          "overrides": {k: _text(v) for k, v in overrides.items()},
                          "at_edge": at_edge,
                          "cost": ws.cache.cost()})
-    return {"protocol": protocol, "recovery": recovery, "cudd": cudd, "overrides": overrides, "at_edge": at_edge,
+    return {"protocol": protocol, "fast": fast, "recovery": recovery, "cudd": cudd, "overrides": overrides, "at_edge": at_edge,
             "rows": df}
 
 

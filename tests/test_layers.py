@@ -24,11 +24,11 @@ LAYERS = {
              "cda.speed", "cda.recover", "cda.distilled", "cda.relabel", "cda.labels_compact", "cda.student",
              "cda.evaluator", "cda.ddranking", "cda.squeeze", "cda.cudd", "cda.official_formats",
              "cda.paths", "cda.student_validation", "cda.continual", "cda.diversity", "cda.students_batched",
-             "cda.paired_stats"],
+             "cda.paired_stats", "cda.weight_ema"],
     "methods": ["cda.methods", "cda.methods.*"],
     "experiments": ["cda.cells", "cda.pipeline", "cda.plan", "cda.studies", "cda.studies.*", "cda.tuning", "cda.results",
                     "cda.verdicts", "cda.plots", "cda.interval_figures", "cda.gpu_cost", "cda.official_settings",
-                    "cda.paper_numbers"],
+                    "cda.paper_numbers", "cda.convergence"],
     "apps": ["cda", "cda.__main__", "cda.cli", "cda.notebooks", "cda.own_data", "cda.our_numbers", "cda.released",
              "cda.standin"],
 }

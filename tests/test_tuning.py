@@ -6,7 +6,7 @@ import pytest
 
 from cda.config import ConfigError, EvalConfig, preset, with_field
 from cda.pipeline import Workspace
-from cda.tuning import CUDD_GRID, TUNE_STAGES, TuneConfig, _parse, _stage, _winner, best_mean, sensitivity, tune
+from cda.tuning import CUDD_GRID, DEFAULT_STAGES, TuneConfig, _parse, _stage, _winner, best_mean, sensitivity, tune
 
 
 def _rows(points):
@@ -125,7 +125,7 @@ def test_the_command_line_names_every_stage_and_a_subset_writes_beside_the_full_
     import cda.cli as cli
     from cda import tuning
 
-    assert all(getattr(TuneConfig(), n) for n in TUNE_STAGES)  # each stage has a default grid
+    assert all(getattr(TuneConfig(), n) for n in DEFAULT_STAGES)  # each default stage has a default grid
     seen = {}
 
     def fake_tune(cfg, tc, csv, progress=True):

@@ -31,6 +31,7 @@ from .checks import (
 from .seeds import SEED_SCOPES, seeded_eval, seeded_options
 
 SPEEDS = ("fixed", "auto")
+SCHEDULES = ("cosine", "onecycle")  # EvalConfig.schedule
 # Where the stages' speed fields went ("recover.channels_last" -> "speeds.recover.channels_last"): saved
 # configs and overrides that name the old place still work (RunConfig._upgrade, cda.config.io).
 MOVED_TO_SPEEDS = {f"{section}.{knob}": f"speeds.{stage}.{knob}"
@@ -256,8 +257,26 @@ class EvalConfig:
     loss: str = added("kl")
     ce_weight: float = added(0.1)
     val_every: int = added(0)
+    # Options for students that converge in fewer epochs (cda tune --stages fast; the defaults change
+    # nothing). schedule "onecycle": torch's OneCycleLR learning rate per step (cda.training.onecycle_lr),
+    # in place of warm-up and per-epoch cosine. ema_decay > 0: the student tested is an exponential
+    # moving average of the weights (cda.weight_ema). label_smoothing: the teacher's soft labels (or
+    # the hard labels) mixed with the uniform distribution, (1 - s) p + s / C.
+    schedule: str = added("cosine")
+    ema_decay: float = added(0.0)
+    label_smoothing: float = added(0.0)
 
     def __post_init__(self):
+        _check(self.schedule in SCHEDULES, f"EvalConfig.schedule={self.schedule!r}: choose one of {SCHEDULES}")
+        _check(not (self.schedule == "onecycle" and self.warmup_epochs),
+               f"EvalConfig.warmup_epochs={self.warmup_epochs} with schedule='onecycle': one-cycle warms up by "
+               f"itself; set warmup_epochs=0")
+        _check(0 <= self.ema_decay < 1, f"EvalConfig.ema_decay={self.ema_decay}: must lie in [0, 1) (0: no EMA)")
+        _check(0 <= self.label_smoothing < 1,
+               f"EvalConfig.label_smoothing={self.label_smoothing}: must lie in [0, 1) (0: no smoothing)")
+        _check(not (self.label_smoothing and self.loss == "mse_gt"),
+               f"EvalConfig.label_smoothing={self.label_smoothing} with loss='mse_gt': that loss matches logits, "
+               f"not distributions; set label_smoothing=0 or loss='kl'")
         _check(self.loss in ("kl", "mse_gt"), f"EvalConfig.loss={self.loss!r}: choose 'kl' or 'mse_gt'")
         _check(self.ce_weight >= 0, f"EvalConfig.ce_weight={self.ce_weight}: must be >= 0")
         _check(type(self.val_every) is int and self.val_every >= 0,
