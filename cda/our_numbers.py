@@ -111,6 +111,10 @@ def verdicts(folder: str | os.PathLike | None = None) -> str:
              "|:---|:---|:---|:---|:---|---:|"]
     for r in by_claim(table).itertuples():
         diffs = table[(table.id == r.id) & table.n_seeds.fillna(0).gt(0)].difference
+        if not len(diffs):  # a study added before its build
+            lines.append(f"| {r.paper} | {r.claim} (`{r.study}`) | not measured yet: the study's results are not "
+                         "built at this preset | | | |")
+            continue
         span = (_minus(diffs.min(), "+.1f") if len(diffs) and round(diffs.min(), 1) == round(diffs.max(), 1)
                 else f"{_minus(diffs.min(), '+.1f')} to {_minus(diffs.max(), '+.1f')}")
         cells = f"{r.cells} cell{'s' if r.cells != 1 else ''}"

@@ -618,8 +618,8 @@ def protocol_table(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     the tuned one first), side by side: one row per claim and cell with, per protocol p, `ours_<p>`,
     `verdict_<p>` and `verdict_holm_<p>`; `across_protocols` says "protocol-dependent" where the
     verdicts of the protocols that measured the cell differ, "agrees" where they are the same, "one
-    protocol measured" where only one did, and "not measured" where none did; `claim_across_protocols` is "protocol-dependent" on every row of
-    a claim with any such cell."""
+    protocol measured" where only one did, and "not measured" where none did;
+    `claim_across_protocols` is "protocol-dependent" on every row of a claim with any such cell."""
     if len(tables) < 2:
         raise ValueError(f"protocol_table: give at least two protocols' verdict tables, got {list(tables)}")
     keys = ["id", "paper", "claim", "study", "cell"]

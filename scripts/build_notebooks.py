@@ -338,6 +338,9 @@ def write_executed(out: Path, names: list[str] | None = None) -> None:
         name = spec["name"]
         if names and name not in names:
             continue
+        if not (ROOT / "results" / name / "cpu.csv").is_file():
+            print(f"{name}: no committed cpu results yet, so no executed copy (`cda study {name} --preset cpu --publish`)")
+            continue
         path = out / f"{name}.ipynb"
         pm.execute_notebook(str(ROOT / "notebooks" / f"{name}.ipynb"), str(path),
                             parameters={"preset": "cpu", "saved": True}, kernel_name="python3",

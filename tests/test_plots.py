@@ -31,7 +31,7 @@ def test_drawing_each_figure_leaves_rcparams_unchanged(tmp_path):
     mpl.rcParams["axes.facecolor"] = "#123456"  # a caller's own setting survives every figure
     try:
         before = _params()
-        for name in studies.STUDIES:
+        for name in studies.built("cpu", ROOT):
             df = studies.load(name, "cpu", ROOT)
             images_file = studies.results_path(name, "cpu", ROOT).with_suffix(".images.pt")
             images = torch.load(images_file, weights_only=True) if images_file.is_file() else {}

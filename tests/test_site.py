@@ -20,6 +20,7 @@ SITE = ROOT / "build" / "site"
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import site_pages  # noqa: E402
+from committed import NOT_BUILT_AT_CPU  # noqa: E402
 
 from cda.studies import STUDIES  # noqa: E402
 
@@ -64,6 +65,9 @@ def test_every_study_page_shows_ours_the_papers_figures_verdicts_command_and_pro
     for name in STUDIES:
         html = (site / "_gen" / "studies" / f"{name}.html").read_text()
         text = _text(html)
+        if name in NOT_BUILT_AT_CPU:  # its page says so, and how to build it
+            assert "Not built at the cpu preset yet" in text and f"cda study {name} --preset cpu --publish" in text
+            continue
         for heading in ("Ours beside the paper", "Figures", "Verdicts", "Rebuild it", "Provenance"):
             assert heading in text, (name, heading)
         assert f"cda study {name} --preset cpu --publish" in text

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from committed import NOT_BUILT_AT_CPU
 
 from cda.results import COLUMNS
 from cda.studies import all_claims
@@ -181,8 +182,11 @@ def test_committed_results_give_verdicts_only_with_seeds():
     """Every claim finds its runs in the committed cpu results (the selectors fit the studies' columns);
     a cell with one seed may not say holds or does not hold, and the main table's cells have five."""
     table = verdict_table(all_claims(), ROOT / "results", "cpu", write=False)
+    assert set(table.id) == {c.id for c in all_claims()}
+    pending = table.study.isin(NOT_BUILT_AT_CPU)  # not built at cpu yet: "not measured", no seeds
+    assert (table[pending].verdict == "not measured").all() and (table[pending].n_seeds == 0).all()
+    table = table[~pending]
     measured = table.groupby("id")["n_seeds"].max()
-    assert set(measured.index) == {c.id for c in all_claims()}
     assert (measured >= 1).all(), f"claims without runs: {list(measured[measured < 1].index)}"
     assert set(table[table.n_seeds > 1].verdict) <= {"holds", "does not hold", "inconclusive"}
     # rebuilt at the cpu preset's seeds: five in the main tables, three in the others, except the

@@ -47,7 +47,7 @@ from ._core import (
     study,
     top1,
 )
-from ._steps import OpenStudy, StudyResult, TableList, custom_params, load, open_study, redraw, run, tables
+from ._steps import OpenStudy, StudyResult, TableList, built, custom_params, load, open_study, redraw, run, tables
 
 # Any other module of this package registers its studies too, by name: a new study is a new file here.
 for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
@@ -57,6 +57,6 @@ open = open_study  # noqa: A001  (studies.open(name, ...), as the notebooks call
 _custom_params = custom_params
 
 __all__ = ["GRID_CLASSES", "MAIN_TABLE", "NAMES", "STUDIES", "Cell", "Context", "Notebook", "OpenStudy", "Study",
-           "StudyResult", "TableList", "all_claims", "custom_params", "figures_dir", "gain_table", "get", "load", "main_table_rows",
+           "StudyResult", "TableList", "all_claims", "built", "custom_params", "figures_dir", "gain_table", "get", "load", "main_table_rows",
            "markdown", "open", "open_study", "paper_numbers", "project_root", "readable", "redraw", "results_path",
            "run", "run_tag", "set_label", "study", "tables", "top1"]

@@ -37,6 +37,7 @@ from ..results import read_results, write_results
 from ..training import resolve_device
 from ._core import (
     GRID_CLASSES,
+    STUDIES,
     Context,
     Study,
     figures_dir,
@@ -174,6 +175,13 @@ def _draw(st: Study, csv: Path) -> dict[str, Any]:
 
 def load(name: str, preset: str = "cpu", root: str | os.PathLike | None = None) -> pd.DataFrame:
     return read_results(results_path(get(name).name, preset, root))
+
+
+def built(preset: str = "cpu", root: str | os.PathLike | None = None) -> list[str]:
+    """The studies whose results at `preset` are saved under `root` (the project's: committed), in the
+    registry's order; a study added before its build is left out until `cda study NAME --preset
+    <preset> --publish` (or `make publish`) has run."""
+    return [name for name in STUDIES if results_path(name, preset, root).is_file()]
 
 
 def tables(name: str, df: pd.DataFrame, root: str | os.PathLike | None = None) -> TableList:
