@@ -134,7 +134,7 @@ def pending_page(name: str) -> str:
     title, claim = _intro(name)
     return (f"# {title}\n\n{claim}\n\n## Not built at the `{PRESET}` preset yet\n\nThis study and its notebook are "
             f"in the code and run at the `smoke` preset in CI, but its `{PRESET}` results are not committed yet. "
-            f"Build them with\n\n```\ncda study {name} --preset {PRESET} --publish\n```\n\nthen "
+            f"Build them with\n\n```bash\ncda study {name} --preset {PRESET} --publish\n```\n\nthen "
             "`make executed-notebooks` and `cda verdicts --preset cpu --publish`.\n")
 
 

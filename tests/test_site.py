@@ -50,7 +50,7 @@ def _text(html: str) -> str:
     """The words of a page, entities decoded and Sphinx's curly quotes made straight."""
     import html as entities
 
-    text = entities.unescape(re.sub(r"<[^>]+>", " ", html)).replace("\u2019", "'").replace("\u2018", "'")
+    text = entities.unescape(re.sub(r"<[^>]+>", " ", html)).replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
     return re.sub(r"\s+", " ", text)
 
 
