@@ -50,7 +50,8 @@ def _text(html: str) -> str:
     """The words of a page, entities decoded and Sphinx's curly quotes made straight."""
     import html as entities
 
-    text = entities.unescape(re.sub(r"<[^>]+>", " ", html)).replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    text = entities.unescape(re.sub(r"<[^>]+>", " ", html))
+    text = text.translate({0x2018: "'", 0x2019: "'", 0x201C: '"', 0x201D: '"'})
     return re.sub(r"\s+", " ", text)
 
 
