@@ -13,7 +13,6 @@ NOT_BUILT_AT_CPU = frozenset({
     "cda_students_without_bn",
     "cda_transformer_students",
     "cda_continual_learning",
-    "cda_best_vs_last_student",
     "cudd_diversity",
     "cudd_student_loss",
 })
