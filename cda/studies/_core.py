@@ -111,6 +111,13 @@ def all_claims() -> list[Claim]:
     return [c for st in STUDIES.values() for c in st.claims]
 
 
+def check_known(given, known, what: str) -> None:
+    """A study parameter's values must be among `known`: one error naming the unknown ones and the choices."""
+    unknown = [v for v in given if v not in known]
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; choose from {list(known)}")
+
+
 def get(name: str) -> Study:
     if name not in STUDIES:
         raise KeyError(f"unknown study {name!r}; choose one of {sorted(STUDIES)}")

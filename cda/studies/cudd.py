@@ -17,6 +17,7 @@ from ._core import (
     Context,
     Notebook,
     accuracy_table,
+    check_known,
     first_per_class,
     gain_table,
     grid_figure,
@@ -133,9 +134,7 @@ SRe2L from the same teacher and evaluation.""",
 curriculum student, so it also has no adversarial term."""))
 def cudd_ablation(ctx: Context, ipc: int | None = None, variants=tuple(CUDD_ABLATIONS)) -> list[dict]:
     ipc = ipc or cudd_ipcs(ctx)[0]
-    unknown = [v for v in variants if v not in CUDD_ABLATIONS]
-    if unknown:
-        raise ValueError(f"unknown CUDD ablation variant(s) {unknown}; choose from {list(CUDD_ABLATIONS)}")
+    check_known(variants, CUDD_ABLATIONS, "CUDD ablation variant(s)")
     rows = []
     for label in variants:
         c = replace(ctx.cfg, cudd=replace(ctx.cfg.cudd, **CUDD_ABLATIONS[label])).cudd_for(ipc)

@@ -13,7 +13,7 @@ import pandas as pd
 from .. import methods as registry
 from .. import plots
 from ..verdicts import paired_difference
-from ._core import Context, Notebook, study, top1
+from ._core import Context, Notebook, check_known, study, top1
 from .cudd import cudd_ipcs
 
 NAME = "cudd_student_loss"
@@ -78,9 +78,7 @@ pulls the student to the image's own class, which a synthesized image's soft lab
 def student_loss(ctx: Context, ipc: int | None = None, methods=("cudd",),
                  losses=tuple(LOSSES)) -> list[dict]:
     ipc = ipc or cudd_ipcs(ctx)[0]
-    unknown = [lo for lo in losses if lo not in LOSSES]
-    if unknown:
-        raise ValueError(f"unknown student loss(es) {unknown}; choose from {list(LOSSES)}")
+    check_known(losses, LOSSES, "student loss(es)")
     rows = []
     for method in methods:
         for loss in losses:
