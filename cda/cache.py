@@ -295,13 +295,15 @@ class Cache:
             if lock is not None:
                 lock.release()
 
-    def get_or_make(self, kind: str, configs: tuple, make: Callable[[Path], Any], load: Callable[[Path], Any]) -> Any:
+    def get_or_make(self, kind: str, configs: tuple, make: Callable[[Path], Any], load: Callable[[Path], Any],
+                    seconds: float | None = None) -> Any:
         """Load the finished artifact for `configs`, or build it with `make(partial_folder)` and publish it.
 
         A damaged finished artifact is moved aside and rebuilt. The done marker, with every file's size
         and digest, is written last: an interrupted `make` leaves nothing that looks finished. It records
         how long the build took, not counting artifacts built inside it (they have their own); for a
-        build resumed after an interruption, only the attempt that finished it.
+        build resumed after an interruption, only the attempt that finished it. `seconds`: the build's
+        cost when `make` only writes what was computed elsewhere (students trained at once).
         """
         folder = self.folder(kind, *configs)
         with self.lock(folder):
@@ -311,12 +313,13 @@ class Cache:
             partial = folder.with_name(folder.name + ".partial")
             make_folder(partial)
             if not self._finished_in(partial):  # a build killed after it finished is published as it is
-                self._build(kind, configs, make, partial)
+                self._build(kind, configs, make, partial, seconds)
             os.replace(partial, folder)
             self._record(folder, kind, read_json(folder / DONE, what="done marker").get("seconds"), cached=False)
             return load(folder)
 
-    def _build(self, kind: str, configs: tuple, make: Callable[[Path], Any], partial: Path) -> None:
+    def _build(self, kind: str, configs: tuple, make: Callable[[Path], Any], partial: Path,
+               seconds: float | None = None) -> None:
         (partial / DONE).unlink(missing_ok=True)
         start = time.perf_counter()
         self._nested.append(0.0)
@@ -330,7 +333,8 @@ class Cache:
         write_json({"kind": kind, "code_version": CODE_VERSIONS.get(kind, 1),
                     "configs": [to_dict(c) if is_dataclass(c := stamped(p, self.speeds, to_dict)) else c
                                 for p in configs]}, partial / "config.json")
-        write_json({"kind": kind, "seconds": round(total - inner, 2), "files": manifest(partial)}, partial / DONE)
+        spent = total - inner if seconds is None else seconds
+        write_json({"kind": kind, "seconds": round(spent, 2), "files": manifest(partial)}, partial / DONE)
 
     @staticmethod
     def _finished_in(partial: Path) -> bool:

@@ -27,6 +27,7 @@ class Cell:
     made_by: Any  # the set's options (cda.methods); None: the run's own for the method
     label: str  # the set, for people: "CDA, IPC 10 (cosine, milestone 0.5)"
     ws: Any = None  # the workspace whose teacher recovers and relabels it (None: the study's)
+    kind: str = "evaluation"  # what the student is for: "evaluation" (the test set), "robustness", ...
 
 
 class Pending:
@@ -145,6 +146,9 @@ class Context:
             self._done(method, ipc, e, tags, f"top-1 {metrics['top1']:.1f}%")
             return self._rows(method, ipc, e, metrics, tags, seed)
 
+        if not self.deferred:  # the seeds' students that can share a pass, trained together first
+            self.ws.evaluations_at_once([(method, ipc, *self.cfg.for_seed(seed, eval_cfg, self._options(method, ipc, options)))
+                                         for seed in self.seeds])
         return self._seeded(method, ipc, eval_cfg, options, tags, one)
 
     def noisy_cells(self, method: str, ipc: int, sigmas: tuple[float, ...], eval_cfg: EvalConfig | None = None,
@@ -157,10 +161,10 @@ class Context:
             return [row for sigma, metrics in results.items()
                     for row in self._rows(method, ipc, e, metrics, {"sigma": sigma}, seed)]
 
-        return self._seeded(method, ipc, eval_cfg, options, {}, one)
+        return self._seeded(method, ipc, eval_cfg, options, {}, one, kind="robustness")
 
     def _seeded(self, method: str, ipc: int, eval_cfg: EvalConfig | None, options, tags: dict,
-                one: Callable[[EvalConfig, Any, int], list[dict]]) -> list:
+                one: Callable[[EvalConfig, Any, int], list[dict]], kind: str = "evaluation") -> list:
         """The one loop over seeds: each seed's student recipe and set options (seed_scope "student":
         only the student's seed moves; "all": its views and the set's noise too), run now or, deferred,
         with the set built now and the student left `Pending`."""
@@ -172,7 +176,7 @@ class Context:
                 continue
             label = self._label(method, ipc, tags)
             self.distilled(method, ipc, opts, label=label)
-            self.planned.append(Cell(method, ipc, e, opts, label, self.ws))
+            self.planned.append(Cell(method, ipc, e, opts, label, self.ws, kind))
             rows.append(Pending(lambda e=e, opts=opts, seed=seed: one(e, opts, seed)))
         return rows
 
@@ -181,6 +185,17 @@ class Context:
         if options is not None or self.cfg.seed_scope == "student":
             return options
         return methods.options_for(self.cfg, method, ipc)
+
+    def train_at_once(self) -> int:
+        """The planned evaluation students that can share a pass, trained together now, each
+        workspace's (teacher's) own (Workspace.evaluations_at_once); `resolve` then loads them.
+        Returns how many were trained."""
+        asks: dict[int, tuple] = {}
+        for c in self.planned:
+            if c.kind == "evaluation":
+                ws = c.ws or self.ws
+                asks.setdefault(id(ws), (ws, []))[1].append((c.method, c.ipc, c.eval, c.made_by))
+        return sum(ws.evaluations_at_once(cells) for ws, cells in asks.values())
 
     def resolve(self, rows: list) -> list[dict]:
         """The rows with every `Pending` student trained (or loaded) and replaced by its rows."""

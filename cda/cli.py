@@ -302,9 +302,7 @@ def _convergence(args, root: Path) -> int:
         if "=" in name or not fields:
             raise ConfigError(f"--variant {' '.join([name, *fields])}: give a name, then EvalConfig fields as KEY=VALUE")
         variants[name] = {k: _tuples(v) for k, v in (parse_override(f) for f in fields)}
-    # the speed settings change the order of float sums only, never what is measured: same table name
-    named = {k: v for k, v in overrides.items() if k != "speed" and not k.startswith("speeds.")}
-    tag = run_tag(args.preset, named) + "-convergence"
+    tag = run_tag(args.preset, overrides) + "-convergence"
     csv = results_path("tuning", tag, root)
     csv.parent.mkdir(parents=True, exist_ok=True)
     cfg = replace(cfg, cache_dir=cache_dir(cfg.cache_dir, root))

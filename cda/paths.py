@@ -42,11 +42,18 @@ def cache_dir(configured: str, root: str | os.PathLike | None = None) -> str:
     return str((project if out in (project, project / RUNS) else out) / configured)
 
 
+def runtime_knob(key: str) -> bool:
+    """A dotted RunConfig override that says how the work runs, not what it computes."""
+    return key in ("speed", "students_at_once") or key.startswith("speeds.")
+
+
 def run_tag(preset: str, overrides: dict | None = None, custom: dict | None = None) -> str:
     """The name of a run's results: the preset's, or <preset>-<hash> for a run with overrides or
     custom study parameters (it writes beside the default results, never over them); under a fixed
-    student protocol (override "protocol", cda.config.protocols), <preset>-<protocol>[-<hash>]."""
-    rest = {k: v for k, v in (overrides or {}).items() if k != "protocol"}
+    student protocol (override "protocol", cda.config.protocols), <preset>-<protocol>[-<hash>]. The
+    runtime's knobs (speed, speeds.*, students_at_once) change the order of float sums only, never what
+    is measured: they leave the name as it is."""
+    rest = {k: v for k, v in (overrides or {}).items() if k != "protocol" and not runtime_knob(k)}
     base = f"{preset}-{overrides['protocol']}" if (overrides or {}).get("protocol") else preset
     return f"{base}-{config_hash(rest, custom or {})[:8]}" if (rest or custom) else base
 

@@ -10,7 +10,7 @@ import functools
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import torch
@@ -29,6 +29,8 @@ from .results import git_commit
 from .runtime import Runtime
 from .squeeze import squeeze
 from .student import evaluate, noisy_accuracy, train_student
+from .students_batched import batchable, recipe, train_students
+from .training import test_accuracy
 
 
 class Workspace:
@@ -217,6 +219,52 @@ class Workspace:
 
         return self.cache.get_or_make("evaluation", (*source, e), self._applied(make),
                                       lambda folder: read_json(folder / "metrics.json", what="metrics"))
+
+    def evaluations_at_once(self, asks: Sequence[tuple[str, int, EvalConfig | None, Any]]) -> int:
+        """Train together (cda.students_batched) the students of `asks` [(method, ipc, eval_cfg, options)]
+        that `evaluation` would train now, and store their metrics under its keys, where it then finds
+        them. A pass holds at most `cfg.students_at_once` students of one recipe but for the seed, one
+        set size and online labels, without validation; the others are left to `evaluation`, one at a
+        time. A student trained with others is the one trained alone up to float rounding
+        (tests/test_students_batched.py), so the key does not say how it was trained (cda.runtime); its
+        `seconds` is its share of the pass. Returns how many students were trained."""
+        at_once = self.cfg.students_at_once
+        groups: dict[tuple, list] = {}
+        for method, ipc, eval_cfg, options in asks if at_once > 1 else ():
+            e, opts, source = self._student_source(method, ipc, eval_cfg, options)
+            if not batchable(e, self.runtime.speeds.student) or self.cache.folder("evaluation", *source, e).exists():
+                continue
+            d = self.distilled(method, ipc, opts)
+            ask = (method, ipc, e, source, d)
+            if ask[2:4] not in [a[2:4] for a in groups.get((recipe(e), len(d.images)), [])]:
+                groups.setdefault((recipe(e), len(d.images)), []).append(ask)
+        teacher = self.teacher()[0] if groups else None
+        trained = 0
+        for group in groups.values():
+            for i in range(0, len(group) - 1, at_once):
+                chunk = group[i:i + at_once]
+                if len(chunk) > 1:
+                    self._train_at_once(chunk, teacher)
+                    trained += len(chunk)
+        return trained
+
+    def _train_at_once(self, chunk: list[tuple], teacher: nn.Module) -> None:
+        cfgs = [e for _, _, e, _, _ in chunk]
+        self.log(f"evaluate: {len(chunk)} {cfgs[0].arch} students at once (" + ", ".join(
+            f"{method} IPC {ipc} seed {e.seed}" for method, ipc, e, _, _ in chunk) + ")")
+        start = time.perf_counter()
+        with self.runtime.applied():
+            students = train_students([d for *_, d in chunk], self.info, cfgs, teacher, self.cfg.device, self.progress,
+                                      desc=f"{len(chunk)} students at once")
+            dev = next(students[0].parameters()).device
+            tested = [test_accuracy(s, self.tested_on(e), dev, e.test_batch_size, e.amp)
+                      for s, e in zip(students, cfgs)]
+        share = (time.perf_counter() - start) / len(chunk)
+        for (method, ipc, e, source, d), metrics in zip(chunk, tested):
+            metrics = {**metrics, "seconds": share, "recover_seconds": d.meta.get("seconds", 0.0)}
+            self.cache.get_or_make("evaluation", (*source, e),
+                                   lambda folder, m=metrics: write_json(m, folder / "metrics.json"),
+                                   lambda folder: read_json(folder / "metrics.json", what="metrics"), seconds=share)
 
     def robustness(self, method: str, ipc: int, sigmas: tuple[float, ...], eval_cfg: EvalConfig | None = None,
                    options: Any = None) -> dict[float, dict]:

@@ -15,10 +15,11 @@ Per student k (its EvalConfig differs from the others' only in `seed` and `aug.s
 - loss: the per-student KL of `soft_label_loss`; the sum over students is minimized, so each
   student's gradient is its own.
 
-Supported: ConvNets with BatchNorm (`convnet{D}[_w{W}]`), online soft labels, AdamW or SGD, the
-per-epoch cosine (with or without warm-up), every AugConfig, bf16 autocast on CUDA (`amp`). Refused
-with a one-line error: anything else (stored or hard labels, other architectures, amp_cpu,
-channels_last, compile, torchrun). Speed (benchmarks/students_batched.py, results/bench/students_batched-cpu.*):
+Supported: ConvNets with BatchNorm (`convnet{D}[_w{W}]`), online soft labels with the KL loss, AdamW or
+SGD, the per-epoch cosine (with or without warm-up), every AugConfig, bf16 autocast on CUDA (`amp`).
+Refused with a one-line error: anything else (stored or hard labels, the mse_gt loss, validation during
+training, one-cycle, EMA, label smoothing, other architectures, amp_cpu, channels_last, compile, torchrun).
+The studies, `cda run` and `cda tune` use it through RunConfig.students_at_once (Workspace.evaluations_at_once). Speed (benchmarks/students_batched.py, results/bench/students_batched-cpu.*):
 on the shared 2-core CPU, 5 convnet3 students at once ran 1.6x (load ~4-7) and 1.2x (load ~9) as many
 students per second as train_student one at a time; convolutions dominate either way. Memory grows
 K-fold: K students of batch B hold the activations of one network at batch K x B.
@@ -41,7 +42,7 @@ from .contracts import check_image_set, check_teacher
 from .data import DatasetInfo
 from .distilled import Distilled
 from .distributed import rank_and_world
-from .models import ConvNet, create_model
+from .models import _CONVNET, ConvNet, create_model
 from .relabel import BatchPlan, epoch_plan, resident
 from .runtime import PLAIN, Speed
 from .training import NonFiniteLossError, autocast, cosine_lr, resolve_device, seed_everything, set_lr
@@ -56,15 +57,17 @@ def check_batchable(cfgs: Sequence[EvalConfig], speed: Speed = PLAIN) -> None:
     this module supports."""
     if not cfgs:
         raise BatchedStudentsError("train_students needs at least one EvalConfig")
-    base = _unseeded(cfgs[0])
+    base = recipe(cfgs[0])
     for i, cfg in enumerate(cfgs[1:], 1):
-        if _unseeded(cfg) != base:
-            differ = [f for f in base.__dataclass_fields__ if getattr(_unseeded(cfg), f) != getattr(base, f)]
+        if recipe(cfg) != base:
+            differ = [f for f in base.__dataclass_fields__ if getattr(recipe(cfg), f) != getattr(base, f)]
             raise BatchedStudentsError(f"student {i}'s EvalConfig differs from student 0's in {', '.join(differ)}: "
                                        f"students trained at once may differ only in seed and aug.seed; train "
                                        f"the others in another call")
     cfg = cfgs[0]
     refused = [(cfg.labels != "online", f"labels={cfg.labels!r} (only 'online')"),
+               (cfg.loss != "kl", f"loss={cfg.loss!r} (only 'kl')"),
+               (cfg.val_every != 0, f"val_every={cfg.val_every} (only 0: no validation during training)"),
                (cfg.schedule != "cosine", f"schedule={cfg.schedule!r} (only 'cosine')"),
                (cfg.ema_decay != 0, f"ema_decay={cfg.ema_decay} (only 0)"),
                (cfg.label_smoothing != 0, f"label_smoothing={cfg.label_smoothing} (only 0)"),
@@ -76,8 +79,21 @@ def check_batchable(cfgs: Sequence[EvalConfig], speed: Speed = PLAIN) -> None:
                                        f"one at a time with cda.student.train_student")
 
 
-def _unseeded(cfg: EvalConfig) -> EvalConfig:
+def recipe(cfg: EvalConfig) -> EvalConfig:
+    """The recipe without its seeds: students whose recipes are equal can train at once."""
     return replace(cfg, seed=0, aug=replace(cfg.aug, seed=0))
+
+
+def batchable(cfg: EvalConfig, speed: Speed = PLAIN) -> bool:
+    """Whether a student of `cfg` can train with others: a BatchNorm ConvNet and options check_batchable takes."""
+    m = _CONVNET.match(cfg.arch)
+    if m is None or m.group(3) not in (None, "bn"):
+        return False
+    try:
+        check_batchable([cfg], speed)
+    except BatchedStudentsError:
+        return False
+    return True
 
 
 class StackedConvNet(nn.Module):

@@ -373,6 +373,10 @@ class RunConfig:
     # Each stage's memory layout, CPU precision and compilation: the runtime's (cda.runtime.Speeds),
     # kept apart from the stages' configs; non-default values still enter the keys (cda.cache.stamped).
     speeds: Speeds = added(Speeds())
+    # At most this many students that share a recipe (but for the seed), an architecture and a set size
+    # train in one pass (cda.students_batched; 1: one at a time). In no key, as the thread count: a
+    # student trained with others is the one trained alone up to float rounding.
+    students_at_once: int = added(1)
     # Studies other than the main tables run only the first n of eval_seeds (0: all of them), so that
     # the main tables can hold more seeds than every ablation can afford.
     ablation_seeds: int = added(0)
@@ -384,6 +388,8 @@ class RunConfig:
     students: tuple[str, ...] = added(())
 
     def __post_init__(self):
+        _check(self.students_at_once >= 1, f"RunConfig.students_at_once={self.students_at_once}: must be >= 1 "
+                                            f"(1: one student at a time)")
         _check(self.ablation_seeds >= 0, f"RunConfig.ablation_seeds={self.ablation_seeds}: must be >= 0 (0: all seeds)")
         _check(self.speed in SPEEDS, f"RunConfig.speed={self.speed!r}: choose one of {SPEEDS}")
         _check(self.seed_scope in SEED_SCOPES, f"RunConfig.seed_scope={self.seed_scope!r}: choose one of {SEED_SCOPES}")

@@ -438,6 +438,7 @@ class OpenStudy:
         with self._timed(), tqdm(total=total, desc=f"{self.name}: students", disable=not self.progress or not total,
                                  leave=True) as bar:
             plan.bar = bar
+            plan.train_at_once()  # RunConfig.students_at_once; resolve() then loads them
             self.rows = plan.resolve(self._pending)
             plan.bar = None
         self.images = plan.images

@@ -163,6 +163,6 @@ def cda_continual(ctx: Context, ipc: int | None = None, steps: int = STEPS,
                 continue
             label = f"{NAMES[method]}, IPC {ipc}"
             ctx.distilled(method, ipc, opts, label=label)  # the set now, its 5 students with the others
-            ctx.planned.append(Cell(method, ipc, e, opts, f"{label} (continual, {steps} steps)"))
+            ctx.planned.append(Cell(method, ipc, e, opts, f"{label} (continual, {steps} steps)", kind="continual"))
             rows.append(Pending(run))
     return rows
