@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cda.studies import STUDIES, built  # noqa: E402  (each study declares its notebook's text: cda.studies.Notebook)
 
-SMOKE_SECONDS = "9 to 98"  # measured: tests/test_notebooks.py, all thirteen in one run sharing one cache
+SMOKE_SECONDS = "13 to 24"  # measured: tests/test_notebooks.py (--durations), all twenty in one run sharing one cache
 
 PRESETS = """**Presets.** `smoke` is for CI: tiny data and budgets, {smoke} s per notebook on 2 CPU cores
 (measured; the first notebook also trains the smoke teacher, the others share it through the cache).
