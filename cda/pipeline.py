@@ -260,7 +260,7 @@ class Workspace:
             tested = [test_accuracy(s, self.tested_on(e), dev, e.test_batch_size, e.amp)
                       for s, e in zip(students, cfgs)]
         share = (time.perf_counter() - start) / len(chunk)
-        for (method, ipc, e, source, d), metrics in zip(chunk, tested):
+        for (_, _, e, source, d), metrics in zip(chunk, tested):
             metrics = {**metrics, "seconds": share, "recover_seconds": d.meta.get("seconds", 0.0)}
             self.cache.get_or_make("evaluation", (*source, e),
                                    lambda folder, m=metrics: write_json(m, folder / "metrics.json"),

@@ -19,7 +19,8 @@ Supported: ConvNets with BatchNorm (`convnet{D}[_w{W}]`), online soft labels wit
 SGD, the per-epoch cosine (with or without warm-up), every AugConfig, bf16 autocast on CUDA (`amp`).
 Refused with a one-line error: anything else (stored or hard labels, the mse_gt loss, validation during
 training, one-cycle, EMA, label smoothing, other architectures, amp_cpu, channels_last, compile, torchrun).
-The studies, `cda run` and `cda tune` use it through RunConfig.students_at_once (Workspace.evaluations_at_once). Speed (benchmarks/students_batched.py, results/bench/students_batched-cpu.*):
+The studies, `cda run` and `cda tune` use it through RunConfig.students_at_once
+(Workspace.evaluations_at_once). Speed (benchmarks/students_batched.py, results/bench/students_batched-cpu.*):
 on the shared 2-core CPU, 5 convnet3 students at once ran 1.6x (load ~4-7) and 1.2x (load ~9) as many
 students per second as train_student one at a time; convolutions dominate either way. Memory grows
 K-fold: K students of batch B hold the activations of one network at batch K x B.

@@ -6,7 +6,19 @@ import pytest
 
 from cda.config import ConfigError, EvalConfig, preset, with_field
 from cda.pipeline import Workspace
-from cda.tuning import CUDD_GRID, DEFAULT_STAGES, TuneConfig, _parse, _stage, _winner, best_mean, sensitivity, tune
+from cda.tuning import (
+    CUDD_GRID,
+    DEFAULT_STAGES,
+    FAST_GRID,
+    TUNE_STAGES,
+    TuneConfig,
+    _parse,
+    _stage,
+    _winner,
+    best_mean,
+    sensitivity,
+    tune,
+)
 
 
 def _rows(points):
@@ -141,3 +153,12 @@ def test_the_command_line_names_every_stage_and_a_subset_writes_beside_the_full_
         cli.main(["tune", "--preset", "smoke", "--output-root", str(tmp_path), "--ipc", "1", "--stages", "protocol",
                   "--no-progress"])
     assert seen["tc"].ipc == 1 and seen["csv"].name == "smoke-ipc1-protocol.csv"
+    # the faster-convergence stage joins only when asked for: the default run keeps its meaning
+    assert TuneConfig().fast == () and "fast" in TUNE_STAGES and "fast" not in DEFAULT_STAGES
+    assert {k for k, _ in FAST_GRID} >= {"schedule", "ema_decay", "label_smoothing", "lr", "aug.batch_size"}
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--preset", "smoke", "--output-root", str(tmp_path), "--no-progress"])
+    assert seen["tc"].fast == () and seen["csv"].name == "smoke.csv"
+    with pytest.raises(SystemExit):
+        cli.main(["tune", "--preset", "smoke", "--output-root", str(tmp_path), "--stages", "fast", "--no-progress"])
+    assert seen["tc"].fast == FAST_GRID and seen["tc"].protocol == () and seen["csv"].name == "smoke-fast.csv"
