@@ -31,9 +31,10 @@ from .runtime import Speeds
 # by the older code are never reused as if the new code had made them. Version 1 hashes as the keys
 # did before versions existed.
 CODE_VERSIONS = {
-    "teacher": 2, "distilled": 3, "slots": 3, "labels": 3, "evaluation": 3, "robustness": 3,
+    "teacher": 2, "distilled": 3, "slots": 3, "labels": 3, "evaluation": 3, "robustness": 3, "continual": 2,
 }  # 2: crops resampled inside their box (augment.apply_views), as torchvision does;
-#    3: recovery's BatchNorm statistics in one fused pass (the same loss, other float rounding)
+#    3: recovery's BatchNorm statistics in one fused pass (the same loss, other float rounding);
+#    continual 2: its students take the run's student speed settings, which its key always held
 
 
 def artifact_key(kind: str, *configs: Any) -> str:

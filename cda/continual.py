@@ -29,6 +29,7 @@ from torch import nn
 from .config import EvalConfig
 from .data import _subset
 from .recover import Distilled
+from .runtime import PLAIN, Speed
 from .student import evaluate
 
 
@@ -39,10 +40,11 @@ def class_order(num_classes: int, seed: int = 0) -> list[int]:
 
 def class_incremental(distilled: Distilled, test_split, cfg: EvalConfig, teacher: nn.Module | None = None, *,
                       steps: int = 5, class_order_seed: int = 0, device: str = "cpu",
-                      progress: bool = True) -> dict:
+                      progress: bool = True, speed: Speed = PLAIN) -> dict:
     """Train a fresh student per step on the images of the classes seen so far and test it on their
-    test images. Returns {"class_order": [...], "steps": [{"step", "classes" (seen), "new_classes",
-    "num_images", "num_test", "top1", "top5", "seconds"}, ...], "top1": [one per step]}."""
+    test images (`speed`: the students' layout and compilation, cda.runtime). Returns {"class_order":
+    [...], "steps": [{"step", "classes" (seen), "new_classes", "num_images", "num_test", "top1", "top5",
+    "seconds"}, ...], "top1": [one per step]}."""
     info = test_split.info
     c = info.num_classes
     if type(steps) is not int or steps < 1 or c % steps:
@@ -67,7 +69,7 @@ def class_incremental(distilled: Distilled, test_split, cfg: EvalConfig, teacher
         tested = torch.isin(test_split.labels.cpu(), torch.tensor(seen))
         test = _subset(test_split, torch.nonzero(tested)[:, 0].numpy(), train=False)
         metrics = evaluate(part, test, replace(cfg, val_every=0), teacher, device=device, progress=progress,
-                           desc=f"continual step {s + 1}/{steps}")
+                           desc=f"continual step {s + 1}/{steps}", speed=speed)
         out.append({"step": s + 1, "classes": sorted(seen), "new_classes": order[s * per_step:(s + 1) * per_step],
                     "num_images": int(keep.sum()), "num_test": len(test), "top1": float(metrics["top1"]),
                     "top5": float(metrics["top5"]), "seconds": time.perf_counter() - start})

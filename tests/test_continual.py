@@ -47,3 +47,17 @@ def test_bad_input_is_refused_plainly(tiny_data):
         class_incremental(d, test, EvalConfig(labels="stored"), steps=5, progress=False)
     with pytest.raises(ValueError, match=r"no images of class\(es\) \[9\]"):
         class_incremental(Distilled(d.images[:9], d.labels[:9]), test, CFG, steps=5, progress=False)
+
+
+def test_each_step_trains_with_the_speed_its_key_holds(tiny_data, monkeypatch):
+    """The cache stamps the run's student speed settings into a continual result's key
+    (cda.cache.stamped), so every step's student must train with them."""
+    import cda.continual as continual
+    from cda.runtime import Speed
+
+    train, test = tiny_data
+    seen = []
+    monkeypatch.setattr(continual, "evaluate", lambda *a, **k: seen.append(k["speed"]) or {"top1": 50.0, "top5": 90.0})
+    fast = Speed(channels_last=True)
+    class_incremental(real_subset(train, 1), test, CFG, steps=5, progress=False, speed=fast)
+    assert seen == [fast] * 5

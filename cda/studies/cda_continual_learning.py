@@ -39,7 +39,7 @@ def continual(ctx: Context, method: str, ipc: int, e, opts, steps: int = STEPS) 
         d, teacher, _ = ws._student_inputs(method, ipc, opts, source, e)
         ws.log(f"continual: {e.arch} on {method} IPC {ipc}, {steps} steps (seed {e.seed})")
         out = class_incremental(d, ws.tested_on(e), e, teacher, steps=steps, device=ws.cfg.device,
-                                progress=ws.progress)
+                                progress=ws.progress, speed=ws.runtime.speeds.student)  # as the key says
         write_json(out, folder / "continual.json")
 
     return ws.cache.get_or_make("continual", (*source, e, {"steps": steps, "class_order_seed": 0}),
