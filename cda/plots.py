@@ -294,10 +294,11 @@ def heatmap(table: pd.DataFrame, xlabel: str, title: str | None = None) -> Figur
     """A method x architecture table of top-1 as an annotated heatmap."""
     import seaborn as sns
 
-    fig, ax = new_figure(figsize=(1.3 * table.shape[1] + 1.8, 0.55 * table.shape[0] + 1.2))
+    fig, ax = new_figure(figsize=(1.3 * table.shape[1] + 2.4, 0.55 * table.shape[0] + 1.2))
     sns.heatmap(table.astype(float), annot=True, fmt=".1f", cmap="viridis", cbar_kws={"label": "top-1 (%)"}, ax=ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("")
+    ax.tick_params(axis="y", rotation=0)  # row names read across, however few rows
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -50,3 +50,16 @@ def test_papermill_at_smoke_writes_runs_not_results(monkeypatch, tmp_path):
     assert not (project / "results").exists() and not (project / "figures").exists()
     run(publish=True)  # from the cache: seconds
     assert (project / "results" / NOTEBOOK.stem / "smoke.csv").is_file()
+
+
+def test_a_study_reads_its_commit_when_it_opens_its_workspace(tmp_path, monkeypatch):
+    """A build takes minutes to hours, and the checkout may move meanwhile: the provenance names the
+    commit the study started with (read once per process), not the one at the end."""
+    from cda import results, studies
+
+    monkeypatch.setenv("CDA_CACHE_DIR", str(tmp_path / "cache"))
+    results.git_commit.cache_clear()
+    s = studies.open("cudd_diversity", "smoke", root=tmp_path, progress=False, log=lambda m: None)
+    assert results.git_commit.cache_info().currsize == 0
+    s.ws  # noqa: B018 (opening the workspace reads nothing else: no data, no teacher)
+    assert results.git_commit.cache_info().currsize == 1

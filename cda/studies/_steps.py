@@ -259,6 +259,7 @@ class OpenStudy:
             if self.cfg.device.startswith("cuda") or self.cfg.data.name != "fashion_mnist":
                 self.log(f"{self.name}: preset {self.preset!r} on {self.cfg.data.name}, device {self.cfg.device}")
             self._ws = Workspace(self.cfg, self.progress, self.log)
+            self._ws.commit  # noqa: B018 (read now: the provenance names the code this run started with)
             self.cfg = self._ws.cfg  # with speed="auto", the settings chosen for this machine
         return self._ws
 

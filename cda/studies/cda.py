@@ -153,7 +153,7 @@ def main_results(ctx: Context, ipcs=None, students=None, extra_student_max_ipc: 
 # Cross-architecture (also CUDD's).
 
 def draw_cross(df: pd.DataFrame, images: dict) -> dict:
-    return {"heatmap": plots.heatmap(top1(df, "method", "student"), "student architecture",
+    return {"heatmap": plots.heatmap(top1(df, "method", "student").rename(index=NAMES.__getitem__), "student architecture",
                                      f"recovered with {df.teacher.iloc[0]}")}
 
 

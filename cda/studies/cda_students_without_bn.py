@@ -12,7 +12,7 @@ from ..models import create_model
 from ..paths import project_root, results_path
 from ..results import read_results
 from ..verdicts import Claim
-from ._core import Context, Notebook, readable, study, top1
+from ._core import NAMES, Context, Notebook, readable, study, top1
 
 # Transformer and MLP students cost several ConvNet students each on 2 CPU cores (the notebooks quote the
 # measured seconds), so at the cpu and digits presets they run one seed and their cells' verdicts are
@@ -103,7 +103,7 @@ def gap_table(df: pd.DataFrame, base: str) -> pd.DataFrame:
 
 
 def draw_students(df: pd.DataFrame, images: dict) -> dict:
-    return {"heatmap": plots.heatmap(top1(student_label(df), "method", "student"), "student",
+    return {"heatmap": plots.heatmap(top1(student_label(df), "method", "student").rename(index=NAMES.__getitem__), "student",
                                      f"sets recovered with {df.teacher.iloc[0]}")}
 
 

@@ -25,10 +25,11 @@ def _draw(df: pd.DataFrame, images: dict) -> dict:
             stats = df[df.metric == measure].groupby("variant", sort=False)["value"].agg(["mean", "std"])
             for i, (m, sd) in enumerate(zip(stats["mean"], stats["std"].fillna(0))):
                 ax.barh(i, m, xerr=sd, color=f"C{i % 10}", capsize=3, height=0.6)
-                ax.text(m, i, f" {m:.3f}", va="center", fontsize=6)
+                ax.text(m + sd, i - 0.32, f"{m:.3f}", ha="center", va="bottom", fontsize=6)  # above the bar's end
             ax.set_yticks(range(len(stats)))
             ax.set_yticklabels(stats.index, fontsize=7)
             ax.invert_yaxis()
+            ax.set_xlim(0, 1.12 * max(stats["mean"] + stats["std"].fillna(0)))
             ax.set_xlabel(measure)
             ax.grid(axis="x", alpha=0.3)
         fig.tight_layout()
