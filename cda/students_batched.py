@@ -21,9 +21,12 @@ Refused with a one-line error: anything else (stored or hard labels, the mse_gt 
 training, one-cycle, EMA, label smoothing, other architectures, amp_cpu, channels_last, compile, torchrun).
 The studies, `cda run` and `cda tune` use it through RunConfig.students_at_once
 (Workspace.evaluations_at_once). Speed (benchmarks/students_batched.py, results/bench/students_batched-cpu.*):
-on the shared 2-core CPU, 5 convnet3 students at once ran 1.6x (load ~4-7) and 1.2x (load ~9) as many
-students per second as train_student one at a time; convolutions dominate either way. Memory grows
-K-fold: K students of batch B hold the activations of one network at batch K x B.
+on this 2-core CPU with nothing else running (load 1.6-1.9), 5 convnet3 students at once trained 0.67x as
+many students per second as train_student one at a time (7.3 s against 4.9 s). The grouped convolutions
+run no faster than K separate ones here, so the CPU presets keep students_at_once=1. The 1.6x measured
+earlier was under a load of 4-7, which penalizes the K separate calls more. Where it should pay: GPUs,
+whose kernels for one small student leave most of the device idle (not measured: no GPU was lent).
+Memory grows K-fold: K students of batch B hold the activations of one network at batch K x B.
 """
 from __future__ import annotations
 

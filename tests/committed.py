@@ -9,11 +9,7 @@ from cda import studies
 ROOT = Path(__file__).resolve().parents[1]
 
 NOT_BUILT_AT_CPU = frozenset({
-    "cda_squeeze_grid",
-    "cda_students_without_bn",
     "cda_transformer_students",
-    "cda_continual_learning",
-    "cudd_diversity",
     "cudd_student_loss",
 })
 
