@@ -100,7 +100,8 @@ def study(name: str, title: str, *, grid: tuple[str, ...] = (), draw: Callable, 
                 raise ValueError(f"study {name!r}: claim id {c.id!r} is declared twice; give it another id")
             if c.study not in ("", name):
                 raise ValueError(f"study {name!r}: claim {c.id!r} names study {c.study!r}; leave `study` unset")
-        STUDIES[name] = Study(name, title, compute, draw, tables, main, notebook, tuple(grid),
+        # every figure is drawn in the theme, whatever the study's own code does
+        STUDIES[name] = Study(name, title, compute, plots._themed(draw), tables, main, notebook, tuple(grid),
                               tuple(replace(c, study=name) for c in claims), config)
         return compute
     return register

@@ -66,20 +66,19 @@ def _rows(ctx: Context, method: str, ipc: int, e, opts, seed: int, steps: int) -
 def _draw(df: pd.DataFrame, images: dict) -> dict:
     """Top-1 on the seen classes against the step: one line per method, a band over seeds (min to max)."""
     sub = df[df.metric == "top1"]
-    with plots.themed():
-        fig, ax = plots.new_figure(figsize=(5, 3.2))
-        for i, (method, g) in enumerate(sub.groupby("method", sort=False)):
-            stats = g.groupby("step")["value"].agg(["mean", "min", "max"])
-            color = plots.method_color(method, i)
-            ax.plot(stats.index, stats["mean"], marker="o", color=color, label=NAMES[method])
-            ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2, lw=0)
-        classes = sub.groupby("step")["classes_seen"].first()
-        ax.set_xticks(list(classes.index))
-        ax.set_xticklabels([f"{int(s)}\n({int(c)} cl.)" for s, c in classes.items()], fontsize=7)
-        ax.set_xlabel("step (classes seen)")
-        ax.set_ylabel("top-1 on the seen classes (%)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
+    fig, ax = plots.new_figure(figsize=(5, 3.2))
+    for i, (method, g) in enumerate(sub.groupby("method", sort=False)):
+        stats = g.groupby("step")["value"].agg(["mean", "min", "max"])
+        color = plots.method_color(method, i)
+        ax.plot(stats.index, stats["mean"], marker="o", color=color, label=NAMES[method])
+        ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2, lw=0)
+    classes = sub.groupby("step")["classes_seen"].first()
+    ax.set_xticks(list(classes.index))
+    ax.set_xticklabels([f"{int(s)}\n({int(c)} cl.)" for s, c in classes.items()], fontsize=7)
+    ax.set_xlabel("step (classes seen)")
+    ax.set_ylabel("top-1 on the seen classes (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
     return {"accuracy_vs_step": fig}
 
 

@@ -19,20 +19,19 @@ ONE_STAGE = "one stage (no curriculum)"  # cudd_ablation's variant: its sets are
 
 def _draw(df: pd.DataFrame, images: dict) -> dict:
     """One panel per measure: the mean over seeds per set, with the spread over seeds (std)."""
-    with plots.themed():
-        fig, axes = plots.new_figure(1, len(MEASURES), figsize=(10, 0.4 * df.variant.nunique() + 1.4), sharey=True)
-        for ax, measure in zip(axes, MEASURES):
-            stats = df[df.metric == measure].groupby("variant", sort=False)["value"].agg(["mean", "std"])
-            for i, (m, sd) in enumerate(zip(stats["mean"], stats["std"].fillna(0))):
-                ax.barh(i, m, xerr=sd, color=f"C{i % 10}", capsize=3, height=0.6)
-                ax.text(m + sd, i - 0.32, f"{m:.3f}", ha="center", va="bottom", fontsize=6)  # above the bar's end
-            ax.set_yticks(range(len(stats)))
-            ax.set_yticklabels(stats.index, fontsize=7)
-            ax.invert_yaxis()
-            ax.set_xlim(0, 1.12 * max(stats["mean"] + stats["std"].fillna(0)))
-            ax.set_xlabel(measure)
-            ax.grid(axis="x", alpha=0.3)
-        fig.tight_layout()
+    fig, axes = plots.new_figure(1, len(MEASURES), figsize=(10, 0.4 * df.variant.nunique() + 1.4), sharey=True)
+    for ax, measure in zip(axes, MEASURES):
+        stats = df[df.metric == measure].groupby("variant", sort=False)["value"].agg(["mean", "std"])
+        for i, (m, sd) in enumerate(zip(stats["mean"], stats["std"].fillna(0))):
+            ax.barh(i, m, xerr=sd, color=f"C{i % 10}", capsize=3, height=0.6)
+            ax.text(m + sd, i - 0.32, f"{m:.3f}", ha="center", va="bottom", fontsize=6)  # above the bar's end
+        ax.set_yticks(range(len(stats)))
+        ax.set_yticklabels(stats.index, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1.12 * max(stats["mean"] + stats["std"].fillna(0)))
+        ax.set_xlabel(measure)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
     return {"measures": fig}
 
 
